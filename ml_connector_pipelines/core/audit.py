@@ -1,0 +1,92 @@
+"""The record-level audit trail: one append-only row per record per action (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ml_connector_pipelines.core.redact import redact
+from ml_connector_pipelines.core.tables import audit_events, utcnow
+
+if TYPE_CHECKING:
+    from ml_connector_pipelines.core.store import StateStore
+
+ACTIONS = (
+    "created",
+    "updated",
+    "recreated",
+    "skipped",
+    "flagged",
+    "failed",
+    "deleted",
+    "posted",
+    "status",
+    "alert",
+)
+
+
+@dataclass
+class AuditEvent:
+    id: int
+    at: datetime
+    tenant: str
+    flow: str
+    source_id: str
+    action: str
+    target_id: str | None
+    run_id: str | None
+    partition: str | None
+    reason: str | None
+    details: dict[str, Any] | None
+
+
+class AuditWriter:
+    """Writes and reads audit rows. There is deliberately no way to change or delete one."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def record(
+        self,
+        tenant: str,
+        flow: str,
+        source_id: str,
+        action: str,
+        *,
+        run_id: str | None = None,
+        partition: str | None = None,
+        target_id: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
+        values = {
+            "at": utcnow(),
+            "tenant": tenant,
+            "flow": flow,
+            "source_id": source_id,
+            "action": action,
+            "target_id": target_id,
+            "run_id": run_id,
+            "partition": partition,
+            # Reasons quote exception text: mask any secret this process has decrypted.
+            "reason": redact(reason) if reason is not None else None,
+            "details": details,
+        }
+        with self.store.session() as conn:
+            event_id = conn.execute(sa.insert(audit_events).values(**values)).inserted_primary_key[0]
+        return AuditEvent(id=event_id, **values)
+
+    def history(self, tenant: str, flow: str | None = None, record: str | None = None) -> list[AuditEvent]:
+        """Oldest first. `record` is a source id."""
+        query = sa.select(audit_events).where(audit_events.c.tenant == tenant)
+        if flow is not None:
+            query = query.where(audit_events.c.flow == flow)
+        if record is not None:
+            query = query.where(audit_events.c.source_id == record)
+        with self.store.session() as conn:
+            return [AuditEvent(**row) for row in conn.execute(query.order_by(audit_events.c.id)).mappings()]

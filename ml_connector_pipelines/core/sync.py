@@ -1,0 +1,251 @@
+"""Exactly-once pushes to targets without idempotency (DESIGN.md §4), shared by every flow.
+
+For each source record a flow calls `SyncSession.sync` with callables that do the I/O; the
+session decides, from the ledger, whether to create, update, recreate or skip, and writes the
+ledger and one audit row per outcome:
+
+- done with the same content hash: skipped, no call to the target.
+- another live run holds the record: skipped.
+- pending from a run that died or failed: `lookup()` first; if the target already has it, the
+  ledger is completed without a second create.
+- done with another hash: `update(target_id)`, else `recreate(old_id)` for immutable targets.
+- TargetRejected / ValidationFailed: flagged with the target's message, and alerted.
+- OutcomeUnknown: `lookup()`; found -> done; not found -> one more try; unknown again -> failed.
+- any other error: failed; the ledger stays pending so the next run looks the record up first.
+
+Pass `lookup` (find the record in the target by the external reference stored there) unless
+`create` is idempotent on its own (Stripe Idempotency-Key, Wise customerTransactionId).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ml_connector_pipelines.core.alerts import Alerts
+from ml_connector_pipelines.core.audit import AuditWriter
+from ml_connector_pipelines.core.errors import OutcomeUnknown, TargetRejected, ValidationFailed
+from ml_connector_pipelines.core.ledger import ClaimLost, Ledger, LedgerEntry
+
+if TYPE_CHECKING:
+    from ml_connector_pipelines.core.store import StateStore
+
+BASE_ACTIONS = ("created", "updated", "skipped", "flagged", "failed")
+
+
+def content_hash(obj: Any) -> str:
+    """sha256 of canonical JSON: key order and whitespace do not change the hash."""
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class SyncResult:
+    source_id: str
+    action: str
+    target_id: str | None
+    reason: str | None
+
+
+class SyncSession:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        tenant: str,
+        flow: str,
+        run_id: str,
+        partition: str | None,
+        alerts: Alerts | None = None,
+        lease_seconds: int = 900,
+    ) -> None:
+        self.tenant = tenant
+        self.flow = flow
+        self.run_id = run_id
+        self.partition = partition
+        self.ledger = Ledger(store)
+        self.audit = AuditWriter(store)
+        self.alerts = alerts or Alerts(self.audit)
+        # How long a claim by another run blocks this one: past it, that run is presumed dead.
+        self.lease_seconds = lease_seconds
+        self.results: list[SyncResult] = []
+
+    def sync(
+        self,
+        source_id: str,
+        content_hash: str,
+        *,
+        create: Callable[[], str],
+        lookup: Callable[[], str | None] | None = None,
+        update: Callable[[str], str] | None = None,
+        recreate: Callable[[str], str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> SyncResult:
+        """Bring the target in line with one source record; see the module docstring."""
+        current = self.ledger.get(self.tenant, self.flow, source_id)
+        if current is not None and current.status == "done" and current.content_hash == content_hash:
+            return self._outcome(source_id, "skipped", current.target_id, "unchanged")
+        entry = self._claim(source_id)
+        if entry is None:
+            return self._in_progress(source_id)
+        try:
+            action, target_id, reason = self._push(entry, create, lookup, update, recreate)
+        except (TargetRejected, ValidationFailed) as exc:
+            return self._flag(source_id, _message(exc), content_hash)
+        except Exception as exc:
+            # The call may have reached the target: stay pending so the next run looks it up.
+            reason = f"{type(exc).__name__}: {exc}"
+            self.ledger.release(
+                self.tenant, self.flow, source_id, self.run_id, keep_pending=True, reason=reason
+            )
+            return self._outcome(source_id, "failed", entry.target_id, reason)
+        if action == "skipped":
+            self.ledger.release(self.tenant, self.flow, source_id, self.run_id)
+            return self._outcome(source_id, action, entry.target_id, reason)
+        try:
+            self.ledger.complete(
+                self.tenant,
+                self.flow,
+                source_id,
+                self.run_id,
+                target_id,
+                content_hash,
+                extra={**(extra or {}), **_previous_ids(entry, target_id)},
+            )
+        except ClaimLost as exc:
+            # This run outlived its lease and another took the record over; that run's lookup
+            # will find what was just written, so only report it.
+            return self._outcome(source_id, "failed", target_id, str(exc))
+        return self._outcome(source_id, action, target_id, reason)
+
+    def flag(
+        self, source_id: str, reason: str, *, field: str | None = None, content_hash: str | None = None
+    ) -> SyncResult:
+        """Flag a record before any call to the target (bad or unmappable source data)."""
+        if self._claim(source_id) is None:
+            return self._in_progress(source_id)
+        return self._flag(source_id, f"{field}: {reason}" if field else reason, content_hash)
+
+    def note(
+        self,
+        source_id: str,
+        action: str,
+        *,
+        target_id: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> SyncResult:
+        """Record an outcome the ledger does not track (a status posted back, a file moved...)."""
+        return self._outcome(source_id, action, target_id, reason, details)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(result.action for result in self.results)
+        return {action: counted.get(action, 0) for action in BASE_ACTIONS} | dict(counted)
+
+    def summary(self) -> pd.DataFrame:
+        columns = ["source_id", "action", "target_id", "reason"]
+        return pd.DataFrame([[getattr(r, c) for c in columns] for r in self.results], columns=columns)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _push(
+        self,
+        entry: LedgerEntry,
+        create: Callable[[], str],
+        lookup: Callable[[], str | None] | None,
+        update: Callable[[str], str] | None,
+        recreate: Callable[[str], str] | None,
+    ) -> tuple[str, str | None, str | None]:
+        """The calls to the target for a claimed record -> (action, target id, reason)."""
+        old_id = entry.target_id
+        if entry.previous_status == "pending" and lookup is not None:
+            # A run died (or failed) after claiming: its create may have committed. A hit with
+            # the old id proves nothing (it existed before), so only a new id counts.
+            found = lookup()
+            if found is not None and found != old_id:
+                return ("created" if old_id is None else "recreated"), found, "recovered"
+        if old_id is None:
+            return _with_recovery("created", create, lookup, None)
+        if update is not None:
+            # Updates overwrite, so after an unknown outcome simply sending it again is safe.
+            return _with_recovery("updated", lambda: update(old_id), None, old_id)
+        if recreate is not None:
+            return _with_recovery("recreated", lambda: recreate(old_id), lookup, old_id)
+        return "skipped", old_id, "changed, but this flow cannot change records in the target"
+
+    def _claim(self, source_id: str) -> LedgerEntry | None:
+        return self.ledger.claim(
+            self.tenant, self.flow, source_id, self.run_id, lease_seconds=self.lease_seconds
+        )
+
+    def _in_progress(self, source_id: str) -> SyncResult:
+        holder = self.ledger.get(self.tenant, self.flow, source_id)
+        return self._outcome(
+            source_id, "skipped", None, f"in progress in run {holder.run_id if holder else '?'}"
+        )
+
+    def _flag(self, source_id: str, reason: str, content_hash: str | None) -> SyncResult:
+        entry = self.ledger.flag(
+            self.tenant, self.flow, source_id, self.run_id, reason, content_hash=content_hash
+        )
+        result = self._outcome(source_id, "flagged", entry.target_id, reason)
+        self.alerts.alert(self.tenant, self.flow, source_id, reason, run_id=self.run_id)
+        return result
+
+    def _outcome(
+        self,
+        source_id: str,
+        action: str,
+        target_id: str | None,
+        reason: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> SyncResult:
+        self.audit.record(
+            self.tenant,
+            self.flow,
+            source_id,
+            action,
+            run_id=self.run_id,
+            partition=self.partition,
+            target_id=target_id,
+            reason=reason,
+            details=details,
+        )
+        result = SyncResult(source_id=source_id, action=action, target_id=target_id, reason=reason)
+        self.results.append(result)
+        return result
+
+
+def _with_recovery(
+    action: str, call: Callable[[], str], lookup: Callable[[], str | None] | None, old_id: str | None
+) -> tuple[str, str | None, str | None]:
+    """Run a create-like call; on OutcomeUnknown look the record up, else try exactly once more.
+    A second OutcomeUnknown propagates (the record is then failed and stays pending)."""
+    try:
+        return action, call(), None
+    except OutcomeUnknown:
+        if lookup is not None:
+            found = lookup()
+            if found is not None and found != old_id:
+                return action, found, "recovered after unknown outcome"
+        return action, call(), "retried after unknown outcome"
+
+
+def _previous_ids(entry: LedgerEntry, new_id: str | None) -> dict[str, Any]:
+    if entry.target_id is None or entry.target_id == new_id:
+        return {}
+    return {"previous_target_ids": [*entry.extra.get("previous_target_ids", []), entry.target_id]}
+
+
+def _message(exc: Exception) -> str:
+    # The target's own words when there are some; they tell the user what to fix.
+    if isinstance(exc, TargetRejected):
+        return f"{exc.system} rejected it (HTTP {exc.status}): {exc.target_message}"
+    return str(exc)

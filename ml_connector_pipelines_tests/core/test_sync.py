@@ -1,0 +1,273 @@
+"""SyncSession against a small in-memory target that, like Cleo, Cin7, Procurify and M3, has no
+idempotency: every create call makes a new record. Each branch of DESIGN.md §4 is driven for
+real on SQLite and Postgres, and the assertions are on what the target holds afterwards."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from ml_connector_pipelines.core.audit import AuditWriter
+from ml_connector_pipelines.core.errors import (
+    OutcomeUnknown,
+    RetryExhausted,
+    TargetRejected,
+    ValidationFailed,
+)
+from ml_connector_pipelines.core.ledger import Ledger
+from ml_connector_pipelines.core.store import StateStore
+from ml_connector_pipelines.core.sync import SyncSession, content_hash
+
+TENANT, FLOW = "acme", "suppliers"
+
+
+class FakeTarget:
+    """A target system: records keyed by its own ids, each carrying our external reference."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+        self._ids = itertools.count(1)
+        self.commit_then_time_out = 0  # next N creates commit, then the answer is lost
+        self.time_out_before_commit = 0  # next N creates never arrive
+        self.reject_with: str | None = None
+
+    def create(self, ref: str, payload: dict) -> str:
+        if self.reject_with:
+            raise TargetRejected("fake", "POST", "/records", 400, self.reject_with)
+        if self.time_out_before_commit:
+            self.time_out_before_commit -= 1
+            raise OutcomeUnknown("fake", "POST", "/records", 504, "gateway timeout")
+        target_id = f"T{next(self._ids)}"
+        self.records[target_id] = {"ref": ref, **payload}
+        if self.commit_then_time_out:
+            self.commit_then_time_out -= 1
+            raise OutcomeUnknown("fake", "POST", "/records", None, "read timeout")
+        return target_id
+
+    def lookup(self, ref: str) -> str | None:
+        return next((tid for tid, rec in self.records.items() if rec["ref"] == ref), None)
+
+    def update(self, target_id: str, payload: dict) -> str:
+        self.records[target_id].update(payload)
+        return target_id
+
+    def recreate(self, target_id: str, ref: str, payload: dict) -> str:
+        self.records.pop(target_id, None)
+        return self.create(ref, payload)
+
+    def holding(self, ref: str) -> list[dict]:
+        return [rec for rec in self.records.values() if rec["ref"] == ref]
+
+
+def push(session: SyncSession, target: FakeTarget, ref: str, payload: dict, *, mode: str = "update"):
+    return session.sync(
+        ref,
+        content_hash(payload),
+        create=lambda: target.create(ref, payload),
+        lookup=lambda: target.lookup(ref),
+        update=(lambda tid: target.update(tid, payload)) if mode == "update" else None,
+        recreate=(lambda tid: target.recreate(tid, ref, payload)) if mode == "recreate" else None,
+    )
+
+
+def session(store: StateStore, run_id: str, **kwargs) -> SyncSession:
+    return SyncSession(store, tenant=TENANT, flow=FLOW, run_id=run_id, partition="acme|2026-11-20", **kwargs)
+
+
+def test_new_then_same_then_changed(state_store: StateStore) -> None:
+    target = FakeTarget()
+    first = push(session(state_store, "run-1"), target, "S1", {"name": "Acme"})
+    assert (first.action, first.target_id) == ("created", "T1")
+    version = Ledger(state_store).get(TENANT, FLOW, "S1").version
+    again = push(session(state_store, "run-2"), target, "S1", {"name": "Acme"})
+    assert (again.action, again.target_id, again.reason) == ("skipped", "T1", "unchanged")
+    # Rerunning a partition of unchanged records writes no ledger rows (only audit rows).
+    assert Ledger(state_store).get(TENANT, FLOW, "S1").version == version
+    changed = push(session(state_store, "run-3"), target, "S1", {"name": "Acme Ltd"})
+    assert (changed.action, changed.target_id) == ("updated", "T1")
+    assert target.records == {"T1": {"ref": "S1", "name": "Acme Ltd"}}
+    entry = Ledger(state_store).get(TENANT, FLOW, "S1")
+    assert (entry.status, entry.content_hash, entry.run_id) == (
+        "done",
+        content_hash({"name": "Acme Ltd"}),
+        "run-3",
+    )
+    actions = [e.action for e in AuditWriter(state_store).history(TENANT, FLOW, "S1")]
+    assert actions == ["created", "skipped", "updated"]
+
+
+def test_changed_record_on_immutable_target_is_recreated(state_store: StateStore) -> None:
+    target = FakeTarget()
+    push(session(state_store, "run-1"), target, "S1", {"iban": "GB1"}, mode="recreate")
+    push(session(state_store, "run-2"), target, "S1", {"iban": "GB2"}, mode="recreate")
+    result = push(session(state_store, "run-3"), target, "S1", {"iban": "GB3"}, mode="recreate")
+    assert (result.action, result.target_id) == ("recreated", "T3")
+    assert target.records == {"T3": {"ref": "S1", "iban": "GB3"}}
+    entry = Ledger(state_store).get(TENANT, FLOW, "S1")
+    assert entry.extra["previous_target_ids"] == ["T1", "T2"]
+
+
+def test_changed_record_without_update_or_recreate_is_left_as_it_was(state_store: StateStore) -> None:
+    target = FakeTarget()
+    push(session(state_store, "run-1"), target, "S1", {"v": 1})
+    result = session(state_store, "run-2").sync("S1", content_hash({"v": 2}), create=lambda: "never")
+    assert result.action == "skipped" and "cannot change" in result.reason
+    assert target.records == {"T1": {"ref": "S1", "v": 1}}
+    entry = Ledger(state_store).get(TENANT, FLOW, "S1")
+    assert (entry.status, entry.content_hash) == ("done", content_hash({"v": 1}))
+
+
+def test_target_rejection_is_flagged_audited_and_alerted(state_store: StateStore) -> None:
+    target = FakeTarget()
+    target.reject_with = "currency XYZ is not supported"
+    sync = session(state_store, "run-1")
+    result = push(sync, target, "S1", {"currency": "XYZ"})
+    assert result.action == "flagged"
+    assert "currency XYZ is not supported" in result.reason
+    assert target.records == {}
+    entry = Ledger(state_store).get(TENANT, FLOW, "S1")
+    assert entry.status == "flagged" and "XYZ is not supported" in entry.reason
+    history = AuditWriter(state_store).history(TENANT, FLOW, "S1")
+    assert [e.action for e in history] == ["flagged", "alert"]
+    assert all("XYZ is not supported" in e.reason for e in history)
+    # Fixed at the source: rerunning the partition retries the flagged record.
+    target.reject_with = None
+    retried = push(session(state_store, "run-2"), target, "S1", {"currency": "EUR"})
+    assert (retried.action, retried.target_id) == ("created", "T1")
+
+
+def test_validation_failure_is_flagged_without_any_call(state_store: StateStore) -> None:
+    target = FakeTarget()
+
+    def create() -> str:
+        raise ValidationFailed("S1", "bank_account", "IBAN checksum is wrong")
+
+    sync = session(state_store, "run-1")
+    result = sync.sync("S1", content_hash({"iban": "x"}), create=create)
+    flagged_before_call = sync.flag("S2", "unknown GL code 9999", field="gl_account")
+    assert result.action == "flagged" and "IBAN checksum is wrong" in result.reason
+    assert flagged_before_call.reason == "gl_account: unknown GL code 9999"
+    assert target.records == {}
+    statuses = {e.source_id: e.status for e in Ledger(state_store).entries(TENANT, FLOW)}
+    assert statuses == {"S1": "flagged", "S2": "flagged"}
+    assert sync.counts["flagged"] == 2
+
+
+def test_unknown_outcome_after_commit_finds_the_record_instead_of_duplicating(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    target.commit_then_time_out = 1
+    result = push(session(state_store, "run-1"), target, "S1", {"name": "Acme"})
+    assert (result.action, result.target_id) == ("created", "T1")
+    assert result.reason == "recovered after unknown outcome"
+    assert len(target.holding("S1")) == 1
+    assert Ledger(state_store).get(TENANT, FLOW, "S1").status == "done"
+
+
+def test_unknown_outcome_before_commit_is_tried_once_more(state_store: StateStore) -> None:
+    target = FakeTarget()
+    target.time_out_before_commit = 1
+    result = push(session(state_store, "run-1"), target, "S1", {"name": "Acme"})
+    assert (result.action, result.reason) == ("created", "retried after unknown outcome")
+    assert len(target.holding("S1")) == 1
+
+
+def test_unknown_twice_fails_and_next_run_recovers(state_store: StateStore) -> None:
+    target = FakeTarget()
+    target.time_out_before_commit = 1
+    target.commit_then_time_out = 1  # second try commits but the answer is lost again
+    sync = session(state_store, "run-1")
+    result = sync.sync(
+        "S1",
+        content_hash({"n": 1}),
+        create=lambda: target.create("S1", {"n": 1}),
+        # The target's search is eventually consistent: the first lookup misses the record.
+        lookup=lambda: None,
+    )
+    assert result.action == "failed" and "OutcomeUnknown" in result.reason
+    assert Ledger(state_store).get(TENANT, FLOW, "S1").status == "pending"
+    # The failed run let go of its lease, so the next run can recover at once.
+    recovered = push(session(state_store, "run-2"), target, "S1", {"n": 1})
+    assert (recovered.action, recovered.reason) == ("created", "recovered")
+    assert len(target.holding("S1")) == 1
+
+
+def test_crash_between_pending_and_done_is_recovered_without_duplicate(state_store: StateStore) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+    # The crashed run claimed the record, created it in the target, and died before complete().
+    assert ledger.claim(TENANT, FLOW, "S1", "crashed-run") is not None
+    target.create("S1", {"name": "Acme"})
+    # While its lease lasts, another run leaves the record alone.
+    blocked = push(session(state_store, "run-2"), target, "S1", {"name": "Acme"})
+    assert (blocked.action, blocked.reason) == ("skipped", "in progress in run crashed-run")
+    # Once the lease has expired, the next run finds the record instead of creating it again.
+    result = push(session(state_store, "run-3", lease_seconds=0), target, "S1", {"name": "Acme"})
+    assert (result.action, result.target_id, result.reason) == ("created", "T1", "recovered")
+    assert len(target.holding("S1")) == 1
+    assert ledger.get(TENANT, FLOW, "S1").status == "done"
+
+
+def test_crash_before_the_call_creates_after_lookup_misses(state_store: StateStore) -> None:
+    target = FakeTarget()
+    Ledger(state_store).claim(TENANT, FLOW, "S1", "crashed-run")
+    result = push(session(state_store, "run-2", lease_seconds=0), target, "S1", {"name": "Acme"})
+    assert (result.action, result.target_id, result.reason) == ("created", "T1", None)
+    assert len(target.holding("S1")) == 1
+
+
+def test_other_errors_fail_the_record_and_keep_it_pending(state_store: StateStore) -> None:
+    target = FakeTarget()
+
+    def create() -> str:
+        raise RetryExhausted("fake", "POST", "/records", 503, "service unavailable")
+
+    sync = session(state_store, "run-1")
+    result = sync.sync("S1", content_hash({}), create=create, lookup=lambda: target.lookup("S1"))
+    assert result.action == "failed" and "service unavailable" in result.reason
+    entry = Ledger(state_store).get(TENANT, FLOW, "S1")
+    assert entry.status == "pending" and entry.claimed_at is None
+    assert sync.counts == {"created": 0, "updated": 0, "skipped": 0, "flagged": 0, "failed": 1}
+
+
+def test_summary_and_note(state_store: StateStore) -> None:
+    target = FakeTarget()
+    sync = session(state_store, "run-1")
+    push(sync, target, "S1", {"a": 1})
+    push(sync, target, "S1", {"a": 1})
+    sync.note("S1", "posted", target_id="T1", reason="status written back", details={"status": "paid"})
+    frame = sync.summary()
+    assert list(frame.columns) == ["source_id", "action", "target_id", "reason"]
+    assert frame["action"].tolist() == ["created", "skipped", "posted"]
+    assert sync.counts["posted"] == 1 and sync.counts["created"] == 1
+    assert AuditWriter(state_store).history(TENANT, FLOW, "S1")[-1].details == {"status": "paid"}
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [({"x": 1, "y": [1, 2]}, {"y": [1, 2], "x": 1}), ({"d": "2026-01-01"}, {"d": "2026-01-01"})],
+)
+def test_content_hash_is_canonical(a: dict, b: dict) -> None:
+    assert content_hash(a) == content_hash(b)
+    assert content_hash(a) != content_hash({**a, "z": None})
+
+
+def test_run_that_outlived_its_lease_reports_failure_and_the_new_holder_recovers(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+
+    def slow_create() -> str:
+        # While this run waits on the target, its lease expires and run-2 takes the record over.
+        assert ledger.claim(TENANT, FLOW, "S1", "run-2", lease_seconds=0) is not None
+        return target.create("S1", {"n": 1})
+
+    result = session(state_store, "run-1").sync("S1", content_hash({"n": 1}), create=slow_create)
+    assert result.action == "failed" and "not claimed by run run-1" in result.reason
+    assert ledger.get(TENANT, FLOW, "S1").run_id == "run-2"
+    recovered = push(session(state_store, "run-3", lease_seconds=0), target, "S1", {"n": 1})
+    assert (recovered.action, recovered.target_id, recovered.reason) == ("created", "T1", "recovered")
+    assert len(target.holding("S1")) == 1
