@@ -1,0 +1,128 @@
+"""The webhook receiver: verify, store the raw body in the inbox, answer 200 fast.
+
+It does no processing: sensors turn inbox rows into runs later (DESIGN.md §3). Because it holds no
+state of its own, any number of replicas can run behind a load balancer, all writing one inbox.
+
+Each source (``wise``, ``stripe``, ...) brings a `Verifier`, injected by the caller, so this module
+never imports a system package. A verifier checks the signature with the tenant's key and returns a
+stable event id; the inbox stores each (source, tenant, event id) once, so a redelivery is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+if TYPE_CHECKING:  # only the type: the caller hands in the store-backed inbox
+    from .inbox import Inbox
+
+logger = logging.getLogger("ml_connector.webhooks")
+
+
+class InvalidWebhook(Exception):
+    """The request is not a genuine, well-formed event: missing or bad signature, bad JSON."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class UnknownTenant(InvalidWebhook):
+    """The tenant in the URL has no webhook key for this source."""
+
+
+@dataclass(frozen=True)
+class VerifiedEvent:
+    event_id: str
+    # Test notifications (Wise sends one when a subscription is created) need a 200 but no processing.
+    is_test: bool = False
+
+
+class Verifier(Protocol):
+    def __call__(self, tenant: str, headers: Mapping[str, str], body: bytes) -> VerifiedEvent:
+        """Return the event's id, or raise InvalidWebhook / UnknownTenant. Header names are lower case."""
+        ...
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, max_body_bytes: int) -> bytes:
+    """Read at most max_body_bytes, without trusting Content-Length alone (chunked bodies have none)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        raise _BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body_bytes:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject(status: int, source: str, tenant: str, reason: str) -> JSONResponse:
+    # Logged without the body or headers: they may carry signatures or personal data.
+    logger.warning(
+        "webhook rejected: source=%s tenant=%s status=%s reason=%s", source, tenant, status, reason
+    )
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def create_webhook_app(
+    inbox: Inbox, verifiers: dict[str, Verifier], max_body_bytes: int = 1_000_000
+) -> Starlette:
+    """`POST /webhooks/{source}/{tenant}` stores verified events; `GET /webhooks/health` for probes."""
+
+    async def receive(request: Request) -> JSONResponse:
+        source = request.path_params["source"]
+        tenant = request.path_params["tenant"]
+        verifier = verifiers.get(source)
+        if verifier is None:
+            return _reject(404, source, tenant, "unknown source")
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except _BodyTooLarge:
+            return _reject(413, source, tenant, f"body larger than {max_body_bytes} bytes")
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        try:
+            # Verifiers may look keys up in the database, so they run off the event loop.
+            event = await run_in_threadpool(verifier, tenant, headers, body)
+            payload = body.decode("utf-8")
+        except UnknownTenant as exc:
+            return _reject(404, source, tenant, exc.reason)
+        except InvalidWebhook as exc:
+            return _reject(400, source, tenant, exc.reason)
+        except UnicodeDecodeError:
+            return _reject(400, source, tenant, "body is not UTF-8")
+        if event.is_test:
+            return JSONResponse({"status": "test notification"})
+        stored = await run_in_threadpool(inbox.put, source, tenant, event.event_id, payload)
+        logger.info("webhook %s: source=%s tenant=%s", "stored" if stored else "duplicate", source, tenant)
+        return JSONResponse({"status": "stored" if stored else "duplicate", "event_id": event.event_id})
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "sources": sorted(verifiers)})
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/health", health, methods=["GET"]),
+            Route("/webhooks/{source}/{tenant}", receive, methods=["POST"]),
+        ]
+    )
+
+
+def serve_webhooks(app: Starlette, host: str = "0.0.0.0", port: int = 8800) -> None:
+    """Run the receiver in the foreground (the CLI's `webhooks serve`). Blocks until interrupted."""
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -1,0 +1,171 @@
+"""The webhook receiver served by uvicorn over real HTTP, writing a real inbox (SQLite and Postgres)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+
+import httpx
+import pytest
+import uvicorn
+
+from ml_connector_pipelines.core.inbox import Inbox
+from ml_connector_pipelines.core.store import StateStore
+from ml_connector_pipelines.core.webhooks import (
+    InvalidWebhook,
+    UnknownTenant,
+    VerifiedEvent,
+    create_webhook_app,
+)
+
+SECRETS = {"acme": b"acme-secret", "globex": b"globex-secret"}
+MAX_BODY = 2_000
+
+
+class HmacVerifier:
+    """A minimal source: HMAC-SHA256 over the body in X-Test-Signature, event id in the JSON."""
+
+    def __call__(self, tenant: str, headers: Mapping[str, str], body: bytes) -> VerifiedEvent:
+        secret = SECRETS.get(tenant)
+        if secret is None:
+            raise UnknownTenant(f"unknown tenant {tenant}")
+        expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(headers.get("x-test-signature", ""), expected):
+            raise InvalidWebhook("bad signature")
+        try:
+            event = json.loads(body)
+        except ValueError as exc:
+            raise InvalidWebhook("body is not JSON") from exc
+        return VerifiedEvent(event_id=event["id"], is_test=headers.get("x-test-notification") == "true")
+
+
+def signed(body: bytes, tenant: str = "acme") -> dict[str, str]:
+    return {"X-Test-Signature": hmac.new(SECRETS[tenant], body, hashlib.sha256).hexdigest()}
+
+
+@pytest.fixture
+def inbox(state_db_url: str) -> Inbox:
+    store = StateStore(state_db_url)
+    store.migrate()
+    return Inbox(store)
+
+
+@pytest.fixture
+def client(inbox: Inbox) -> Iterator[httpx.Client]:
+    app = create_webhook_app(inbox, {"test": HmacVerifier()}, max_body_bytes=MAX_BODY)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "webhook server did not start"
+        time.sleep(0.01)
+    with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as http:
+        yield http
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def stored(inbox: Inbox, tenant: str | None = None) -> list[tuple[str, str]]:
+    return sorted((event.event_id, event.payload) for event in inbox.pending("test", tenant))
+
+
+def test_verified_event_is_stored_once(client: httpx.Client, inbox: Inbox) -> None:
+    body = json.dumps({"id": "evt_1", "amount": 10}).encode()
+    first = client.post("/webhooks/test/acme", content=body, headers=signed(body))
+    assert first.status_code == 200
+    assert first.json() == {"status": "stored", "event_id": "evt_1"}
+    # A redelivery is acknowledged (so the sender stops retrying) but not stored again.
+    again = client.post("/webhooks/test/acme", content=body, headers=signed(body))
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    assert stored(inbox) == [("evt_1", body.decode())]
+    # The tenant comes from the URL and is stored with the event.
+    other = json.dumps({"id": "evt_g1"}).encode()
+    assert (
+        client.post("/webhooks/test/globex", content=other, headers=signed(other, "globex")).status_code
+        == 200
+    )
+    assert stored(inbox, "globex") == [("evt_g1", other.decode())]
+    assert stored(inbox, "acme") == [("evt_1", body.decode())]
+
+
+def test_raw_body_is_stored_byte_for_byte(client: httpx.Client, inbox: Inbox) -> None:
+    # Whitespace and key order kept: the stored payload is exactly what was signed.
+    body = '{ "id":"evt_2",  "name": "Müller"}'.encode()
+    assert client.post("/webhooks/test/acme", content=body, headers=signed(body)).status_code == 200
+    assert stored(inbox) == [("evt_2", body.decode())]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "body", "status"),
+    [
+        ("/webhooks/test/acme", {"X-Test-Signature": "0" * 64}, b'{"id":"evt_3"}', 400),
+        ("/webhooks/test/acme", {}, b'{"id":"evt_3"}', 400),
+        # Signed with the other tenant's secret.
+        ("/webhooks/test/acme", signed(b'{"id":"evt_3"}', "globex"), b'{"id":"evt_3"}', 400),
+        ("/webhooks/test/acme", signed(b'{"id": evt_3'), b'{"id": evt_3', 400),
+        ("/webhooks/test/acme", signed(b'{"id":"\xff"}'), b'{"id":"\xff"}', 400),
+        ("/webhooks/test/initech", signed(b'{"id":"evt_3"}'), b'{"id":"evt_3"}', 404),
+        ("/webhooks/stripe/acme", signed(b'{"id":"evt_3"}'), b'{"id":"evt_3"}', 404),
+    ],
+    ids=[
+        "bad-signature",
+        "no-signature",
+        "other-tenant-key",
+        "malformed-json",
+        "not-utf8",
+        "tenant",
+        "source",
+    ],
+)
+def test_rejections_store_nothing(
+    client: httpx.Client, inbox: Inbox, path: str, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    response = client.post(path, content=body, headers=headers)
+    assert response.status_code == status
+    assert "error" in response.json()
+    assert stored(inbox) == []
+
+
+def test_oversized_bodies_are_refused(client: httpx.Client, inbox: Inbox) -> None:
+    body = json.dumps({"id": "evt_big", "pad": "x" * MAX_BODY}).encode()
+    assert client.post("/webhooks/test/acme", content=body, headers=signed(body)).status_code == 413
+
+    # Chunked, with no Content-Length to trust: the cap is enforced while reading.
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 500):
+            yield body[start : start + 500]
+
+    response = client.post("/webhooks/test/acme", content=chunks(), headers=signed(body))
+    assert response.status_code == 413
+    assert stored(inbox) == []
+    # Exactly at the limit is fine.
+    at_limit = json.dumps({"id": "evt_ok", "pad": ""}).encode()
+    at_limit = at_limit.replace(b'""', b'"' + b"y" * (MAX_BODY - len(at_limit)) + b'"')
+    assert len(at_limit) == MAX_BODY
+    assert client.post("/webhooks/test/acme", content=at_limit, headers=signed(at_limit)).status_code == 200
+    assert [event_id for event_id, _ in stored(inbox)] == ["evt_ok"]
+
+
+def test_test_notifications_are_acknowledged_not_stored(client: httpx.Client, inbox: Inbox) -> None:
+    body = b'{"id":"evt_test"}'
+    response = client.post(
+        "/webhooks/test/acme", content=body, headers={**signed(body), "X-Test-Notification": "true"}
+    )
+    assert response.status_code == 200
+    assert stored(inbox) == []
+
+
+def test_health_and_methods(client: httpx.Client) -> None:
+    health = client.get("/webhooks/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "sources": ["test"]}
+    assert client.get("/webhooks/test/acme").status_code == 405
