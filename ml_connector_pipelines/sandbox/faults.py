@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import asdict, dataclass, replace
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Faults and latency apply to simulator routes only, never to ``/_sandbox``.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -85,11 +86,18 @@ class FaultMiddleware:
             await self.app(scope, receive, swallow)
             if fault.hang_seconds:
                 await asyncio.sleep(fault.hang_seconds)
-            body = b'{"error":"Gateway Timeout"}'
+            body = _fault_body("Gateway Timeout")
         else:
-            body = b'{"error":"injected fault"}'
-        response = Response(body, status_code=fault.status, headers=fault.headers, media_type="application/json")
+            body = _fault_body("injected fault")
+        response = Response(
+            body, status_code=fault.status, headers=fault.headers, media_type="application/json"
+        )
         await response(scope, receive, send)
+
+
+def _fault_body(message: str) -> bytes:
+    # An error object (not a bare string): the shape Stripe's SDK insists on, readable by any client.
+    return json.dumps({"error": {"type": "api_error", "message": message}}).encode()
 
 
 def build_app(simulators: list[Any], ctx: SandboxContext) -> Starlette:

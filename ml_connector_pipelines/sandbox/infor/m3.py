@@ -1,0 +1,845 @@
+"""M3 MI programs over the tenant dataset: ``execute`` answers one v2 GET
+``/M3/m3api-rest/v2/execute/{PROGRAM}/{TRANSACTION}`` with the v2 body (see INFOR_SPEC.md).
+
+All values are strings, dates YYYYMMDD. Business failures are HTTP 200 with ``errorMessage`` in
+``results[0]``; malformed requests (unknown transaction, missing mandatory input) are HTTP 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .data import TenantData
+from .query import QueryError, Row, SortedRows, parse_select, sort_key
+from .seed import DIVISION, Record
+
+COMPANY = "100"  # [I] the one company (CONO) of every sandbox tenant
+DEFAULT_MAXRECS = 100  # [I] server default when the caller sends no maxrecs
+
+
+class BusinessError(Exception):
+    """ServerReturnedNOK: the transaction ran and refused."""
+
+    def __init__(self, message: str, field: str = "", code: str = "WXX0001") -> None:
+        super().__init__(message)
+        self.field, self.code = field, code
+
+
+class RequestError(Exception):
+    """HTTP 400 with top-level error keys."""
+
+    def __init__(self, message: str, error_type: str, field: str = "") -> None:
+        super().__init__(message)
+        self.error_type, self.field = error_type, field
+
+
+@dataclass(frozen=True)
+class Call:
+    transaction: str
+    inputs: dict[str, str]
+    maxrecs: int
+    divi: str
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.inputs.get(name, "").strip() or default
+
+
+# Value conversions --------------------------------------------------------------------------------
+
+
+def m3_date(iso: str | None) -> str:
+    return iso.replace("-", "") if iso else ""
+
+
+def parse_date(call: Call, name: str, required: bool = True) -> str | None:
+    value = call.get(name)
+    if not value and not required:
+        return None
+    try:
+        if len(value) != 8 or not value.isdigit():
+            raise ValueError
+        return date(int(value[:4]), int(value[4:6]), int(value[6:8])).isoformat()
+    except ValueError:
+        raise BusinessError(f"Date {value} is invalid", name, "WDT0102") from None
+
+
+def parse_amount(call: Call, name: str, default: str | None = None) -> Decimal:
+    value = call.get(name, default or "")
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise BusinessError(f"Value {value!r} in field {name} is not numeric", name, "WNU0101") from None
+
+
+def number_text(value: Decimal) -> str:
+    """M3 shows numbers without trailing zeros."""
+    return format(value.normalize(), "f")
+
+
+# Tables read by EXPORTMI --------------------------------------------------------------------------
+
+
+def _supplier_row(s: Record) -> Row:
+    return {
+        "IDCONO": COMPANY,
+        "IDSUNO": s["supplier_id"],
+        "IDSUNM": s["name"],
+        "IDCUCD": s["currency"],
+        "IDSTAT": "20" if s["status"] == "active" else "90",
+        "IDCSCD": s.get("country") or "",
+        "IDLMDT": m3_date(s["modified_date"]),
+    }
+
+
+def _customer_row(c: Record) -> Row:
+    return {
+        "OKCONO": COMPANY,
+        "OKCUNO": c["customer_id"],
+        "OKCUNM": c["name"],
+        "OKCUCD": c["currency"],
+        "OKSTAT": "20",
+        "OKCSCD": c.get("country") or "",
+        "OKMAIL": c.get("email") or "",
+        "OKCUA1": c.get("address_line") or "",
+        "OKTOWN": c.get("city") or "",
+        "OKPONO": c.get("post_code") or "",
+        "OKLMDT": m3_date(c["modified_date"]),
+    }
+
+
+RECO = {"open": "0", "paid": "9", "cancelled": "8"}
+
+
+def _ap_row(i: Record) -> Row:
+    return {
+        "EPCONO": COMPANY,
+        "EPDIVI": i["division"],
+        "EPSUNO": i["supplier_id"],
+        "EPSINO": i["invoice_number"],
+        "EPINYR": str(i["invoice_year"]),
+        "EPIVDT": m3_date(i["invoice_date"]),
+        "EPDUDT": m3_date(i.get("due_date")),
+        "EPCUCD": i["currency"],
+        "EPCUAM": i["amount"],
+        "EPRECO": RECO[i["status"]],
+        "EPLMDT": m3_date(i["modified_date"]),
+    }
+
+
+def _ar_row(i: Record) -> Row:
+    return {
+        "ESCONO": COMPANY,
+        "ESDIVI": i["division"],
+        "ESCUNO": i["customer_id"],
+        "ESCINO": i["invoice_number"],
+        "ESINYR": str(i["invoice_year"]),
+        "ESIVDT": m3_date(i["invoice_date"]),
+        "ESDUDT": m3_date(i.get("due_date")),
+        "ESCUCD": i["currency"],
+        "ESCUAM": i["amount"],
+        "ESOPAM": i["open_amount"],
+        "ESRECO": RECO[i["status"]],
+        "ESLMDT": m3_date(i["modified_date"]),
+    }
+
+
+PO_STATUS = {"open": "20", "closed": "85"}  # [I] M3 PO status codes for our two canonical states
+
+
+def _po_row(p: Record) -> Row:
+    return {
+        "IACONO": COMPANY,
+        "IAPUNO": p["po_number"],
+        "IASUNO": p["supplier_id"],
+        "IACUCD": p["currency"],
+        "IAPUDT": m3_date(p["order_date"]),
+        "IAPUST": PO_STATUS.get(p["status"], "20"),
+        "IAFACI": p.get("facility") or "",
+        "IAWHLO": p.get("warehouse") or "",
+        "IALMDT": m3_date(p["modified_date"]),
+        "IAYRE1": p.get("external_ref") or "",
+    }
+
+
+def _po_line_rows(p: Record) -> list[Row]:
+    return [
+        {
+            "IBCONO": COMPANY,
+            "IBPUNO": p["po_number"],
+            "IBPNLI": str(line["line_number"]),
+            "IBITNO": line["item_number"],
+            "IBPITD": line.get("description") or "",
+            "IBORQA": line["quantity"],
+            "IBPUPR": line["unit_price"],
+            "IBLMDT": m3_date(p["modified_date"]),
+        }
+        for line in p["lines"]
+    ]
+
+
+def _gl_row(a: Record) -> Row:
+    return {
+        "EACONO": COMPANY,
+        "EADIVI": "",
+        "EAAITP": str(a["dimension"]),
+        "EAAITM": a["account_id"],
+        "EATX40": a["description"],
+        "EALMDT": m3_date(a["modified_date"]),
+    }
+
+
+@dataclass(frozen=True)
+class Table:
+    entity: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    lmdt: str
+    render: Callable[[TenantData], list[Row]]
+
+
+def _table(entity: str, columns: str, key: str, render: Callable[[TenantData], list[Row]]) -> Table:
+    """Columns and key as space separated names, the way the spec lists them."""
+    names = tuple(columns.split())
+    return Table(entity, names, tuple(key.split()), next(c for c in names if c.endswith("LMDT")), render)
+
+
+TABLES: dict[str, Table] = {
+    "CIDMAS": _table(
+        "suppliers",
+        "IDCONO IDSUNO IDSUNM IDCUCD IDSTAT IDCSCD IDLMDT",
+        "IDSUNO",
+        lambda d: [_supplier_row(r) for r in d.suppliers.values()],
+    ),
+    "OCUSMA": _table(
+        "customers",
+        "OKCONO OKCUNO OKCUNM OKCUCD OKSTAT OKCSCD OKMAIL OKCUA1 OKTOWN OKPONO OKLMDT",
+        "OKCUNO",
+        lambda d: [_customer_row(r) for r in d.customers.values()],
+    ),
+    "FPLEDG": _table(
+        "ap_invoices",
+        "EPCONO EPDIVI EPSUNO EPSINO EPINYR EPIVDT EPDUDT EPCUCD EPCUAM EPRECO EPLMDT",
+        "EPDIVI EPSUNO EPSINO EPINYR",
+        lambda d: [_ap_row(r) for r in d.ap_invoices.values()],
+    ),
+    "FSLEDG": _table(
+        "ar_invoices",
+        "ESCONO ESDIVI ESCUNO ESCINO ESINYR ESIVDT ESDUDT ESCUCD ESCUAM ESOPAM ESRECO ESLMDT",
+        "ESDIVI ESCUNO ESCINO ESINYR",
+        lambda d: [_ar_row(r) for r in d.ar_invoices.values()],
+    ),
+    "MPHEAD": _table(
+        "purchase_orders",
+        "IACONO IAPUNO IASUNO IACUCD IAPUDT IAPUST IAFACI IAWHLO IALMDT IAYRE1",
+        "IAPUNO",
+        lambda d: [_po_row(r) for r in d.purchase_orders.values()],
+    ),
+    "MPLINE": _table(
+        "purchase_orders",
+        "IBCONO IBPUNO IBPNLI IBITNO IBPITD IBORQA IBPUPR IBLMDT",
+        "IBPUNO IBPNLI",
+        lambda d: [row for r in d.purchase_orders.values() for row in _po_line_rows(r)],
+    ),
+    "FCHACC": _table(
+        "gl_accounts",
+        "EACONO EADIVI EAAITP EAAITM EATX40 EALMDT",
+        "EAAITP EAAITM",
+        lambda d: [_gl_row(r) for r in d.gl_accounts.values()],
+    ),
+}
+
+
+def select_rows(data: TenantData, query: str, maxrecs: int) -> tuple[tuple[str, ...], list[Row]]:
+    """Run an EXPORTMI query. Narrow by one equality (hash bucket, cached), then keyset-scan a cached sort."""
+    try:
+        q = parse_select(query)
+    except QueryError as exc:
+        raise BusinessError(f"Invalid query: {exc}", "QERY", "XQE0001") from None
+    table = TABLES.get(q.table)
+    if table is None:
+        raise BusinessError(f"Table {q.table} does not exist", "QERY", "XQE0002")
+    known = table.columns
+    for column in [*q.columns, *(c.column for c in q.conditions), *([q.order_by] if q.order_by else [])]:
+        if column not in known:
+            raise BusinessError(f"Column {column} does not exist in {q.table}", "QERY", "XQE0003")
+    equalities = [c for c in q.conditions if c.op == "="]
+    # Prefer the change date, then anything but the company (which every row shares).
+    eq = next((c for c in equalities if c.column == table.lmdt), None) or next(
+        (c for c in equalities if not c.column.endswith("CONO")), None
+    )
+    order = (q.order_by, *(k for k in table.key if k != q.order_by)) if q.order_by else table.key
+
+    def all_rows() -> list[Row]:
+        return data.cached(("m3-rows", q.table), table.entity, lambda: table.render(data))
+
+    def buckets(column: str) -> dict[Any, list[Row]]:
+        grouped: dict[Any, list[Row]] = {}
+        for row in all_rows():
+            grouped.setdefault(sort_key(row[column]), []).append(row)
+        return grouped
+
+    def build() -> SortedRows:
+        rows = (
+            all_rows()
+            if eq is None
+            else data.cached(("m3-eq", q.table, eq.column), table.entity, lambda: buckets(eq.column)).get(
+                eq.key, []
+            )
+        )
+        return SortedRows.build(rows, order)
+
+    view = data.cached(
+        ("m3-sorted", q.table, eq.column if eq else None, eq.key if eq else None, order), table.entity, build
+    )
+    return q.columns or known, view.scan(q.conditions, maxrecs)
+
+
+def _exportmi_select(data: TenantData, call: Call) -> list[Row]:
+    columns, rows = select_rows(data, call.get("QERY"), call.maxrecs)
+    separator = call.inputs.get("SEPC") or ";"
+    records = [{"REPL": separator.join(row[c] for c in columns)} for row in rows]
+    if call.get("HDRS") == "1":  # [I] the header row does not count against maxrecs
+        records.insert(0, {"REPL": separator.join(columns)})
+    return records
+
+
+# CRS692MI: supplier bank accounts -----------------------------------------------------------------
+
+BANK_ID = "1"  # [I] every seeded supplier has exactly one account, BKID 1
+BANK_FIELDS = {
+    "BANA": "account_holder",
+    "CUCD": "currency",
+    "IBAN": "iban",
+    "SWIF": "bic",
+    "BKAC": "account_number",
+    "ACTY": "account_type",
+    "EMAL": "email",
+    "CSCD": "country",
+    "TOWN": "city",
+    "PONO": "post_code",
+    "ADR1": "address_line",
+    "ECAR": "state",
+}
+
+
+def bank_kind(fields: dict[str, str]) -> str:
+    """The spec's rule, also used to re-derive the kind after ChgBasicData."""
+    if fields.get("IBAN"):
+        return "iban"
+    if fields.get("EMAL"):
+        return "email"
+    return "aba" if fields.get("CSCD") == "US" else "sort_code"
+
+
+def _bank_record(data: TenantData, supplier: Record) -> Row:
+    account = supplier["bank_account"]
+    record = {"BKTP": data.supplier_bank_type, "ACHO": supplier["supplier_id"], "BKID": BANK_ID}
+    record.update({m3: account.get(name) or "" for m3, name in BANK_FIELDS.items()})
+    record["ROUT"] = account.get("aba_routing") or account.get("sort_code") or ""
+    return record
+
+
+def _bank_supplier(data: TenantData, call: Call, need_bkid: bool) -> Record | None:
+    supplier = data.suppliers.get(call.get("ACHO"))
+    if call.get("BKTP") != data.supplier_bank_type or supplier is None or not supplier.get("bank_account"):
+        return None
+    if need_bkid and call.get("BKID") != BANK_ID:
+        return None
+    return supplier
+
+
+def _crs692_list(data: TenantData, call: Call) -> list[Row]:
+    supplier = _bank_supplier(data, call, need_bkid=False)
+    return [_bank_record(data, supplier)] if supplier else []
+
+
+def _crs692_get(data: TenantData, call: Call) -> list[Row]:
+    supplier = _bank_supplier(data, call, need_bkid=True)
+    if supplier is None:
+        raise BusinessError(f"Bank account {call.get('BKID')} does not exist", "BKID", "XRE0103")
+    return [_bank_record(data, supplier)]
+
+
+def _crs692_change(data: TenantData, call: Call) -> list[Row]:
+    supplier = _bank_supplier(data, call, need_bkid=True)
+    if supplier is None:
+        raise BusinessError(f"Bank account {call.get('BKID')} does not exist", "BKID", "XRE0103")
+    fields = _bank_record(data, supplier)
+    for name in [*BANK_FIELDS, "ROUT"]:
+        value = call.inputs.get(name, "").strip()
+        if value == "?":  # [I] M3 convention: blank input means "no change", "?" clears the field
+            fields[name] = ""
+        elif value:
+            fields[name] = value
+    if fields["ACTY"] and fields["ACTY"] not in ("CHECKING", "SAVINGS"):
+        raise BusinessError(f"Account type {fields['ACTY']} is invalid", "ACTY", "WAC0101")
+    kind = bank_kind(fields)
+    account: Record = {"kind": kind}
+    account.update({name: fields[m3] or None for m3, name in BANK_FIELDS.items()})
+    account["aba_routing"] = fields["ROUT"] or None if kind == "aba" else None
+    account["sort_code"] = fields["ROUT"] or None if kind == "sort_code" else None
+    supplier["bank_account"] = account
+    supplier["modified_date"] = data.today_iso
+    data.changed("suppliers")
+    return []
+
+
+# PPS370MI: purchase order batch entry -------------------------------------------------------------
+
+
+def _open_entry(data: TenantData, call: Call) -> Record:
+    entry = data.po_entries.get(call.get("MSGN"))
+    if entry is None or entry["finished"]:
+        raise BusinessError(f"Message number {call.get('MSGN')} does not exist", "MSGN", "XRE0103")
+    return entry
+
+
+def _pps370_start(data: TenantData, call: Call) -> list[Row]:
+    msgn = data.next_number()
+    data.po_entries[msgn] = {"origin": call.get("BAOR"), "heads": {}, "finished": False}
+    return [{"MSGN": msgn}]
+
+
+def _pps370_head(data: TenantData, call: Call) -> list[Row]:
+    entry = _open_entry(data, call)
+    supplier = data.suppliers.get(call.get("SUNO"))
+    if supplier is None:
+        raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    delivery = parse_date(call, "DWDT")
+    puno = data.next_po_number()
+    entry["heads"][puno] = {
+        "po_number": puno,
+        "supplier_id": supplier["supplier_id"],
+        "order_date": delivery,  # [I] the PO date is the requested delivery date we were given
+        "currency": call.get("CUCD", supplier["currency"]),
+        "status": "open",
+        "facility": call.get("FACI", "A01"),
+        "warehouse": call.get("WHLO", "100"),
+        "external_ref": call.get("YRE1") or None,
+        "lines": [],
+        "modified_date": data.today_iso,
+    }
+    return [{"MSGN": call.get("MSGN"), "PUNO": puno}]
+
+
+def _pps370_line(data: TenantData, call: Call) -> list[Row]:
+    head = _open_entry(data, call)["heads"].get(call.get("PUNO"))
+    if head is None:
+        raise BusinessError(f"PO number {call.get('PUNO')} does not exist in this entry", "PUNO", "XRE0103")
+    quantity = parse_amount(call, "ORQA")
+    price = parse_amount(call, "PUPR", "0")
+    if quantity <= 0:
+        raise BusinessError("Quantity must be greater than zero", "ORQA", "WOR0101")
+    if price < 0:
+        raise BusinessError("Price must not be negative", "PUPR", "WPU0101")
+    line = len(head["lines"]) + 1
+    head["lines"].append(
+        {
+            "line_number": line,
+            "item_number": call.get("ITNO"),
+            "description": call.get("PITD") or None,
+            "quantity": number_text(quantity),
+            "unit_price": number_text(price),
+        }
+    )
+    return [{"MSGN": call.get("MSGN"), "PUNO": head["po_number"], "PNLI": str(line)}]
+
+
+def _pps370_finish(data: TenantData, call: Call) -> list[Row]:
+    entry = _open_entry(data, call)
+    for puno, head in entry["heads"].items():
+        if not head["lines"]:
+            raise BusinessError(f"PO {puno} has no lines", "MSGN", "WLI0101")
+    for puno, head in entry["heads"].items():
+        head["modified_date"] = data.today_iso
+        data.purchase_orders[puno] = head
+    entry["finished"] = True
+    data.changed("purchase_orders")
+    return []
+
+
+# APS450MI / APS455MI: supplier invoice batches ----------------------------------------------------
+
+
+def _ap_batch(data: TenantData, call: Call) -> Record:
+    batch = data.ap_batches.get(call.get("INBN"))
+    if batch is None:
+        raise BusinessError(f"Invoice batch {call.get('INBN')} does not exist", "INBN", "XRE0103")
+    return batch
+
+
+def _aps450_head(data: TenantData, call: Call) -> list[Row]:
+    supplier = data.suppliers.get(call.get("SUNO"))
+    if supplier is None:
+        raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    invoice_date = parse_date(call, "IVDT") or ""
+    due_date = parse_date(call, "DUDT", required=False)
+    amount = parse_amount(call, "CUAM")
+    division = call.get("DIVI", call.divi)
+    key = (division, supplier["supplier_id"], call.get("SINO"), invoice_date[:4])
+    # [I] only recorded invoices count as duplicates: an unvalidated batch from a lost answer must not
+    # block the retry that follows it.
+    if key in data.ap_invoices:
+        raise BusinessError("Invoice already exists", "SINO", "WSI0201")
+    inbn = data.next_number()
+    data.ap_batches[inbn] = {
+        "division": division,
+        "supplier_id": key[1],
+        "invoice_number": key[2],
+        "invoice_year": int(key[3]),
+        "invoice_date": invoice_date,
+        "due_date": due_date,
+        "currency": call.get("CUCD", supplier["currency"]),
+        "amount": number_text(amount),
+        "lines": [],
+        "validated": False,
+        "modified_date": data.today_iso,
+    }
+    return [{"INBN": inbn}]
+
+
+def _aps450_line(data: TenantData, call: Call) -> list[Row]:
+    batch = _ap_batch(data, call)
+    if batch["validated"]:
+        raise BusinessError(f"Invoice batch {call.get('INBN')} is already validated", "INBN", "WIN0201")
+    amount = parse_amount(call, "NLAM")
+    gl_account, cost_centre = call.get("AIT1") or None, call.get("AIT2") or None
+    for name, value, dimension in (("AIT1", gl_account, 1), ("AIT2", cost_centre, 2)):
+        account = data.gl_accounts.get(value or "")
+        if value and (account is None or account["dimension"] != dimension):
+            raise BusinessError(f"Accounting identity {value} does not exist", name, "WAI0103")
+    po_number, po_line = call.get("PUNO") or None, call.get("PNLI") or None
+    if po_number:
+        order = data.purchase_orders.get(po_number)
+        if order is None:
+            raise BusinessError(f"PO number {po_number} does not exist", "PUNO", "WPU0103")
+        if po_line and not any(str(line["line_number"]) == po_line for line in order["lines"]):
+            raise BusinessError(f"PO line {po_line} does not exist", "PNLI", "WPN0103")
+    trno = len(batch["lines"]) + 1
+    batch["lines"].append(
+        {
+            "line_number": trno,
+            "line_type": call.get("RDTP"),
+            "amount": number_text(amount),
+            "gl_account": gl_account,
+            "cost_centre": cost_centre,
+            "po_number": po_number,
+            "po_line": int(po_line) if po_line and po_line.isdigit() else None,
+        }
+    )
+    batch["modified_date"] = data.today_iso
+    return [{"INBN": call.get("INBN"), "TRNO": str(trno)}]
+
+
+def _aps450_get(data: TenantData, call: Call) -> list[Row]:
+    batch = _ap_batch(data, call)
+    return [
+        {
+            "INBN": call.get("INBN"),
+            "DIVI": batch["division"],
+            "SUNO": batch["supplier_id"],
+            "SINO": batch["invoice_number"],
+            "INYR": str(batch["invoice_year"]),
+            "IVDT": m3_date(batch["invoice_date"]),
+            "DUDT": m3_date(batch["due_date"]),
+            "CUCD": batch["currency"],
+            "CUAM": batch["amount"],
+            "STAT": "5" if batch["validated"] else "1",  # [I] 1 entered, 5 validated
+            "LMDT": m3_date(batch["modified_date"]),
+        }
+    ]
+
+
+def _aps455_validate(data: TenantData, call: Call) -> list[Row]:
+    batch = _ap_batch(data, call)
+    if call.get("DIVI") and call.get("DIVI") != batch["division"]:
+        raise BusinessError(
+            f"Invoice batch {call.get('INBN')} belongs to division {batch['division']}", "DIVI", "WDI0101"
+        )
+    if batch["validated"]:  # [I] validating twice is a no-op, so a retried call is harmless
+        return []
+    total = sum((Decimal(line["amount"]) for line in batch["lines"]), Decimal(0))
+    if total != Decimal(batch["amount"]):
+        raise BusinessError(
+            f"Sum of lines {number_text(total)} differs from invoice amount {batch['amount']}",
+            "INBN",
+            "WIN0301",
+        )
+    key = (batch["division"], batch["supplier_id"], batch["invoice_number"], str(batch["invoice_year"]))
+    if key in data.ap_invoices:
+        raise BusinessError("Invoice already exists", "SINO", "WSI0201")
+    data.ap_invoices[key] = {
+        "division": batch["division"],
+        "supplier_id": batch["supplier_id"],
+        "invoice_number": batch["invoice_number"],
+        "invoice_year": batch["invoice_year"],
+        "invoice_date": batch["invoice_date"],
+        "due_date": batch["due_date"],
+        "currency": batch["currency"],
+        "amount": batch["amount"],
+        "status": "open",
+        "modified_date": data.today_iso,
+        "lines": batch["lines"],
+        "batch_number": call.get("INBN"),
+    }
+    batch["validated"] = True
+    data.changed("ap_invoices")
+    return []
+
+
+# ARS040MI: customer payment batches ---------------------------------------------------------------
+
+
+def _ar_batch(data: TenantData, call: Call) -> Record:
+    batch = data.ar_batches.get(call.get("PBID"))
+    if batch is None:
+        raise BusinessError(f"Payment batch {call.get('PBID')} does not exist", "PBID", "XRE0103")
+    return batch
+
+
+def _ars040_head(data: TenantData, call: Call) -> list[Row]:
+    pbid = data.next_number()
+    data.ar_batches[pbid] = {
+        "division": call.get("DIVI", call.divi),
+        "payment_date": parse_date(call, "PYDT"),
+        "currency": call.get("CUCD"),
+        "lines": 0,
+        "controlled": False,
+    }
+    return [{"PBID": pbid}]
+
+
+def check_ar_payment(invoice: Record, amount: Decimal) -> Decimal:
+    """The open amount after applying ``amount``; refunds are negative and reopen the invoice."""
+    if invoice["status"] == "cancelled":
+        raise BusinessError(f"Invoice {invoice['invoice_number']} is cancelled", "CINO", "WCI0201")
+    remaining = Decimal(invoice["open_amount"]) - amount
+    if remaining < 0 or remaining > Decimal(invoice["amount"]):
+        raise BusinessError(
+            f"Amount {number_text(amount)} exceeds the open amount {invoice['open_amount']}",
+            "PYAM",
+            "WPY0101",
+        )
+    return remaining
+
+
+def apply_ar_payment(data: TenantData, invoice: Record, amount: Decimal) -> None:
+    """Shared with the SyteLine SLArPayments insert."""
+    remaining = check_ar_payment(invoice, amount)
+    invoice["open_amount"] = number_text(remaining)
+    invoice["status"] = "paid" if remaining == 0 else "open"
+    invoice["modified_date"] = data.today_iso
+    data.changed("ar_invoices", "ar_payments")
+
+
+def _ars040_line(data: TenantData, call: Call) -> list[Row]:
+    batch = _ar_batch(data, call)
+    if batch["controlled"]:
+        raise BusinessError(f"Payment batch {call.get('PBID')} is already controlled", "PBID", "WPB0201")
+    key = (batch["division"], call.get("CUNO"), call.get("CINO"), call.get("INYR"))
+    invoice = data.ar_invoices.get(key)
+    if invoice is None:
+        raise BusinessError(
+            f"Invoice {key[2]}/{key[3]} does not exist for customer {key[1]}", "CINO", "WCI0103"
+        )
+    currency = call.get("CUCD", batch["currency"] or invoice["currency"])
+    if currency != invoice["currency"]:
+        raise BusinessError(
+            f"Currency {currency} differs from invoice currency {invoice['currency']}", "CUCD", "WCU0101"
+        )
+    amount = parse_amount(call, "PYAM")
+    apply_ar_payment(data, invoice, amount)
+    batch["lines"] += 1
+    dimensions = [call.get(f"AIT{n}") for n in range(1, 8)]
+    while dimensions and not dimensions[-1]:
+        dimensions.pop()
+    data.ar_payments.append(
+        {
+            "division": batch["division"],
+            "customer_id": key[1],
+            "invoice_number": key[2],
+            "invoice_year": int(key[3]),
+            "amount": number_text(amount),
+            "currency": currency,
+            "payment_date": batch["payment_date"],
+            "reference": call.get("PYRF"),
+            "dimensions": dimensions,
+            "batch_id": call.get("PBID"),
+            "line_number": batch["lines"],
+        }
+    )
+    return [{"PBID": call.get("PBID"), "TRNO": str(batch["lines"])}]
+
+
+def _ars040_control(data: TenantData, call: Call) -> list[Row]:
+    batch = _ar_batch(data, call)
+    if not batch["lines"]:
+        raise BusinessError(f"Payment batch {call.get('PBID')} has no lines", "PBID", "WPB0301")
+    batch["controlled"] = True  # [I] the amounts were applied per line; controlling twice is a no-op
+    return []
+
+
+def _ars040_list(data: TenantData, call: Call) -> list[Row]:
+    return [
+        {
+            "PBID": p["batch_id"],
+            "TRNO": str(p["line_number"]),
+            "PYRF": p["reference"],
+            "DIVI": p["division"],
+            "CUNO": p["customer_id"],
+            "CINO": p["invoice_number"],
+            "INYR": str(p["invoice_year"]),
+            "PYAM": p["amount"],
+            "CUCD": p["currency"],
+        }
+        for p in data.ar_payments
+        if p["reference"] == call.get("PYRF")
+    ]
+
+
+# CUGEX1MI: extension fields on invoices -----------------------------------------------------------
+
+EXTENSION_FIELDS = {"A030": "status", "A130": "external_id", "A230": "updated_at", "A330": "free_text"}
+
+
+def _extension_keys(call: Call) -> list[str]:
+    return [call.get(f"PK{n:02d}") for n in range(1, 9)]
+
+
+def _cugex_values(call: Call) -> dict[str, str]:
+    values = {}
+    for m3, name in EXTENSION_FIELDS.items():
+        value = call.inputs.get(m3, "").strip()
+        if value:
+            values[name] = "" if value == "?" else value
+    return values
+
+
+def _cugex_add(data: TenantData, call: Call) -> list[Row]:
+    if data.extensions.get(_ext_key(call)) is not None:
+        raise BusinessError("Record already exists", "PK01", "XRE0102")
+    data.set_extension(call.get("FILE"), _extension_keys(call), _cugex_values(call))
+    return []
+
+
+def _cugex_change(data: TenantData, call: Call) -> list[Row]:
+    if data.extensions.get(_ext_key(call)) is None:
+        raise BusinessError("Record does not exist", "PK01", "XRE0103")
+    data.set_extension(call.get("FILE"), _extension_keys(call), _cugex_values(call))
+    return []
+
+
+def _cugex_get(data: TenantData, call: Call) -> list[Row]:
+    record = data.extensions.get(_ext_key(call))
+    if record is None:
+        raise BusinessError("Record does not exist", "PK01", "XRE0103")
+    row = {"FILE": record["file"], **{f"PK{n:02d}": v for n, v in enumerate(record["keys"], start=1)}}
+    row.update({m3: record[name] for m3, name in EXTENSION_FIELDS.items()})
+    row["LMDT"] = m3_date(record["modified_date"])
+    return [row]
+
+
+def _ext_key(call: Call) -> tuple[str, ...]:
+    return (call.get("FILE"), *_extension_keys(call))
+
+
+# Dispatch -----------------------------------------------------------------------------------------
+
+Handler = Callable[[TenantData, Call], list[Row]]
+TRANSACTIONS: dict[tuple[str, str], tuple[tuple[str, ...], Handler]] = {
+    ("EXPORTMI", "Select"): (("QERY",), _exportmi_select),
+    ("CRS692MI", "LstByAccHolder"): (("BKTP", "ACHO"), _crs692_list),
+    ("CRS692MI", "GetBankAccount"): (("BKTP", "ACHO", "BKID"), _crs692_get),
+    ("CRS692MI", "ChgBasicData"): (("BKTP", "ACHO", "BKID"), _crs692_change),
+    ("PPS370MI", "StartEntry"): (("BAOR",), _pps370_start),
+    ("PPS370MI", "AddHead"): (("MSGN", "SUNO", "DWDT"), _pps370_head),
+    ("PPS370MI", "AddLine"): (("MSGN", "PUNO", "ITNO", "ORQA"), _pps370_line),
+    ("PPS370MI", "FinishEntry"): (("MSGN",), _pps370_finish),
+    ("APS450MI", "AddHead"): (("SUNO", "IVDT", "SINO", "CUAM"), _aps450_head),
+    ("APS450MI", "AddLine"): (("INBN", "RDTP", "NLAM"), _aps450_line),
+    ("APS450MI", "GetHead"): (("INBN",), _aps450_get),
+    ("APS455MI", "ValidByBatchNo"): (("INBN",), _aps455_validate),
+    ("ARS040MI", "AddBatchHead"): (("PYDT",), _ars040_head),
+    ("ARS040MI", "AddBatchLine"): (("PBID", "CUNO", "CINO", "INYR", "PYAM"), _ars040_line),
+    ("ARS040MI", "ControlBatch"): (("PBID",), _ars040_control),
+    ("ARS040MI", "LstBatchLines"): (("PYRF",), _ars040_list),
+    ("CUGEX1MI", "AddFieldValue"): (("FILE", "PK01"), _cugex_add),
+    ("CUGEX1MI", "ChgFieldValue"): (("FILE", "PK01"), _cugex_change),
+    ("CUGEX1MI", "GetFieldValue"): (("FILE", "PK01"), _cugex_get),
+}
+OPTIONS = {"maxrecs", "returncols", "cono", "divi", "excludempty", "metadata", "righttrim", "extendedresult"}
+
+
+def execute(
+    data: TenantData, program: str, transaction: str, options: dict[str, str], inputs: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """Run one transaction; returns (HTTP status, v2 body)."""
+    try:
+        records = _run(data, program, transaction, options, inputs)
+    except RequestError as exc:
+        return 400, {
+            "errorMessage": str(exc),
+            "errorType": exc.error_type,
+            "errorField": exc.field,
+            "wasTerminated": True,
+            "nrOfSuccessfullTransactions": 0,
+            "nrOfFailedTransactions": 1,
+        }
+    except BusinessError as exc:
+        result = {
+            "transaction": transaction,
+            "errorMessage": str(exc),
+            "errorType": "ServerReturnedNOK",
+            "errorCode": exc.code,
+            "errorField": exc.field,
+            "records": [],
+        }
+        return 200, {
+            "results": [result],
+            "wasTerminated": False,
+            "nrOfSuccessfullTransactions": 0,
+            "nrOfFailedTransactions": 1,
+        }
+    return 200, {
+        "results": [{"transaction": transaction, "records": records}],
+        "wasTerminated": False,
+        "nrOfSuccessfullTransactions": 1,
+        "nrOfFailedTransactions": 0,
+    }
+
+
+def _run(
+    data: TenantData, program: str, transaction: str, options: dict[str, str], inputs: dict[str, str]
+) -> list[Row]:
+    entry = TRANSACTIONS.get((program, transaction))
+    if entry is None:
+        raise RequestError(
+            f"Transaction {transaction} does not exist in program {program}", "TransactionNotFound"
+        )
+    mandatory, handler = entry
+    for name in mandatory:
+        if not inputs.get(name, "").strip():
+            raise RequestError(
+                f"Mandatory input field {name} is missing", "MandatoryInputFieldNotFound", name
+            )
+    try:
+        maxrecs = int(options.get("maxrecs", DEFAULT_MAXRECS))
+    except ValueError:
+        raise RequestError("maxrecs must be a number", "InvalidParameter", "maxrecs") from None
+    cono = options.get("cono") or inputs.get("CONO") or COMPANY
+    if cono.strip() != COMPANY:
+        raise BusinessError(f"Company {cono} does not exist", "CONO", "WCO0103")
+    call = Call(transaction, inputs, max(maxrecs, 0), options.get("divi") or DIVISION)
+    records = handler(data, call)
+    if maxrecs > 0 and program != "EXPORTMI":  # EXPORTMI already applied it (and may add a header row)
+        records = records[:maxrecs]
+    if options.get("returncols"):
+        wanted = [c.strip() for c in options["returncols"].split(",") if c.strip()]
+        records = [{c: r[c] for c in wanted if c in r} for r in records]
+    if options.get("excludempty", "").lower() == "true":
+        records = [{k: v for k, v in r.items() if v != ""} for r in records]
+    return records
