@@ -1,0 +1,203 @@
+"""M3 MI programs through the ION API gateway, REST v2 (contracts/infor.md §3, INFOR_SPEC "M3").
+
+Every transaction is a GET on `/M3/m3api-rest/v2/execute/{PROGRAM}/{TRANSACTION}` below the API base,
+with options as matrix parameters (`;maxrecs=..;cono=..`, as Infor's Odin SDK sends them) and the
+transaction's input fields as query parameters. Values are strings; dates are YYYYMMDD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from typing import Any
+
+from ...core.errors import ConnectorError, TargetRejected
+from ...core.http import HttpClient, paginate
+
+EXECUTE_PATH = "/M3/m3api-rest/v2/execute"
+EXPORT_SEPARATOR = ";"
+
+Record = dict[str, str]
+
+
+class M3TransactionError(TargetRejected):
+    """M3 refused a transaction: a business error (HTTP 200 with errorMessage) or a bad request (400)."""
+
+    def __init__(
+        self,
+        path: str,
+        status: int,
+        message: str,
+        *,
+        program: str,
+        transaction: str,
+        error_type: str | None = None,
+        error_code: str | None = None,
+        error_field: str | None = None,
+    ) -> None:
+        super().__init__("infor", "GET", path, status, message)
+        self.program = program
+        self.transaction = transaction
+        self.error_type = error_type
+        self.error_code = error_code
+        self.error_field = error_field
+
+
+def is_idempotent(transaction: str) -> bool:
+    """Add* transactions create a record each time they run, so a lost answer must not be retried."""
+    return not transaction.startswith("Add")
+
+
+def m3_date(value: date) -> str:
+    return value.strftime("%Y%m%d")
+
+
+def parse_m3_date(value: str) -> date | None:
+    value = value.strip()
+    if not value or value.strip("0") == "":
+        return None
+    return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+
+
+def m3_literal(value: str) -> str:
+    """A quoted string for an EXPORTMI where clause. The grammar has no escape for quotes."""
+    if "'" in value:
+        raise ValueError(f"value {value!r} contains a quote, which an EXPORTMI query cannot express")
+    return f"'{value}'"
+
+
+def _clean_message(message: str) -> str:
+    # M3 pads messages with spaces; collapse them so the flagged-record reason reads well.
+    return " ".join(message.split())
+
+
+class M3Client:
+    """Executes MI transactions for one tenant; `cono`/`divi` default to the tenant's company context."""
+
+    def __init__(self, http: HttpClient, *, cono: str | None = None, divi: str | None = None) -> None:
+        self.http = http
+        self.cono = cono
+        self.divi = divi
+
+    def execute(
+        self,
+        program: str,
+        transaction: str,
+        *,
+        maxrecs: int | None = None,
+        returncols: Sequence[str] | None = None,
+        cono: str | int | None = None,
+        divi: str | None = None,
+        **fields: Any,
+    ) -> list[Record]:
+        """Run one transaction and return its records (flat FIELD -> string dicts, right-trimmed)."""
+        matrix = {
+            "maxrecs": maxrecs,
+            "returncols": ",".join(returncols) if returncols else None,
+            "cono": cono if cono is not None else self.cono,
+            "divi": divi if divi is not None else self.divi,
+        }
+        path = f"{EXECUTE_PATH}/{program}/{transaction}"
+        request_path = path + "".join(
+            f";{name}={value}" for name, value in matrix.items() if value is not None
+        )
+        params = {name: str(value) for name, value in fields.items() if value is not None}
+        try:
+            response = self.http.get(request_path, params=params, idempotent=is_idempotent(transaction))
+        except TargetRejected as exc:
+            if exc.status != 400:
+                raise
+            # A request-level failure (unknown transaction, missing mandatory field): v2 answers 400
+            # with the error keys at the top level; the HTTP layer keeps only the message.
+            raise M3TransactionError(
+                path, 400, exc.target_message, program=program, transaction=transaction
+            ) from exc
+        body = response.json()
+        results = body.get("results") or []
+        for result in results:
+            if result.get("errorMessage"):
+                raise M3TransactionError(
+                    path,
+                    response.status_code,
+                    _clean_message(result["errorMessage"]),
+                    program=program,
+                    transaction=transaction,
+                    error_type=result.get("errorType"),
+                    error_code=result.get("errorCode"),
+                    error_field=result.get("errorField"),
+                )
+        if not results:
+            return []
+        return [
+            {name: value.rstrip() if isinstance(value, str) else str(value) for name, value in record.items()}
+            for record in results[0].get("records") or []
+        ]
+
+    def select(
+        self,
+        table: str,
+        columns: Sequence[str],
+        *,
+        key: str,
+        where: Iterable[str] = (),
+        page_size: int = 500,
+    ) -> Iterator[Record]:
+        """Stream a table through EXPORTMI/Select, page by page, in `key` order (contract §3.5).
+
+        M3 has no page token. Each page restarts from the last key seen (inclusive, so a key shared by
+        several rows is never skipped) and drops the rows already returned at that key. When one key's
+        rows fill a whole page, that key's rows are read in one call and paging moves past it.
+        """
+        if key not in columns:
+            raise ValueError(f"key {key} must be one of the selected columns")
+        conditions = list(where)
+
+        def query(*extra: str) -> str:
+            text = f"{','.join(columns)} from {table}"
+            if conditions or extra:
+                text += " where " + " and ".join([*conditions, *extra])
+            return text + f" order by {key}"
+
+        # Cursor: (last key, rows already returned at that key, whether that key is done).
+        def fetch_page(
+            cursor: tuple[str, frozenset[tuple[str, ...]], bool] | None,
+        ) -> tuple[list[Record], Any]:
+            if cursor is None:
+                rows = self.export(query(), columns, maxrecs=page_size)
+                last_key, seen_at_key = None, frozenset()
+            else:
+                last_key, seen_at_key, key_done = cursor
+                operator = ">" if key_done else ">="
+                rows = self.export(
+                    query(f"{key}{operator}{m3_literal(last_key)}"), columns, maxrecs=page_size
+                )
+            fresh = [row for row in rows if not (row[key] == last_key and tuple(row.values()) in seen_at_key)]
+            if len(rows) < page_size:
+                return fresh, None
+            if not fresh:
+                # The page held only rows already returned: read the rest of this key at once.
+                assert last_key is not None
+                group = self.export(query(f"{key}={m3_literal(last_key)}"), columns, maxrecs=0)
+                unseen = [row for row in group if tuple(row.values()) not in seen_at_key]
+                return unseen, (last_key, frozenset(), True)
+            new_key = rows[-1][key]
+            at_key = {tuple(row.values()) for row in rows if row[key] == new_key}
+            if new_key == last_key:
+                at_key |= seen_at_key
+            return fresh, (new_key, frozenset(at_key), False)
+
+        return paginate(fetch_page)
+
+    def export(self, query: str, columns: Sequence[str], *, maxrecs: int) -> list[Record]:
+        """One EXPORTMI/Select call; splits each REPL line into the asked columns."""
+        records = self.execute(
+            "EXPORTMI", "Select", maxrecs=maxrecs, QERY=query, SEPC=EXPORT_SEPARATOR, HDRS="0"
+        )
+        rows: list[Record] = []
+        for record in records:
+            values = record.get("REPL", "").split(EXPORT_SEPARATOR)
+            if len(values) != len(columns):
+                # A separator inside a value would shift every column: fail rather than misread.
+                raise ConnectorError(f"EXPORTMI returned {len(values)} values for {len(columns)} columns")
+            rows.append({column: value.strip() for column, value in zip(columns, values, strict=True)})
+        return rows

@@ -1,0 +1,399 @@
+"""Stripe client: the official SDK pointed at a tenant's API base, with our typed errors.
+
+Why the SDK and not core.http: it already speaks Stripe's form encoding, error shapes and retry
+rules, and it reuses one `Idempotency-Key` across its own retries. What we add:
+
+- Every write carries a key derived from the ledger (`integrations.stripe.mapping.idempotency_key`),
+  so a retry in a *later run* replays Stripe's stored answer instead of creating a second object.
+- The SDK never retries a plain 429, so `_call` does, with backoff that honours `Retry-After`.
+  That is safe for writes too: a 429 means Stripe did not execute the request.
+- Errors become core.errors types. A write that still fails with a timeout or a 5xx after the
+  SDK's retries raises `OutcomeUnknown`: Stripe may have committed it. The sync engine then looks
+  the record up by metadata and, if absent, creates it once more with the *same* key, so Stripe
+  either replays the committed object or executes the request for the first time, never twice.
+- Lookups by our external id use the list APIs, which are immediately consistent. Search is not
+  (it lags up to an hour), so it would miss an object created moments before a crash.
+
+`StripeWebhookVerifier` checks webhook signatures for the receiver in core/webhooks.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import stripe
+
+from ml_connector_pipelines.core.errors import (
+    AuthenticationFailed,
+    HttpError,
+    OutcomeUnknown,
+    RetryExhausted,
+    TargetRejected,
+)
+from ml_connector_pipelines.core.http import RetryPolicy, paginate, parse_retry_after
+from ml_connector_pipelines.core.webhooks import InvalidWebhook, UnknownTenant, VerifiedEvent
+
+from .models import (
+    StripeCharge,
+    StripeCustomer,
+    StripeEvent,
+    StripeInvoice,
+    StripeInvoiceItem,
+    StripePaymentIntent,
+    StripeRefund,
+)
+
+SYSTEM = "stripe"
+# Pinned so that an SDK upgrade never silently changes the shape of the objects we read.
+STRIPE_API_VERSION = "2026-10-28.endive"
+# The SDK's own retries (409, 5xx, connection errors, timeouts), each reusing the idempotency key.
+MAX_NETWORK_RETRIES = 3
+# Our retries of 429s, which the SDK leaves to the caller.
+RATE_LIMIT_RETRY = RetryPolicy()
+REQUEST_TIMEOUT_SECONDS = 30.0
+PAGE_SIZE = 100  # Stripe's maximum
+MAX_EVENT_TYPES = 20  # Stripe's limit for `types[]`
+
+CUSTOMER_ID_KEY = "infor_customer_id"
+INVOICE_KEY_KEY = "infor_invoice_key"
+
+T = TypeVar("T")
+
+logger = logging.getLogger("ml_connector.http")
+
+
+def _rate_limit_delay(error: stripe.RateLimitError, attempt: int) -> float:
+    """Honour Retry-After (seconds or HTTP-date), else exponential backoff with full jitter."""
+    headers = {name.lower(): value for name, value in (error.headers or {}).items()}
+    delay = parse_retry_after(headers.get("retry-after"))
+    if delay is None:
+        delay = random.uniform(0, RATE_LIMIT_RETRY.base_delay * 2**attempt)
+    return min(max(delay, RATE_LIMIT_RETRY.min_delay), RATE_LIMIT_RETRY.max_delay)
+
+
+def _translate(error: stripe.StripeError, method: str, path: str) -> HttpError:
+    """Map an SDK error to ours. The message is Stripe's own, never headers or bodies."""
+    status = error.http_status
+    # Capped: for a non-JSON answer the SDK's message quotes the whole body.
+    message = (error.user_message or type(error).__name__)[:300]
+    if isinstance(error, stripe.AuthenticationError):
+        return AuthenticationFailed(SYSTEM, method, path, status, message)
+    if isinstance(
+        error,
+        stripe.InvalidRequestError | stripe.CardError | stripe.PermissionError | stripe.IdempotencyError,
+    ):
+        return TargetRejected(SYSTEM, method, path, status, message)
+    if isinstance(error, stripe.RateLimitError):
+        return RetryExhausted(SYSTEM, method, path, status, f"still rate limited: {message}")
+    if isinstance(error, stripe.APIConnectionError):
+        message = "no response (connection error or timeout)"
+    elif status is not None and 400 <= status < 500 and status != 409:
+        return TargetRejected(SYSTEM, method, path, status, message)
+    # Timeouts, 5xx and 409 (same key still in flight) after the SDK's retries.
+    if method == "POST":
+        return OutcomeUnknown(SYSTEM, method, path, status, message)
+    return RetryExhausted(SYSTEM, method, path, status, message)
+
+
+class StripeGateway:
+    """Everything the connector does in one tenant's Stripe account."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://api.stripe.com",
+        *,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        self._http = stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True)
+        self._stripe = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": base_url.rstrip("/")},
+            stripe_version=STRIPE_API_VERSION,
+            http_client=self._http,
+            max_network_retries=MAX_NETWORK_RETRIES,
+        )
+        # Calls sent, including our 429 retries (not the SDK's network retries): run metadata.
+        self.requests_made = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> StripeGateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Plumbing ------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, send: Callable[[], T]) -> T:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests_made += 1
+            sent = time.monotonic()
+            try:
+                result = send()
+            except stripe.RateLimitError as exc:
+                self._log(method, path, 429, sent, attempt)
+                delay = _rate_limit_delay(exc, attempt)
+                out_of_time = time.monotonic() - started + delay > RATE_LIMIT_RETRY.max_total
+                if attempt >= RATE_LIMIT_RETRY.max_attempts or out_of_time:
+                    raise _translate(exc, method, path) from None
+                time.sleep(delay)
+            except stripe.StripeError as exc:
+                self._log(method, path, exc.http_status, sent, attempt)
+                raise _translate(exc, method, path) from None
+            else:
+                self._log(method, path, 200, sent, attempt)
+                return result
+
+    @staticmethod
+    def _log(method: str, path: str, status: int | None, sent: float, attempt: int) -> None:
+        # The same line as core.http's: never headers, bodies or query strings.
+        elapsed_ms = round((time.monotonic() - sent) * 1000)
+        logger.info("%s %s %s -> %s in %d ms (attempt %d)", SYSTEM, method, path, status, elapsed_ms, attempt)
+
+    def _write(self, path: str, send: Callable[[stripe.RequestOptions], Any], idempotency_key: str) -> Any:
+        if not idempotency_key:
+            raise ValueError("every Stripe write needs an idempotency key derived from the ledger")
+        return self._call("POST", path, lambda: send({"idempotency_key": idempotency_key})).to_dict()
+
+    def _read(self, path: str, send: Callable[[], Any]) -> dict[str, Any]:
+        return self._call("GET", path, send).to_dict()
+
+    def _list_all(
+        self, path: str, list_page: Callable[[dict[str, Any]], Any], params: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        """Every object of a list endpoint, in Stripe's order (newest first), 100 per request."""
+
+        def fetch_page(cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+            page_params = {**params, "limit": PAGE_SIZE}
+            if cursor is not None:
+                page_params["starting_after"] = cursor
+            page = self._call("GET", path, lambda: list_page(page_params)).to_dict()
+            data = page.get("data") or []
+            return data, (data[-1]["id"] if page.get("has_more") and data else None)
+
+        return paginate(fetch_page)
+
+    def ping(self) -> None:
+        """One cheap authenticated read: raises AuthenticationFailed for a bad key."""
+        self._read("/v1/customers", lambda: self._stripe.v1.customers.list(params={"limit": 1}))
+
+    # Customers -----------------------------------------------------------------------------------
+
+    def create_customer(self, params: dict[str, Any], idempotency_key: str) -> StripeCustomer:
+        customers = self._stripe.v1.customers
+        raw = self._write(
+            "/v1/customers", lambda opts: customers.create(params=params, options=opts), idempotency_key
+        )
+        return StripeCustomer.model_validate(raw)
+
+    def update_customer(
+        self, customer_id: str, params: dict[str, Any], idempotency_key: str
+    ) -> StripeCustomer:
+        customers = self._stripe.v1.customers
+        raw = self._write(
+            f"/v1/customers/{customer_id}",
+            lambda opts: customers.update(customer_id, params=params, options=opts),
+            idempotency_key,
+        )
+        return StripeCustomer.model_validate(raw)
+
+    def retrieve_customer(self, customer_id: str) -> StripeCustomer:
+        raw = self._read(
+            f"/v1/customers/{customer_id}", lambda: self._stripe.v1.customers.retrieve(customer_id)
+        )
+        return StripeCustomer.model_validate(raw)
+
+    def find_customer_by_external_id(self, infor_customer_id: str) -> StripeCustomer | None:
+        """The customer whose metadata holds this Infor customer number, or None.
+
+        The list API cannot filter on metadata, so this pages through every customer (100 per
+        request). Fine for the recovery path it serves (a ledger row left pending by a crash) and
+        for sandbox-sized accounts; at scale the ledger's stored Stripe id is the primary mapping
+        and this scan is the rare fallback. Search would be one request but may miss a customer
+        created in the last minutes, which is exactly the case recovery has to catch.
+        """
+        list_page = self._stripe.v1.customers.list
+        for raw in self._list_all("/v1/customers", lambda p: list_page(params=p), {}):
+            if (raw.get("metadata") or {}).get(CUSTOMER_ID_KEY) == infor_customer_id:
+                return StripeCustomer.model_validate(raw)
+        return None
+
+    # Invoices ------------------------------------------------------------------------------------
+
+    def create_invoice(self, params: dict[str, Any], idempotency_key: str) -> StripeInvoice:
+        """Create a draft invoice. `pending_invoice_items_behavior` must be explicit: with the
+        default ("exclude") stray pending items stay out; add ours with `create_invoice_item`."""
+        if "pending_invoice_items_behavior" not in params:
+            raise ValueError("set pending_invoice_items_behavior explicitly ('exclude' or 'include')")
+        invoices = self._stripe.v1.invoices
+        raw = self._write(
+            "/v1/invoices", lambda opts: invoices.create(params=params, options=opts), idempotency_key
+        )
+        return StripeInvoice.model_validate(raw)
+
+    def create_invoice_item(self, params: dict[str, Any], idempotency_key: str) -> StripeInvoiceItem:
+        items = self._stripe.v1.invoice_items
+        raw = self._write(
+            "/v1/invoiceitems", lambda opts: items.create(params=params, options=opts), idempotency_key
+        )
+        return StripeInvoiceItem.model_validate(raw)
+
+    def list_invoice_items(self, invoice_id: str) -> list[StripeInvoiceItem]:
+        """The items already on an invoice: after a crash, tells whether ours was added."""
+        list_page = self._stripe.v1.invoice_items.list
+        rows = self._list_all("/v1/invoiceitems", lambda p: list_page(params=p), {"invoice": invoice_id})
+        return [StripeInvoiceItem.model_validate(raw) for raw in rows]
+
+    def finalize_invoice(self, invoice_id: str, idempotency_key: str) -> StripeInvoice:
+        invoices = self._stripe.v1.invoices
+        raw = self._write(
+            f"/v1/invoices/{invoice_id}/finalize",
+            lambda opts: invoices.finalize_invoice(invoice_id, options=opts),
+            idempotency_key,
+        )
+        return StripeInvoice.model_validate(raw)
+
+    def void_invoice(self, invoice_id: str, idempotency_key: str) -> StripeInvoice:
+        invoices = self._stripe.v1.invoices
+        raw = self._write(
+            f"/v1/invoices/{invoice_id}/void",
+            lambda opts: invoices.void_invoice(invoice_id, options=opts),
+            idempotency_key,
+        )
+        return StripeInvoice.model_validate(raw)
+
+    def mark_uncollectible(self, invoice_id: str, idempotency_key: str) -> StripeInvoice:
+        invoices = self._stripe.v1.invoices
+        raw = self._write(
+            f"/v1/invoices/{invoice_id}/mark_uncollectible",
+            lambda opts: invoices.mark_uncollectible(invoice_id, options=opts),
+            idempotency_key,
+        )
+        return StripeInvoice.model_validate(raw)
+
+    def retrieve_invoice(self, invoice_id: str) -> StripeInvoice:
+        raw = self._read(f"/v1/invoices/{invoice_id}", lambda: self._stripe.v1.invoices.retrieve(invoice_id))
+        return StripeInvoice.model_validate(raw)
+
+    def find_invoice_by_external_id(
+        self, invoice_key: str, stripe_customer_id: str | None = None
+    ) -> StripeInvoice | None:
+        """The invoice whose metadata holds this Infor invoice key, or None.
+
+        Pages through the list API like `find_customer_by_external_id`; passing the Stripe
+        customer narrows the scan to that customer's invoices.
+        """
+        params = {"customer": stripe_customer_id} if stripe_customer_id else {}
+        list_page = self._stripe.v1.invoices.list
+        for raw in self._list_all("/v1/invoices", lambda p: list_page(params=p), params):
+            if (raw.get("metadata") or {}).get(INVOICE_KEY_KEY) == invoice_key:
+                return StripeInvoice.model_validate(raw)
+        return None
+
+    def find_invoice_for_payment_intent(self, payment_intent_id: str) -> StripeInvoice | None:
+        """The invoice a PaymentIntent paid (how a refund finds its invoice), or None.
+
+        Since API version 2025-03-31 neither charges nor PaymentIntents name their invoice; the
+        InvoicePayment objects link the two.
+        """
+        list_page = self._stripe.v1.invoice_payments.list
+        params = {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}}
+        payments = self._list_all("/v1/invoice_payments", lambda p: list_page(params=p), params)
+        payment = next(payments, None)
+        return self.retrieve_invoice(payment["invoice"]) if payment else None
+
+    # Payments ------------------------------------------------------------------------------------
+
+    def retrieve_charge(self, charge_id: str) -> StripeCharge:
+        raw = self._read(f"/v1/charges/{charge_id}", lambda: self._stripe.v1.charges.retrieve(charge_id))
+        return StripeCharge.model_validate(raw)
+
+    def retrieve_payment_intent(self, payment_intent_id: str) -> StripePaymentIntent:
+        raw = self._read(
+            f"/v1/payment_intents/{payment_intent_id}",
+            lambda: self._stripe.v1.payment_intents.retrieve(payment_intent_id),
+        )
+        return StripePaymentIntent.model_validate(raw)
+
+    def retrieve_refund(self, refund_id: str) -> StripeRefund:
+        raw = self._read(f"/v1/refunds/{refund_id}", lambda: self._stripe.v1.refunds.retrieve(refund_id))
+        return StripeRefund.model_validate(raw)
+
+    # Events --------------------------------------------------------------------------------------
+
+    def list_events(self, created_gt: int | None = None, types: Sequence[str] = ()) -> list[StripeEvent]:
+        """All events after `created_gt` (unix seconds), oldest first.
+
+        Stripe lists newest first; walking every page and reversing keeps Stripe's own order for
+        events created in the same second. `created[gt]` has one-second resolution, so a poller
+        that must not miss a late event of its cursor's second passes `cursor - 1` and relies on
+        the inbox dropping duplicate event ids.
+        """
+        if len(types) > MAX_EVENT_TYPES:
+            raise ValueError(f"Stripe accepts at most {MAX_EVENT_TYPES} event types per request")
+        params: dict[str, Any] = {}
+        if created_gt is not None:
+            params["created"] = {"gt": created_gt}
+        if types:
+            params["types"] = list(types)
+        list_page = self._stripe.v1.events.list
+        rows = list(self._list_all("/v1/events", lambda p: list_page(params=p), params))
+        rows.reverse()
+        rows.sort(key=lambda raw: raw["created"])  # stable: same-second events keep their order
+        return [StripeEvent(id=r["id"], type=r["type"], created=r["created"], payload=r) for r in rows]
+
+
+# Webhooks ----------------------------------------------------------------------------------------
+# `Stripe-Signature: t=<unix>,v1=<hex>[,v1=...]` is HMAC-SHA256 over "{t}.{raw body}", keyed with
+# the endpoint secret (whsec_...) as UTF-8. The SDK's `WebhookSignature.verify_header` compares in
+# constant time against every v1 (several during a secret rotation) and rejects timestamps older
+# than the tolerance, which bounds how long a captured request can be replayed.
+
+SIGNATURE_HEADER = "stripe-signature"
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+class StripeWebhookVerifier:
+    """`Verifier` for source "stripe": returns Stripe's event id (`evt_...`)."""
+
+    def __init__(
+        self, secret_for_tenant: Callable[[str], str | None], tolerance: int = DEFAULT_TOLERANCE_SECONDS
+    ) -> None:
+        self._secret_for_tenant = secret_for_tenant
+        self._tolerance = tolerance
+
+    def __call__(self, tenant: str, headers: Mapping[str, str], body: bytes) -> VerifiedEvent:
+        secret = self._secret_for_tenant(tenant)
+        if not secret:
+            raise UnknownTenant(f"no Stripe webhook secret for tenant {tenant!r}")
+        signature = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
+        if not signature:
+            raise InvalidWebhook("missing Stripe-Signature header")
+        try:
+            payload = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidWebhook("body is not UTF-8") from None
+        try:
+            stripe.WebhookSignature.verify_header(payload, signature, secret, self._tolerance)
+        except stripe.SignatureVerificationError as exc:
+            # The SDK's message names the failure (no match, too old, unparsable); never the secret.
+            raise InvalidWebhook(f"bad Stripe signature: {exc.user_message}") from None
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise InvalidWebhook("body is not JSON") from None
+        event_id = event.get("id") if isinstance(event, dict) else None
+        if not isinstance(event_id, str) or not event_id.startswith("evt_"):
+            raise InvalidWebhook("body is not a Stripe event (no evt_ id)")
+        return VerifiedEvent(event_id=event_id)
