@@ -1,0 +1,47 @@
+"""The code location: every integration's definitions merged, plus the shared resources and main job.
+
+Each integration package owns its assets, checks, sensors and schedules (`integrations/<pair>/`);
+this module only puts them together.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .integrations.infor.definitions import defs as infor_defs
+from .integrations.partitions import TENANT_DAY
+from .integrations.resources import InforResource, StateResource, StripeResource, WiseResource
+from .integrations.stripe.definitions import defs as stripe_defs
+from .integrations.wise.definitions import defs as wise_defs
+
+INTEGRATIONS = [infor_defs, wise_defs, stripe_defs]
+
+
+def _daily_assets() -> list[dg.AssetKey]:
+    """Every asset partitioned tenant x day: the main job's selection."""
+    keys: list[dg.AssetKey] = []
+    for defs in INTEGRATIONS:
+        for asset in defs.assets or []:
+            if isinstance(asset, dg.AssetsDefinition) and asset.partitions_def == TENANT_DAY:
+                keys.extend(asset.keys)
+    return keys
+
+
+main_job = dg.define_asset_job(
+    "main",
+    selection=dg.AssetSelection.assets(*_daily_assets()),
+    description="Extract one tenant-day from Infor and push it to every configured target.",
+)
+
+
+def build_resources(db_url: str = "") -> dict[str, object]:
+    state = StateResource(db_url=db_url)
+    return {
+        "state": state,
+        "infor": InforResource(state=state),
+        "wise": WiseResource(state=state),
+        "stripe": StripeResource(state=state),
+    }
+
+
+defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job], resources=build_resources()))

@@ -1,0 +1,153 @@
+"""Registering tenants: validate credentials, store them encrypted, add the Dagster partition.
+
+Used by `ml-connector tenants ...`, the demo and the tests, so there is one way to add a tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from ..core.settings import Settings
+from ..core.store import State
+from ..core.tenants import CredentialStore
+from ..core.vault import Vault
+from ..core.webhooks import Verifier
+from ..systems.infor.adapter import open_adapter
+from ..systems.infor.ionapi import IonApi
+from ..systems.stripe.client import StripeGateway, StripeWebhookVerifier
+from ..systems.wise.client import WiseClient
+from ..systems.wise.signature import (
+    WISE_LIVE_PUBLIC_KEY_PEM,
+    WISE_SANDBOX_PUBLIC_KEY_PEM,
+    WiseWebhookVerifier,
+)
+from .partitions import TENANTS
+
+SYSTEMS = ("infor", "wise", "stripe")
+
+
+@dataclass
+class Connector:
+    """The state store plus the vault: what every command needs."""
+
+    settings: Settings
+    state: State
+    credentials: CredentialStore
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, create_key: bool = False) -> Connector:
+        settings = settings or Settings.from_env()
+        state = State.open(settings)
+        vault = Vault.from_settings(settings, create=create_key)
+        return cls(settings, state, CredentialStore(state.store, vault))
+
+
+def register_tenant(
+    connector: Connector,
+    name: str,
+    *,
+    ionapi: dict[str, Any],
+    product: str = "m3",
+    config: dict[str, Any] | None = None,
+    wise: dict[str, Any] | None = None,
+    stripe: dict[str, Any] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> None:
+    """Validate and store a tenant. Raises IonApiError (naming the bad key) before storing anything."""
+    IonApi.from_dict(ionapi, allow_loopback_http=connector.settings.allow_loopback_http)
+    tenants = connector.state.tenants
+    if tenants.get(name) is None:
+        tenants.add(name, product, config or {})  # type: ignore[arg-type]
+    else:
+        tenants.update_config(name, {**(config or {}), "product": product})
+    connector.credentials.put(name, "infor", ionapi)
+    if wise:
+        connector.credentials.put(name, "wise", wise)
+    if stripe:
+        connector.credentials.put(name, "stripe", stripe)
+    if instance is not None and not instance.has_dynamic_partition(TENANTS.name, name):
+        instance.add_dynamic_partitions(TENANTS.name, [name])
+
+
+def remove_tenant(connector: Connector, name: str, instance: dg.DagsterInstance | None = None) -> None:
+    """Soft delete: credentials stop being used, the ledger and audit history stay."""
+    connector.state.tenants.remove(name)
+    if instance is not None and instance.has_dynamic_partition(TENANTS.name, name):
+        instance.delete_dynamic_partition(TENANTS.name, name)
+
+
+def check_tenant(connector: Connector, name: str) -> dict[str, str]:
+    """Ping each configured system with the tenant's credentials: 'OK' or the error."""
+    tenant = connector.state.tenants.get(name)
+    if tenant is None:
+        return {"tenant": f"unknown tenant {name!r}"}
+    results: dict[str, str] = {}
+    for system in connector.credentials.systems(name):
+        creds = connector.credentials.get(name, system) or {}
+        try:
+            if system == "infor":
+                ionapi = IonApi.from_dict(creds, allow_loopback_http=connector.settings.allow_loopback_http)
+                adapter = open_adapter(
+                    ionapi,
+                    tenant.product,
+                    tenant.config,
+                    allow_loopback_http=connector.settings.allow_loopback_http,
+                )
+                try:
+                    adapter.ping()
+                finally:
+                    adapter.close()
+            elif system == "wise":
+                with wise_client(creds) as client:
+                    client.profiles()
+            elif system == "stripe":
+                stripe_gateway(creds).ping()
+            results[system] = "OK"
+        except Exception as exc:  # report every failure, keep checking the other systems
+            results[system] = f"{type(exc).__name__}: {exc}"
+    return results
+
+
+def wise_client(creds: dict[str, Any]) -> WiseClient:
+    return WiseClient(
+        creds["base_url"],
+        token=creds.get("token"),
+        client_id=creds.get("client_id"),
+        client_secret=creds.get("client_secret"),
+        profile_id=creds.get("profile_id"),
+    )
+
+
+def stripe_gateway(creds: dict[str, Any]) -> StripeGateway:
+    return StripeGateway(creds["api_key"], creds["base_url"])
+
+
+def webhook_verifiers(connector: Connector) -> dict[str, Verifier]:
+    """Signature verifiers for the webhook receiver, reading each tenant's keys from the vault."""
+
+    def creds_for(system: str) -> Callable[[str], dict[str, Any]]:
+        def lookup(tenant: str) -> dict[str, Any]:
+            creds = connector.credentials.get(tenant, system)
+            if creds is None or connector.state.tenants.get(tenant) is None:
+                from ..core.webhooks import UnknownTenant
+
+                raise UnknownTenant(f"no {system} credentials for tenant {tenant!r}")
+            return creds
+
+        return lookup
+
+    wise_creds = creds_for("wise")
+    stripe_creds = creds_for("stripe")
+
+    def wise_keys(tenant: str) -> list[str]:
+        extra = wise_creds(tenant).get("webhook_public_keys", [])
+        return [WISE_LIVE_PUBLIC_KEY_PEM, WISE_SANDBOX_PUBLIC_KEY_PEM, *extra]
+
+    return {
+        "wise": WiseWebhookVerifier(wise_keys),
+        "stripe": StripeWebhookVerifier(lambda tenant: stripe_creds(tenant)["webhook_secret"]),
+    }
