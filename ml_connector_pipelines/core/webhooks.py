@@ -11,6 +11,9 @@ stable event id; the inbox stores each (source, tenant, event id) once, so a red
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -126,3 +129,38 @@ def create_webhook_app(
 def serve_webhooks(app: Starlette, host: str = "0.0.0.0", port: int = 8800) -> None:
     """Run the receiver in the foreground (the CLI's `webhooks serve`). Blocks until interrupted."""
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+class WebhookServer:
+    """The receiver on a background thread (demo and tests); port 0 picks a free port."""
+
+    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        bound_host, bound_port = self._socket.getsockname()[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name="webhooks"
+        )
+
+    def start(self) -> WebhookServer:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("webhook receiver did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> WebhookServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
