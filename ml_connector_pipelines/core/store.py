@@ -17,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+from ml_connector_pipelines.core import tables
 from ml_connector_pipelines.core.alerts import Alerts
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.cursors import Cursors
@@ -128,3 +129,13 @@ class State:
         return SyncSession(
             self.store, tenant=tenant, flow=flow, run_id=run_id, partition=partition, alerts=self.alerts
         )
+
+    def forget_sync_state(self, tenant: str) -> None:
+        """Drop a tenant's ledger, cursors and inbox; the audit trail stays.
+
+        Only for sandbox tenants whose targets were thrown away (the demo starts a fresh sandbox on
+        every run): the ledger would otherwise claim records exist that the new sandbox never saw.
+        """
+        with self.store.session() as conn:
+            for table in (tables.ledger, tables.cursors, tables.inbox):
+                conn.execute(sa.delete(table).where(table.c.tenant == tenant))
