@@ -11,11 +11,23 @@ from typing import Any
 
 from .core.errors import ConnectorError
 
+DEMO_INSTANCE_YAML = """\
+# Local instance for the demo and `dagster dev`: SQLite storage in this folder.
+# The production instance (Postgres, queued runs) is the project's top-level dagster.yaml.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 2
+"""
+
 
 def _ensure_dagster_home() -> None:
     # The same default as the Makefile, so the CLI and `make demo` share run history and partitions.
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DEMO_INSTANCE_YAML)
 
 
 def _instance() -> Any:
@@ -44,8 +56,13 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def cmd_tenants_add(args: argparse.Namespace) -> int:
     from .integrations.tenancy import register_tenant
+    from .systems.infor.ionapi import IonApiError
 
-    ionapi = json.loads(Path(args.ionapi).read_text())
+    try:
+        ionapi = json.loads(Path(args.ionapi).read_text())
+    except json.JSONDecodeError as exc:
+        # Say which file is wrong; the decoder's own text reads like an internal error.
+        raise IonApiError(None, f"{args.ionapi} is not valid JSON (line {exc.lineno})") from None
     config: dict[str, Any] = {"cono": args.cono, "divi": args.divi}
     if args.mongoose_config:
         config["mongoose_config"] = args.mongoose_config

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .integrations.infor.definitions import defs as infor_defs
+from .integrations.infor import definitions as infor
 from .integrations.partitions import TENANT_DAY
 from .integrations.resources import InforResource, StateResource, StripeResource, WiseResource
-from .integrations.stripe.definitions import defs as stripe_defs
-from .integrations.wise.definitions import defs as wise_defs
+from .integrations.stripe import definitions as stripe
+from .integrations.wise import definitions as wise
 
-INTEGRATIONS = [infor_defs, wise_defs, stripe_defs]
+# Modules, not their `defs`: Dagster loads this module and wants exactly one Definitions in it.
+INTEGRATIONS = [infor.defs, wise.defs, stripe.defs]
 
 
 def _daily_assets() -> list[dg.AssetKey]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from ..core.redact import install_redaction
 from ..core.settings import Settings
 from ..core.store import State
 from ..core.tenants import CredentialStore
@@ -40,6 +41,9 @@ class Connector:
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, create_key: bool = False) -> Connector:
+        # Every process that can decrypt a credential comes through here (CLI, resources, webhook
+        # receiver): from now on any log record that contains a decrypted secret shows "***".
+        install_redaction()
         settings = settings or Settings.from_env()
         state = State.open(settings)
         vault = Vault.from_settings(settings, create=create_key)
