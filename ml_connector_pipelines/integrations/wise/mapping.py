@@ -19,6 +19,7 @@ from schwifty.exceptions import SchwiftyException
 
 from ml_connector_pipelines.core.errors import ValidationFailed
 from ml_connector_pipelines.systems.infor.models import APInvoice, BankAccount, Supplier
+from ml_connector_pipelines.systems.wise.models import Recipient
 
 # wise.md §5.1: characters Wise accepts in accountHolderName.
 _HOLDER_NAME = re.compile(r"[0-9A-Za-zÀ-ÖØ-öø-ÿ\-_()'*,.\s]+")
@@ -91,7 +92,11 @@ def _aba_routing(record_id: str, value: str | None) -> str:
     return routing
 
 
-def _address(record_id: str, account: BankAccount, fallback_country: str | None) -> dict[str, str]:
+def _address(
+    record_id: str, account: BankAccount, fallback_country: str | None, required: bool
+) -> dict[str, str] | None:
+    """The payee address; None when Wise does not need one and the one on file is incomplete
+    (an Irish supplier without a post code is still payable in EUR)."""
     country = _country(record_id, "country", account.country or fallback_country)
     address = {
         "country": country,
@@ -101,6 +106,8 @@ def _address(record_id: str, account: BankAccount, fallback_country: str | None)
     }
     for field, key in (("city", "city"), ("post_code", "postCode"), ("address_line", "firstLine")):
         if not address[key]:
+            if not required:
+                return None
             raise ValidationFailed(record_id, field, "Wise needs the payee's address for this currency")
     if country in ("US", "CA"):
         state = (account.state or "").strip().upper()
@@ -157,9 +164,12 @@ def recipient_payload(supplier: Supplier, profile_id: int) -> dict[str, Any]:
             raise ValidationFailed(record_id, "email", f"{account.email!r} is not an email address")
         details["email"] = email
 
-    # Always send a known address (it never hurts); require one where Wise does.
-    if currency in _ADDRESS_REQUIRED_CURRENCIES or account.kind == "aba" or _has_address(account):
-        details["address"] = _address(record_id, account, supplier.country)
+    # Send a known, complete address (it never hurts); require one where Wise does.
+    address_required = currency in _ADDRESS_REQUIRED_CURRENCIES or account.kind == "aba"
+    if address_required or _has_address(account):
+        address = _address(record_id, account, supplier.country, address_required)
+        if address is not None:
+            details["address"] = address
 
     return {
         "profile": profile_id,
@@ -187,6 +197,36 @@ def bank_details_hash(supplier: Supplier) -> str:
             canonical[field] = value
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+# The details that identify a payee account, per recipient type (v1 and v2 use the same keys).
+_IDENTIFYING_DETAILS = {
+    "iban": ("IBAN",),
+    "sortcode": ("sortCode", "accountNumber"),
+    "aba": ("abartn", "accountNumber"),
+    "email": ("email",),
+}
+
+
+def _identity(kind: str, currency: str, holder: str | None, details: dict[str, Any]) -> tuple[str, ...]:
+    # v1 spells the type "sort_code", v2 "SortCode": compare them without case or underscores.
+    kind = kind.replace("_", "").lower()
+    values = [
+        _compact(str(details.get(key) or details.get(key.lower()) or ""))
+        for key in _IDENTIFYING_DETAILS.get(kind, ())
+    ]
+    return (kind, currency.upper(), " ".join((holder or "").split()).upper(), *values)
+
+
+def recipient_identity(payload: dict[str, Any]) -> tuple[str, ...]:
+    """What makes a recipient the same payee, from our POST /v1/accounts body."""
+    return _identity(payload["type"], payload["currency"], payload["accountHolderName"], payload["details"])
+
+
+def existing_recipient_identity(recipient: Recipient) -> tuple[str, ...]:
+    """The same identity read back from Wise (v1 or v2 representation), to find a recipient whose
+    create answer was lost."""
+    return _identity(recipient.type, recipient.currency, recipient.account_holder_name, recipient.details)
 
 
 def quote_request(invoice: APInvoice, source_currency: str) -> dict[str, Any]:

@@ -74,7 +74,9 @@ class InforAdapter(Protocol):
     def requests_made(self) -> int: ...
 
     def suppliers(self, day: date) -> Iterator[Supplier]: ...
+    def supplier(self, supplier_id: str) -> Supplier | None: ...
     def customers(self, day: date) -> Iterator[Customer]: ...
+    def customer(self, customer_id: str) -> Customer | None: ...
     def ap_invoices(self, day: date) -> Iterator[APInvoice]: ...
     def ar_invoices(self, day: date) -> Iterator[ARInvoice]: ...
     def purchase_orders(self, day: date) -> Iterator[PurchaseOrder]: ...
@@ -413,6 +415,17 @@ class M3Adapter(_AdapterBase):
         for row in self._changed_on("CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day):
             yield m3_supplier(row, self.bank_account(row["IDSUNO"], row["IDCUCD"]))
 
+    def supplier(self, supplier_id: str) -> Supplier | None:
+        """One supplier (with its bank account) whatever its modified date; None when unknown."""
+        query = (
+            f"{','.join(self.SUPPLIER_COLUMNS)} from CIDMAS"
+            f" where IDCONO={self.cono} and IDSUNO={m3_literal(supplier_id)} order by IDSUNO"
+        )
+        rows = self.m3.export(query, self.SUPPLIER_COLUMNS, maxrecs=1)
+        if not rows:
+            return None
+        return m3_supplier(rows[0], self.bank_account(rows[0]["IDSUNO"], rows[0]["IDCUCD"]))
+
     def bank_account(self, supplier_id: str, supplier_currency: str) -> BankAccount | None:
         """The supplier's first bank account of type `bank_type` (CRS692MI), or None."""
         records = self.m3.execute(
@@ -422,6 +435,15 @@ class M3Adapter(_AdapterBase):
 
     def customers(self, day: date) -> Iterator[Customer]:
         return map(m3_customer, self._changed_on("OCUSMA", self.CUSTOMER_COLUMNS, "OKCUNO", day))
+
+    def customer(self, customer_id: str) -> Customer | None:
+        """One customer by number, whatever its modified date; None if M3 has no such customer."""
+        query = (
+            f"{','.join(self.CUSTOMER_COLUMNS)} from OCUSMA"
+            f" where OKCONO={self.cono} and OKCUNO={m3_literal(customer_id)} order by OKCUNO"
+        )
+        rows = self.m3.export(query, self.CUSTOMER_COLUMNS, maxrecs=1)
+        return m3_customer(rows[0]) if rows else None
 
     def ap_invoices(self, day: date) -> Iterator[APInvoice]:
         # Keyed on the invoice number: shared by few rows, so pages restart cheaply.
@@ -792,8 +814,18 @@ class SyteLineAdapter(_AdapterBase):
     def suppliers(self, day: date) -> Iterator[Supplier]:
         return map(ido_supplier, self._changed_on("SLVendors", self.VENDOR_PROPERTIES, "VendNum", day))
 
+    def supplier(self, supplier_id: str) -> Supplier | None:
+        """One vendor (with its bank fields) whatever its record date; None when unknown."""
+        found = self._first("SLVendors", self.VENDOR_PROPERTIES, f"VendNum = {ido_literal(supplier_id)}")
+        return ido_supplier(found) if found else None
+
     def customers(self, day: date) -> Iterator[Customer]:
         return map(ido_customer, self._changed_on("SLCustomers", self.CUSTOMER_PROPERTIES, "CustNum", day))
+
+    def customer(self, customer_id: str) -> Customer | None:
+        """One customer by number, whatever its modified date; None if SyteLine has no such customer."""
+        found = self._first("SLCustomers", self.CUSTOMER_PROPERTIES, f"CustNum = {ido_literal(customer_id)}")
+        return ido_customer(found) if found else None
 
     def ap_invoices(self, day: date) -> Iterator[APInvoice]:
         return map(ido_ap_invoice, self._changed_on("SLAptrxs", self.AP_PROPERTIES, "VendNum,InvNum", day))

@@ -1,0 +1,63 @@
+"""The payment-cycle schedule: one schedule, each tenant on its own `payment_cron`."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import dagster as dg
+
+from ml_connector_pipelines.integrations.partitions import partition_key
+from ml_connector_pipelines.integrations.resources import StateResource
+from ml_connector_pipelines.integrations.tenancy import register_tenant
+from ml_connector_pipelines.integrations.wise.schedules import wise_payment_cycle_schedule
+from ml_connector_pipelines.sandbox.host import SandboxServer
+from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
+
+# 2026-11-24 is a Tuesday, 2026-11-25 a Wednesday, 2026-11-27 a Friday.
+TUESDAY_0600 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+
+
+def tick(instance: dg.DagsterInstance, connector: Any, at: datetime) -> list[dg.RunRequest] | dg.SkipReason:
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=at,
+        resources={"state": StateResource(db_url=connector.settings.db_url)},
+    )
+    return wise_payment_cycle_schedule(context)
+
+
+def due(instance: dg.DagsterInstance, connector: Any, at: datetime) -> dict[str, str]:
+    """tenant -> partition key of the main-job runs the schedule asks for at `at`."""
+    result = tick(instance, connector, at)
+    if isinstance(result, dg.SkipReason):
+        return {}
+    assert all(r.job_name in (None, "main") for r in result)
+    return {r.partition_key.keys_by_dimension["tenant"]: r.partition_key for r in result}
+
+
+def test_each_tenant_runs_on_its_own_payment_cycle(sandbox_server: SandboxServer, connector: Any) -> None:
+    weekly, daily = "CYCLEDEFAULT", "CYCLEDAILY"
+    with dg.instance_for_test() as instance:
+        for name, config in ((weekly, {}), (daily, {"payment_cron": "30 7 * * *"})):
+            ionapi = sandbox_ionapi(sandbox_server.url, name)
+            register_tenant(connector, name, ionapi=ionapi, config=config, instance=instance)
+
+        def at(day: int, hour: int, minute: int = 0) -> dict[str, str]:
+            return due(instance, connector, datetime(2026, 11, day, hour, minute, tzinfo=UTC))
+
+        # The default cycle is Tuesday and Friday 06:00; the other tenant pays daily at 07:30.
+        assert at(24, 6) == {weekly: partition_key(weekly, date(2026, 11, 24))}
+        assert at(27, 6) == {weekly: partition_key(weekly, date(2026, 11, 27))}
+        assert at(25, 7, 30) == {daily: partition_key(daily, date(2026, 11, 25))}
+        # Off-cycle, and on the tick right after a cycle time, nothing is due.
+        assert isinstance(tick(instance, connector, TUESDAY_0600.replace(day=25)), dg.SkipReason)
+        assert at(24, 6, 15) == {}
+
+        # A tenant whose cron is broken is left out; the others still run.
+        connector.state.tenants.update_config(daily, {"payment_cron": "every tuesday"})
+        connector.state.tenants.update_config(weekly, {"payment_cron": "30 7 * * *"})
+        assert at(25, 7, 30).keys() == {weekly}
+        # A removed tenant is not run, even though its Dagster partition still exists.
+        connector.state.tenants.remove(weekly)
+        assert at(25, 7, 30) == {}
