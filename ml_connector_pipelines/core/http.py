@@ -8,6 +8,10 @@ What a caller gets back is either a 2xx/3xx ``httpx.Response`` or one of the typ
   raise ``OutcomeUnknown`` so the sync engine can look the record up before sending it again;
 - 401 re-authenticates once and retries once, then raises ``AuthenticationFailed``;
 - any other 4xx raises ``TargetRejected`` with the target's own error message.
+
+``raise_for_status=False`` keeps every retry but hands back the final response, whatever its
+status, instead of raising for it: for adapters (the Stripe SDK's) that turn statuses into their
+own typed errors. Transport failures still raise.
 """
 
 from __future__ import annotations
@@ -200,6 +204,7 @@ class HttpClient:
         content: Any = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
+        raise_for_status: bool = True,
     ) -> httpx.Response:
         method = method.upper()
         if idempotent is None:
@@ -226,17 +231,16 @@ class HttpClient:
                 status: int | None = response.status_code
                 if status < 400:
                     return response
-                message = target_message(response)
-                if status == 401:
-                    if self.auth is None or reauthenticated:
-                        raise AuthenticationFailed(self.system, method, shown_path, status, message)
+                if status == 401 and self.auth is not None and not reauthenticated:
                     self.auth.reauthenticate()
                     reauthenticated = True
                     continue
-                if not self._retryable(status, idempotent):
-                    raise TargetRejected(self.system, method, shown_path, status, message)
-                if status >= 500 and not idempotent:
-                    raise OutcomeUnknown(self.system, method, shown_path, status, message)
+                final = status == 401 or not self._retryable(status, idempotent)
+                if final or (status >= 500 and not idempotent):
+                    if not raise_for_status:
+                        return response
+                    raise _status_error(self.system, method, shown_path, response, idempotent)
+                message = target_message(response)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             else:
                 status = None
@@ -248,6 +252,8 @@ class HttpClient:
             delay = self.backoff(attempt, retry_after)
             spent = self.clock() - started
             if attempt >= policy.max_attempts or spent + delay > policy.max_total:
+                if response is not None and not raise_for_status:
+                    return response
                 raise RetryExhausted(
                     self.system,
                     method,
@@ -340,6 +346,18 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _status_error(
+    system: str, method: str, path: str, response: httpx.Response, idempotent: bool
+) -> ConnectorError:
+    """The typed error for a final (not retried) error status."""
+    status, message = response.status_code, target_message(response)
+    if status == 401:
+        return AuthenticationFailed(system, method, path, status, message)
+    if status >= 500 and not idempotent:
+        return OutcomeUnknown(system, method, path, status, message)
+    return TargetRejected(system, method, path, status, message)
 
 
 def paginate(

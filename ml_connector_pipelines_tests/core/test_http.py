@@ -425,6 +425,31 @@ def test_409_is_retried_only_when_the_request_is_idempotent(make_client, sim) ->
         make_client().post("/scripted", json={})
 
 
+# --- raise_for_status=False: the final response, unraised (for SDK adapters) ----------------------
+
+
+def test_raw_response_keeps_retries_and_returns_the_final_status(make_client, sim, fake_time) -> None:
+    sim.script = [{"status": 429}, {"status": 503}, {"status": 404, "json": {"error": {"message": "gone"}}}]
+    response = make_client().get("/scripted", raise_for_status=False)
+    assert (response.status_code, response.json()) == (404, {"error": {"message": "gone"}})
+    assert sim.hits["scripted"] == 3  # the 429 and the 503 were retried as usual
+    assert len(fake_time.sleeps) == 2
+
+
+def test_raw_response_after_retries_run_out_is_the_last_one(make_client, sim) -> None:
+    sim.script = [{"status": 429}] * 2
+    client = make_client(retry=RetryPolicy(max_attempts=2, base_delay=0.01))
+    assert client.get("/scripted", raise_for_status=False).status_code == 429
+    assert sim.hits["scripted"] == 2
+
+
+def test_raw_response_for_unsafe_5xx_and_401_is_not_retried(make_client, sim) -> None:
+    sim.script = [{"status": 500}]
+    assert make_client().post("/scripted", json={}, raise_for_status=False).status_code == 500
+    assert make_client().get("/protected", raise_for_status=False).status_code == 401
+    assert (sim.hits["scripted"], sim.hits["protected"]) == (1, 1)
+
+
 # --- Rate limiting and concurrency ---------------------------------------------------------------
 
 

@@ -278,7 +278,7 @@ def payment_from_event(event: Mapping[str, Any], *, dimensions: tuple[str, ...] 
     )
 
 
-def _refund_in(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def refund_in_event(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The refund an event reports: the object itself, or the newest refund in a charge snapshot."""
     obj = _event_object(event)
     if obj.get("object") == "refund":
@@ -291,7 +291,7 @@ def refunded_payment_intent(event: Mapping[str, Any]) -> str | None:
     """The PaymentIntent a refund event reverses: what the caller resolves to a Stripe invoice."""
     if event.get("type") not in REFUND_EVENTS:
         return None
-    refund = _refund_in(event)
+    refund = refund_in_event(event)
     payment_intent = (refund or {}).get("payment_intent") or _event_object(event).get("payment_intent")
     return payment_intent if isinstance(payment_intent, str) else None
 
@@ -307,7 +307,7 @@ def refund_from_event(
     """
     if event.get("type") not in REFUND_EVENTS or not is_connector_invoice(invoice):
         return None
-    refund = _refund_in(event)
+    refund = refund_in_event(event)
     if refund is None or refund.get("status") != "succeeded":
         return None
     record_id = str(refund.get("id"))

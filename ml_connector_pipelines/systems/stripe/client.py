@@ -1,16 +1,17 @@
 """Stripe client: the official SDK pointed at a tenant's API base, with our typed errors.
 
-Why the SDK and not core.http: it already speaks Stripe's form encoding, error shapes and retry
-rules, and it reuses one `Idempotency-Key` across its own retries. What we add:
+Why the SDK: it already speaks Stripe's form encoding and error shapes. But every request it makes
+goes through core.http's `HttpClient` (`_SdkTransport`), so rate limiting, retries and request
+logging are the same as for every other system; the SDK's own retries are off.
 
 - Every write carries a key derived from the ledger (`integrations.stripe.mapping.idempotency_key`),
-  so a retry in a *later run* replays Stripe's stored answer instead of creating a second object.
-- The SDK never retries a plain 429, so `_call` does, with backoff that honours `Retry-After`.
-  That is safe for writes too: a 429 means Stripe did not execute the request.
-- Errors become core.errors types. A write that still fails with a timeout or a 5xx after the
-  SDK's retries raises `OutcomeUnknown`: Stripe may have committed it. The sync engine then looks
-  the record up by metadata and, if absent, creates it once more with the *same* key, so Stripe
-  either replays the committed object or executes the request for the first time, never twice.
+  so a retry, in this run or a later one, replays Stripe's stored answer instead of creating a
+  second object. A request with an `Idempotency-Key` is therefore idempotent for our HTTP layer:
+  it is retried on 5xx and timeouts too, always with the same key.
+- The HTTP layer hands the final response back unraised, so the SDK still turns it into its typed
+  error, which `_translate` maps to ours. A write that still fails with a timeout or a 5xx after
+  our retries raises `OutcomeUnknown`: Stripe may have committed it. The sync engine then looks
+  the record up by metadata and, if absent, creates it once more with the *same* key.
 - Lookups by our external id use the list APIs, which are immediately consistent. Search is not
   (it lags up to an hour), so it would miss an object created moments before a crash.
 
@@ -19,10 +20,8 @@ rules, and it reuses one `Idempotency-Key` across its own retries. What we add:
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
-import random
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -35,7 +34,7 @@ from ml_connector_pipelines.core.errors import (
     RetryExhausted,
     TargetRejected,
 )
-from ml_connector_pipelines.core.http import RetryPolicy, paginate, parse_retry_after
+from ml_connector_pipelines.core.http import HttpClient, RateLimit, paginate
 from ml_connector_pipelines.core.webhooks import InvalidWebhook, UnknownTenant, VerifiedEvent
 
 from .models import (
@@ -51,11 +50,10 @@ from .models import (
 SYSTEM = "stripe"
 # Pinned so that an SDK upgrade never silently changes the shape of the objects we read.
 STRIPE_API_VERSION = "2026-10-28.endive"
-# The SDK's own retries (409, 5xx, connection errors, timeouts), each reusing the idempotency key.
-MAX_NETWORK_RETRIES = 3
-# Our retries of 429s, which the SDK leaves to the caller.
-RATE_LIMIT_RETRY = RetryPolicy()
 REQUEST_TIMEOUT_SECONDS = 30.0
+# Stripe's documented request rates per account: 25/s for test keys, 100/s in live mode.
+TEST_MODE_RATE = RateLimit(per_second=25, burst=25)
+LIVE_MODE_RATE = RateLimit(per_second=100, burst=100)
 PAGE_SIZE = 100  # Stripe's maximum
 MAX_EVENT_TYPES = 20  # Stripe's limit for `types[]`
 
@@ -64,40 +62,53 @@ INVOICE_KEY_KEY = "infor_invoice_key"
 
 T = TypeVar("T")
 
-logger = logging.getLogger("ml_connector.http")
-
-
-def _rate_limit_delay(error: stripe.RateLimitError, attempt: int) -> float:
-    """Honour Retry-After (seconds or HTTP-date), else exponential backoff with full jitter."""
-    headers = {name.lower(): value for name, value in (error.headers or {}).items()}
-    delay = parse_retry_after(headers.get("retry-after"))
-    if delay is None:
-        delay = random.uniform(0, RATE_LIMIT_RETRY.base_delay * 2**attempt)
-    return min(max(delay, RATE_LIMIT_RETRY.min_delay), RATE_LIMIT_RETRY.max_delay)
-
 
 def _translate(error: stripe.StripeError, method: str, path: str) -> HttpError:
-    """Map an SDK error to ours. The message is Stripe's own, never headers or bodies."""
+    """Map an SDK error (raised for the final response of our retries) to ours.
+
+    The message is Stripe's own, never headers or bodies.
+    """
     status = error.http_status
     # Capped: for a non-JSON answer the SDK's message quotes the whole body.
     message = (error.user_message or type(error).__name__)[:300]
     if isinstance(error, stripe.AuthenticationError):
         return AuthenticationFailed(SYSTEM, method, path, status, message)
-    if isinstance(
-        error,
-        stripe.InvalidRequestError | stripe.CardError | stripe.PermissionError | stripe.IdempotencyError,
-    ):
-        return TargetRejected(SYSTEM, method, path, status, message)
-    if isinstance(error, stripe.RateLimitError):
+    if status in (408, 429):  # not executed, but still refused after every retry
         return RetryExhausted(SYSTEM, method, path, status, f"still rate limited: {message}")
-    if isinstance(error, stripe.APIConnectionError):
-        message = "no response (connection error or timeout)"
-    elif status is not None and 400 <= status < 500 and status != 409:
+    if status is not None and 400 <= status < 500 and status != 409:
         return TargetRejected(SYSTEM, method, path, status, message)
-    # Timeouts, 5xx and 409 (same key still in flight) after the SDK's retries.
+    # 5xx, 409 (same key still in flight) or an unreadable answer, after our retries.
     if method == "POST":
         return OutcomeUnknown(SYSTEM, method, path, status, message)
     return RetryExhausted(SYSTEM, method, path, status, message)
+
+
+class _SdkTransport(stripe.HTTPClient):
+    """The SDK's HTTP client interface, implemented with our HttpClient."""
+
+    name = "ml_connector"
+
+    def __init__(self, http: HttpClient) -> None:
+        super().__init__()
+        self.http = http
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        headers = dict(headers or {})
+        keyed = any(name.lower() == "idempotency-key" for name in headers)
+        response = self.http.request(
+            method,
+            url,  # absolute: the SDK builds it from the same base URL
+            content=post_data,
+            headers=headers,
+            idempotent=True if keyed else None,
+            raise_for_status=False,
+        )
+        return response.content, response.status_code, response.headers
+
+    def close(self) -> None:
+        self.http.close()
 
 
 class StripeGateway:
@@ -110,16 +121,27 @@ class StripeGateway:
         *,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
-        self._http = stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True)
+        base_url = base_url.rstrip("/")
+        self._http = HttpClient(
+            SYSTEM,
+            base_url,
+            # Stripe's limits are per account; the bucket is keyed by a digest, never the key itself.
+            credential_id=hashlib.sha256(api_key.encode()).hexdigest()[:16],
+            rate_limit=TEST_MODE_RATE if api_key.startswith("sk_test_") else LIVE_MODE_RATE,
+            timeout=timeout,
+        )
         self._stripe = stripe.StripeClient(
             api_key,
-            base_addresses={"api": base_url.rstrip("/")},
+            base_addresses={"api": base_url},
             stripe_version=STRIPE_API_VERSION,
-            http_client=self._http,
-            max_network_retries=MAX_NETWORK_RETRIES,
+            http_client=_SdkTransport(self._http),
+            max_network_retries=0,  # retries are the HTTP layer's
         )
-        # Calls sent, including our 429 retries (not the SDK's network retries): run metadata.
-        self.requests_made = 0
+
+    @property
+    def requests_made(self) -> int:
+        """Requests sent, retries included: run metadata."""
+        return self._http.requests_made
 
     def close(self) -> None:
         self._http.close()
@@ -132,34 +154,17 @@ class StripeGateway:
 
     # Plumbing ------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, send: Callable[[], T]) -> T:
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            self.requests_made += 1
-            sent = time.monotonic()
-            try:
-                result = send()
-            except stripe.RateLimitError as exc:
-                self._log(method, path, 429, sent, attempt)
-                delay = _rate_limit_delay(exc, attempt)
-                out_of_time = time.monotonic() - started + delay > RATE_LIMIT_RETRY.max_total
-                if attempt >= RATE_LIMIT_RETRY.max_attempts or out_of_time:
-                    raise _translate(exc, method, path) from None
-                time.sleep(delay)
-            except stripe.StripeError as exc:
-                self._log(method, path, exc.http_status, sent, attempt)
-                raise _translate(exc, method, path) from None
-            else:
-                self._log(method, path, 200, sent, attempt)
-                return result
-
     @staticmethod
-    def _log(method: str, path: str, status: int | None, sent: float, attempt: int) -> None:
-        # The same line as core.http's: never headers, bodies or query strings.
-        elapsed_ms = round((time.monotonic() - sent) * 1000)
-        logger.info("%s %s %s -> %s in %d ms (attempt %d)", SYSTEM, method, path, status, elapsed_ms, attempt)
+    def _call(method: str, path: str, send: Callable[[], T]) -> T:
+        try:
+            return send()
+        except stripe.StripeError as exc:
+            raise _translate(exc, method, path) from None
+        except RetryExhausted as exc:
+            # No answer after every retry. For a write, any attempt may have committed.
+            if method == "POST":
+                raise OutcomeUnknown(SYSTEM, method, path, exc.status, exc.target_message) from None
+            raise
 
     def _write(self, path: str, send: Callable[[stripe.RequestOptions], Any], idempotency_key: str) -> Any:
         if not idempotency_key:

@@ -6,6 +6,7 @@ tests share one server without seeing each other's objects.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -292,3 +293,22 @@ def test_rate_limited_requests_are_retried(
         httpx.put(url, json={"per_second": None}, timeout=10).raise_for_status()
     assert len(objects(server, api_key, "customer")) == 5
     assert gateway.requests_made > 5  # some calls were answered 429 and sent again
+
+
+def test_every_sdk_request_goes_through_the_http_layer(
+    server: SandboxServer, api_key: str, gateway: StripeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Half the writes commit and then lose their answer (504): our layer retries them, with the
+    # same Idempotency-Key, and Stripe replays the committed customer.
+    set_faults(server, commit_then_timeout=0.5)
+    try:
+        with caplog.at_level(logging.INFO, logger="ml_connector.http"):
+            for n in range(6):
+                gateway.create_customer({"name": f"layer {n}"}, f"k-layer-{n}")
+    finally:
+        set_faults(server)
+    assert len(objects(server, api_key, "customer")) == 6
+    lines = [record for record in caplog.records if record.name == "ml_connector.http"]
+    assert len(lines) == gateway.requests_made > 6
+    assert {record.status for record in lines} == {200, 504}
+    assert all(record.system == "stripe" and record.path == "/stripe/v1/customers" for record in lines)

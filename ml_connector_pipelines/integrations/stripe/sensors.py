@@ -1,0 +1,97 @@
+"""Stripe events -> inbox -> runs of `stripe_ar_payments_job`, one per tenant with work waiting.
+
+Webhooks land in the inbox through the receiver. The sensor also polls `/v1/events` from a stored
+cursor, so an event whose webhook never arrived (receiver down, delivery given up) still does; the
+inbox drops the event ids it already holds, so a webhook plus a poll store an event once.
+"""
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+
+from ...core.errors import HttpError
+from ...core.inbox import InboxEvent
+from ...core.store import State
+from ...systems.stripe.client import StripeGateway
+from ..resources import StateResource, StripeResource
+from .assets import INBOX_SOURCE, PAYMENT_EVENT_TYPES, infor_ar_payments
+
+EVENTS_CURSOR = "stripe_events_created"  # unix seconds of the newest event stored
+RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster puts on every run a sensor launched
+
+stripe_ar_payments_job = dg.define_asset_job(
+    "stripe_ar_payments_job",
+    selection=[infor_ar_payments],
+    description="Post the Stripe payments and refunds waiting in one tenant's inbox to Infor.",
+)
+
+
+def _json_number(value: Any) -> float:
+    # The SDK reads JSON decimals (e.g. `unit_amount_decimal`) as Decimal; write them back as the
+    # JSON numbers Stripe sent, so a polled payload reads like the same event's webhook body.
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def poll_events(state: State, gateway: StripeGateway, tenant: str) -> int:
+    """Store the tenant's payment and refund events newer than the cursor; returns how many were new.
+
+    `created[gt]` has one-second resolution, so the poll starts one second before the cursor: an
+    event created late in the cursor's second is not missed, and the repeats it brings are dropped
+    by the inbox. The cursor moves only after the events are in the inbox.
+    """
+    cursor = state.cursors.get(tenant, EVENTS_CURSOR)
+    events = gateway.list_events(created_gt=int(cursor) - 1 if cursor else None, types=PAYMENT_EVENT_TYPES)
+    stored = sum(
+        state.inbox.put(INBOX_SOURCE, tenant, event.id, json.dumps(event.payload, default=_json_number))
+        for event in events
+    )
+    if events:
+        state.cursors.set(tenant, EVENTS_CURSOR, str(events[-1].created))
+    return stored
+
+
+def batch_run_key(instance: dg.DagsterInstance, tenant: str, pending: Sequence[InboxEvent]) -> str:
+    """The run key of one batch of waiting events: a tick that sees the same batch launches nothing
+    twice. Once a run for the batch has finished and the batch is still waiting (its postings
+    failed and were handed back), the next attempt gets a key of its own."""
+    batch = f"{tenant}:{pending[0].id}-{pending[-1].id}:{len(pending)}"
+    attempt = 0
+    while True:
+        key = batch if attempt == 0 else f"{batch}:retry-{attempt}"
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: key}), limit=1)
+        if not runs or not runs[0].is_finished:
+            return key
+        attempt += 1
+
+
+@dg.sensor(
+    job=stripe_ar_payments_job,
+    minimum_interval_seconds=60,
+    description="Polls Stripe events into the inbox; starts a payments run per tenant with events waiting.",
+)
+def stripe_events_sensor(
+    context: dg.SensorEvaluationContext, state: StateResource, stripe: StripeResource
+) -> dg.SensorResult:
+    connector = state.connector()
+    store = connector.state
+    run_requests: list[dg.RunRequest] = []
+    for tenant in store.tenants.list():
+        if "stripe" not in connector.credentials.systems(tenant.name):
+            continue
+        try:
+            with stripe.gateway(tenant.name) as gateway:
+                stored = poll_events(store, gateway, tenant.name)
+            if stored:
+                context.log.info(f"{tenant.name}: {stored} new Stripe events from polling")
+        except HttpError as exc:  # one tenant's Stripe trouble must not stop the others
+            context.log.warning(f"{tenant.name}: polling Stripe events failed: {exc}")
+        pending = store.inbox.pending(INBOX_SOURCE, tenant.name)
+        if pending:
+            run_key = batch_run_key(context.instance, tenant.name, pending)
+            run_requests.append(dg.RunRequest(run_key=run_key, partition_key=tenant.name))
+    return dg.SensorResult(run_requests=run_requests)
