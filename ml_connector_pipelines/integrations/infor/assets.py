@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dagster as dg
+import pandas as pd
 from pydantic import BaseModel
 
 from ...systems.infor.models import APInvoice, ARInvoice, Customer, GLAccount, PurchaseOrder, Supplier
@@ -92,11 +93,10 @@ EXTRACTS = [
     ),
 ]
 
-CHECK_NAMES = ("required_fields", "unique_keys", "valid_currencies", "non_negative_amounts")
 BLOCKING = {"required_fields", "unique_keys"}
 
 
-def _run_checks(spec: ExtractSpec, frame) -> list[checks.CheckOutcome]:
+def _run_checks(spec: ExtractSpec, frame: pd.DataFrame) -> list[checks.CheckOutcome]:
     outcomes = [checks.required_fields(frame, spec.key, spec.required), checks.unique_keys(frame, spec.key)]
     if spec.currencies:
         outcomes.append(checks.valid_currencies(frame, spec.key, spec.currencies))
