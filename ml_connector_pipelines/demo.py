@@ -27,7 +27,7 @@ from .sandbox.infor.simulator import sandbox_ionapi
 TENANT = "DEMO"
 WISE_TOKEN = "wise-sandbox-demo"
 STRIPE_KEY = "sk_test_demo"
-ACTIONS = ["created", "updated", "recreated", "skipped", "flagged", "failed"]
+ACTIONS = ["created", "updated", "recreated", "skipped", "flagged", "failed"]  # always shown
 
 
 def _port_free(port: int) -> bool:
@@ -108,13 +108,16 @@ def _play_the_outside_world(sandbox: SandboxServer) -> list[str]:
     return happened
 
 
-def _summary(connector: Connector, run_ids: list[str]) -> tuple[list[dict[str, Any]], int]:
+def _summary(connector: Connector, run_ids: list[str]) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Audit rows of the demo's runs, counted per flow and action (alerts are repeats of flags)."""
     counts: dict[str, Counter[str]] = {}
     for event in connector.state.audit.history(TENANT):
         if event.run_id in run_ids and event.action != "alert":
             counts.setdefault(event.flow, Counter())[event.action] += 1
-    rows = [{"flow": flow, **{a: c.get(a, 0) for a in ACTIONS}} for flow, c in sorted(counts.items())]
-    return rows, sum(c.get("failed", 0) for c in counts.values())
+    seen = {action for c in counts.values() for action in c}
+    columns = ACTIONS + sorted(seen - set(ACTIONS))
+    rows = [{"flow": flow, **{a: c.get(a, 0) for a in columns}} for flow, c in sorted(counts.items())]
+    return rows, columns, sum(c.get("failed", 0) for c in counts.values())
 
 
 def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -153,9 +156,9 @@ def run_demo(ui: bool = False, port: int = 8700) -> int:
             _run("stripe_ar_payments_job", TENANT, instance, "Stripe payments and refunds to Infor AR")
         )
         results.append(_run("main", day_key, instance, "main job again (a replay sends nothing twice)"))
-        rows, failed = _summary(connector, [r.run_id for r in results])
+        rows, columns, failed = _summary(connector, [r.run_id for r in results])
         print()
-        _print_table(rows, ["flow", *ACTIONS])
+        _print_table(rows, ["flow", *columns])
         print()
         print(f"record-level audit trail: ml-connector audit {TENANT}   run history: make ui")
         ok = failed == 0 and all(r.success for r in results)

@@ -45,6 +45,10 @@ class StateResource(dg.ConfigurableResource):
             )
         return secret
 
+    def configured(self, tenant: str, system: str) -> bool:
+        """Whether the tenant uses this system at all: its push assets skip quietly when not."""
+        return system in self.connector().credentials.systems(tenant)
+
     def tenant_config(self, tenant: str) -> dict:
         found = self.state().tenants.get(tenant)
         if found is None:
@@ -78,3 +82,10 @@ class StripeResource(dg.ConfigurableResource):
 
     def gateway(self, tenant: str) -> StripeGateway:
         return stripe_gateway(self.state.credentials(tenant, "stripe"))
+
+
+def not_configured(context: dg.AssetExecutionContext, tenant: str, system: str) -> dg.MaterializeResult:
+    """The result of a push asset for a tenant that does not use its target system."""
+    reason = f"tenant {tenant} has no {system} credentials: nothing to sync"
+    context.log.info(reason + " (add them with `ml-connector tenants add` to start)")
+    return dg.MaterializeResult(metadata={"configured": False, "reason": reason})

@@ -26,7 +26,7 @@ from ...systems.stripe.models import StripeInvoice
 from ..frames import from_frame
 from ..metadata import log_counts, sync_metadata
 from ..partitions import TENANT_DAY, TENANTS, tenant_day
-from ..resources import InforResource, StateResource, StripeResource
+from ..resources import InforResource, StateResource, StripeResource, not_configured
 from . import mapping
 
 CUSTOMERS_FLOW = "stripe_customers"
@@ -418,6 +418,8 @@ def stripe_customers(
     stripe: StripeResource,
 ) -> dg.MaterializeResult:
     tenant, _ = tenant_day(context)
+    if not state.configured(tenant, "stripe"):
+        return not_configured(context, tenant, "stripe")
     session = state.state().sync_session(
         tenant=tenant, flow=CUSTOMERS_FLOW, run_id=context.run.run_id, partition=str(context.partition_key)
     )
@@ -452,6 +454,8 @@ def stripe_invoices(
     stripe: StripeResource,
 ) -> dg.MaterializeResult:
     tenant, _ = tenant_day(context)
+    if not state.configured(tenant, "stripe"):
+        return not_configured(context, tenant, "stripe")
     partition = str(context.partition_key)
     store = state.state()
     session = store.sync_session(
@@ -500,6 +504,8 @@ def infor_ar_payments(
     stripe: StripeResource,
 ) -> dg.MaterializeResult:
     tenant = context.partition_key
+    if not state.configured(tenant, "stripe"):
+        return not_configured(context, tenant, "stripe")
     store = state.state()
     session = store.sync_session(
         tenant=tenant, flow=PAYMENTS_FLOW, run_id=context.run.run_id, partition=tenant
@@ -527,6 +533,13 @@ def stripe_reconciliation(
     stripe: StripeResource,
 ) -> Iterator:
     tenant, day = tenant_day(context)
+    if not state.configured(tenant, "stripe"):
+        context.log.info(f"tenant {tenant} has no stripe credentials: nothing to reconcile")
+        yield dg.Output(pd.DataFrame(columns=RECONCILIATION_COLUMNS), metadata={"configured": False})
+        yield dg.AssetCheckResult(
+            check_name="stripe_reconciliation_clean", passed=True, description="tenant does not use Stripe"
+        )
+        return
     with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
         stripe_side = stripe_payments_on(gateway, day)
         report = reconcile(stripe_side, state.state(), tenant, day, adapter.find_ar_payment)

@@ -31,7 +31,7 @@ from ...systems.wise.models import Transfer
 from ..frames import from_frame
 from ..metadata import log_counts, sync_metadata
 from ..partitions import TENANT_DAY, TENANTS, tenant_day
-from ..resources import InforResource, StateResource, WiseResource
+from ..resources import InforResource, StateResource, WiseResource, not_configured
 from .mapping import (
     bank_details_hash,
     existing_recipient_identity,
@@ -139,6 +139,8 @@ def wise_recipients(
     wise: WiseResource,
 ) -> dg.MaterializeResult:
     tenant, _ = tenant_day(context)
+    if not state.configured(tenant, "wise"):
+        return not_configured(context, tenant, "wise")
     session = _session(context, state.state(), tenant, RECIPIENTS)
     suppliers = from_frame(infor_suppliers, Supplier)
     with wise.client(tenant) as client:
@@ -279,6 +281,8 @@ def wise_quotes(
     wise: WiseResource,
 ) -> dg.MaterializeResult:
     tenant, _ = tenant_day(context)
+    if not state.configured(tenant, "wise"):
+        return not_configured(context, tenant, "wise")
     store = state.state()
     config = state.tenant_config(tenant)
     source_currency = str(config.get("wise_source_currency") or DEFAULT_SOURCE_CURRENCY)
@@ -329,6 +333,8 @@ def wise_transfers(
     wise: WiseResource,
 ) -> dg.MaterializeResult:
     tenant, _ = tenant_day(context)
+    if not state.configured(tenant, "wise"):
+        return not_configured(context, tenant, "wise")
     store = state.state()
     session = _session(context, store, tenant, TRANSFERS)
     invoices = [i for i in from_frame(infor_ap_invoices, APInvoice) if i.status == "open"]
@@ -530,6 +536,8 @@ def wise_payout_status(
     wise: WiseResource,
 ) -> dg.MaterializeResult:
     tenant = context.partition_key
+    if not state.configured(tenant, "wise"):
+        return not_configured(context, tenant, "wise")
     store = state.state()
     session = store.sync_session(
         tenant=tenant, flow=PAYOUT_STATUS, run_id=context.run.run_id, partition=tenant
