@@ -74,7 +74,8 @@ class Vault:
 # Credential fields that are addresses or names, not secrets: masking them would blank tenant ids and
 # URLs out of every log line. Everything else in a credential (unknown keys included) is masked.
 PUBLIC_FIELDS = frozenset(
-    {"ti", "cn", "dt", "iu", "pu", "oa", "ot", "or", "ev", "v", "base_url", "profile_id", "webhook_public_keys"}
+    {"ti", "cn", "dt", "iu", "pu", "oa", "ot", "or", "ev", "v"}  # .ionapi ids and URLs
+    | {"base_url", "profile_id", "webhook_public_keys"}  # target endpoints and public keys
 )
 
 
