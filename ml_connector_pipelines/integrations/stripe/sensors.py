@@ -6,21 +6,19 @@ inbox drops the event ids it already holds, so a webhook plus a poll store an ev
 """
 
 import json
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 
 from ...core.errors import HttpError
-from ...core.inbox import InboxEvent
 from ...core.store import State
 from ...systems.stripe.client import StripeGateway
+from ..event_runs import batch_run_key
 from ..resources import StateResource, StripeResource
 from .assets import INBOX_SOURCE, PAYMENT_EVENT_TYPES, infor_ar_payments
 
 EVENTS_CURSOR = "stripe_events_created"  # unix seconds of the newest event stored
-RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster puts on every run a sensor launched
 
 stripe_ar_payments_job = dg.define_asset_job(
     "stripe_ar_payments_job",
@@ -55,23 +53,10 @@ def poll_events(state: State, gateway: StripeGateway, tenant: str) -> int:
     return stored
 
 
-def batch_run_key(instance: dg.DagsterInstance, tenant: str, pending: Sequence[InboxEvent]) -> str:
-    """The run key of one batch of waiting events: a tick that sees the same batch launches nothing
-    twice. Once a run for the batch has finished and the batch is still waiting (its postings
-    failed and were handed back), the next attempt gets a key of its own."""
-    batch = f"{tenant}:{pending[0].id}-{pending[-1].id}:{len(pending)}"
-    attempt = 0
-    while True:
-        key = batch if attempt == 0 else f"{batch}:retry-{attempt}"
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: key}), limit=1)
-        if not runs or not runs[0].is_finished:
-            return key
-        attempt += 1
-
-
 @dg.sensor(
     job=stripe_ar_payments_job,
     minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Polls Stripe events into the inbox; starts a payments run per tenant with events waiting.",
 )
 def stripe_events_sensor(

@@ -26,6 +26,7 @@ def cron_fired(cron: str, after: datetime, until: datetime) -> bool:
     cron_schedule=f"*/{TICK_MINUTES} * * * *",
     job_name="main",
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Run the main job for each tenant whose payment cycle (config payment_cron) is due.",
 )
 def wise_payment_cycle_schedule(

@@ -1,11 +1,20 @@
-"""Wise webhook events -> runs: the receiver stores verified events in the inbox; this sensor starts
-one `wise_payout_status_job` run per tenant with unprocessed events."""
+"""Wise transfer states -> runs of `wise_payout_status_job`, one per tenant with work to do.
+
+The receiver stores verified webhooks in the inbox; a tenant with events waiting gets a run for that
+batch. Webhooks can be lost (receiver down, Wise giving up), so every tenant also gets a polling run
+every POLL_MINUTES: `wise_payout_status` then reads Wise's transfer list for changes it missed.
+"""
+
+from datetime import UTC, datetime
 
 import dagster as dg
 
+from ..event_runs import batch_run_key, poll_run_key
 from ..partitions import TENANTS
 from ..resources import StateResource
 from .assets import INBOX_SOURCE, wise_payout_status
+
+POLL_MINUTES = 15
 
 wise_payout_status_job = dg.define_asset_job(
     "wise_payout_status_job",
@@ -14,19 +23,23 @@ wise_payout_status_job = dg.define_asset_job(
 )
 
 
-@dg.sensor(job=wise_payout_status_job, minimum_interval_seconds=30)
-def wise_events_sensor(
-    context: dg.SensorEvaluationContext, state: StateResource
-) -> dg.SensorResult | dg.SkipReason:
+@dg.sensor(
+    job=wise_payout_status_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A run per tenant with Wise webhooks waiting, and a polling run every 15 minutes.",
+)
+def wise_events_sensor(context: dg.SensorEvaluationContext, state: StateResource) -> dg.SensorResult:
     inbox = state.state().inbox
+    now = datetime.now(UTC)
     requests: list[dg.RunRequest] = []
     for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
+        if not state.configured(tenant, "wise"):
+            continue
         pending = inbox.pending(INBOX_SOURCE, tenant)
         if pending:
-            # One run key per batch: the newest event in it. A repeated tick launches nothing twice;
-            # events released by a failed run go out with the next batch.
-            newest = max(event.id for event in pending)
-            requests.append(dg.RunRequest(run_key=f"wise-events:{tenant}:{newest}", partition_key=tenant))
-    if not requests:
-        return dg.SkipReason("no unprocessed Wise events")
+            key = batch_run_key(context.instance, tenant, pending)
+        else:
+            key = poll_run_key(tenant, now, POLL_MINUTES)
+        requests.append(dg.RunRequest(run_key=key, partition_key=tenant))
     return dg.SensorResult(run_requests=requests)

@@ -135,7 +135,9 @@ def test_transfer_states_reach_the_right_infor_invoices(tenant: TenantEnv, recei
     context = dg.build_sensor_context(
         instance=tenant.instance, resources={"state": tenant.resources["state"]}
     )
-    assert isinstance(wise_events_sensor(context), dg.SkipReason)
+    # Nothing waiting: the sensor only asks for the periodic polling run (the missed-webhook net).
+    [poll] = wise_events_sensor(context).run_requests
+    assert ":poll:" in poll.run_key and poll.partition_key == tenant.name
 
     # A late "processing" (an old event Wise only now delivers) never overwrites "paid".
     paid_at = stored[paid]["updated_at"]
@@ -188,6 +190,12 @@ def test_unknown_transfers_are_skipped_and_polling_catches_missed_webhooks(
     key = sorted(transfers)[0]
     move(tenant, transfers[key].target_id, "processing")
     assert tenant.connector.state.inbox.pending("wise", tenant.name) == []
+    # No webhook arrived, yet the sensor asks for a run: the periodic poll of the transfer list.
+    context = dg.build_sensor_context(
+        instance=tenant.instance, resources={"state": tenant.resources["state"]}
+    )
+    [poll] = wise_events_sensor(context).run_requests
+    assert ":poll:" in poll.run_key and poll.partition_key == tenant.name
     polled = tenant.run("wise_payout_status_job")
     assert polled.success
     assert extensions(tenant)[key]["status"] == "processing"
