@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -134,6 +135,22 @@ def connector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return Connector.open()
 
 
+_tenant_names: dict[str, Any] = {"test": "", "count": 0}
+
+
+@pytest.fixture(autouse=True)
+def _tenants_named_after_the_test(request: pytest.FixtureRequest) -> None:
+    _tenant_names.update(test=request.node.nodeid, count=0)
+
+
+def _next_tenant_name() -> str:
+    """Named after the running test: the sandbox seeds a tenant's data (dates relative to today)
+    from its name, so every run of a test, on any day, sees the same records."""
+    _tenant_names["count"] += 1
+    digest = hashlib.sha256(f"{_tenant_names['test']}#{_tenant_names['count']}".encode()).hexdigest()
+    return f"T{digest[:8].upper()}"
+
+
 def make_tenant(
     sandbox: SandboxServer,
     connector: Any,
@@ -147,7 +164,7 @@ def make_tenant(
     from ml_connector_pipelines.integrations.tenancy import register_tenant
     from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
 
-    name = name or f"T{uuid.uuid4().hex[:8].upper()}"
+    name = name or _next_tenant_name()
     wise_token = f"wise-sandbox-{name.lower()}"
     stripe_key = f"sk_test_{name.lower()}"
     instance = dg.DagsterInstance.ephemeral()

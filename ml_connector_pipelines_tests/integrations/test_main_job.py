@@ -6,7 +6,7 @@ import dagster as dg
 
 from ml_connector_pipelines.integrations.tenancy import register_tenant
 from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
-from ml_connector_pipelines_tests.conftest import TenantEnv
+from ml_connector_pipelines_tests.conftest import TenantEnv, make_tenant
 from ml_connector_pipelines_tests.integrations.wise.wise_env import wise_user
 
 TODAY = datetime.now(UTC).date()
@@ -48,7 +48,9 @@ def test_infor_only_tenant_skips_targets_it_does_not_use(sandbox_server, connect
     assert [e for e in connector.state.audit.history(name) if e.flow.startswith(("wise", "stripe"))] == []
 
 
-def test_main_job_pushes_every_target_and_a_replay_sends_nothing(tenant: TenantEnv) -> None:
+def test_main_job_pushes_every_target_and_a_replay_sends_nothing(sandbox_server, connector) -> None:
+    # A fixed name: the sandbox seeds from it, so today's records (and this test) are the same every day.
+    tenant = make_tenant(sandbox_server, connector, name="MAINJOB")
     first = tenant.run("main", TODAY)
     assert first.success
     counts = _metadata(first)

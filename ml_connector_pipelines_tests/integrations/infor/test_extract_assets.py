@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import dagster as dg
+import httpx
 import pandas as pd
 import pytest
 
@@ -20,6 +21,7 @@ from ml_connector_pipelines.integrations.infor.assets import EXTRACTS, infor_ext
 from ml_connector_pipelines.integrations.infor.definitions import defs
 from ml_connector_pipelines.integrations.partitions import TENANT_DAY
 from ml_connector_pipelines.sandbox.host import SandboxServer
+from ml_connector_pipelines.sandbox.infor.seed import DEFAULT_COUNTS as ENTITIES_SEED_COUNTS
 from ml_connector_pipelines_tests.conftest import TenantEnv, make_tenant
 
 from .conftest import ENTITIES, extracted, held, seeded_days, today
@@ -80,6 +82,10 @@ def test_extracts_carry_row_count_sample_table_and_requests_used(
     sandbox_server: SandboxServer, connector: Any, product: str
 ) -> None:
     env = make_tenant(sandbox_server, connector, product=product)
+    # Enough records that every entity has some on today's date (the default seed spreads 30 POs
+    # over 10 days, so a random tenant can have none today).
+    seed = {entity: 300 for entity in ENTITIES_SEED_COUNTS}
+    httpx.put(f"{sandbox_server.url}/_sandbox/infor/tenants/{env.name}/seed", json=seed).raise_for_status()
     day = today()
     result = materialize_all(env, day)
     materializations = {
