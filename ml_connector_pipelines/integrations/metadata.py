@@ -1,4 +1,4 @@
-"""Run-level audit: the same materialization metadata for every push asset."""
+"""What every push asset shares: its SyncSession, progress in the run log, and run-level metadata."""
 
 from __future__ import annotations
 
@@ -6,7 +6,22 @@ from typing import Any
 
 import dagster as dg
 
+from ..core.store import State
 from ..core.sync import BASE_ACTIONS, SyncSession
+
+LOG_EVERY = 25  # records between progress lines in the run log
+
+
+def push_session(context: dg.AssetExecutionContext, state: State, tenant: str, flow: str) -> SyncSession:
+    """The SyncSession of one flow in this run and partition."""
+    return state.sync_session(
+        tenant=tenant, flow=flow, run_id=context.run.run_id, partition=str(context.partition_key)
+    )
+
+
+def log_progress(context: dg.AssetExecutionContext, flow: str, done: int, total: int) -> None:
+    if done % LOG_EVERY == 0 or done == total:
+        context.log.info(f"{flow}: {done}/{total} records")
 
 
 def sync_metadata(session: SyncSession, sample_size: int = 20) -> dict[str, Any]:
@@ -27,3 +42,10 @@ def sync_metadata(session: SyncSession, sample_size: int = 20) -> dict[str, Any]
 def log_counts(context: dg.AssetExecutionContext, flow: str, session: SyncSession) -> None:
     counts = ", ".join(f"{n} {action}" for action, n in session.counts.items()) or "nothing to do"
     context.log.info(f"{flow}: {counts}")
+
+
+def sync_result(session: SyncSession, requests: int, **extra: Any) -> dg.MaterializeResult:
+    """Counts, sample table and requests used: the materialization of a push asset."""
+    return dg.MaterializeResult(
+        metadata={**sync_metadata(session), "requests_used": dg.MetadataValue.int(requests), **extra}
+    )

@@ -24,7 +24,7 @@ from ...systems.infor.models import ARInvoice, ARPayment, Customer
 from ...systems.stripe.client import StripeGateway
 from ...systems.stripe.models import StripeInvoice
 from ..frames import from_frame
-from ..metadata import log_counts, sync_metadata
+from ..metadata import log_counts, log_progress, push_session, sync_metadata, sync_result
 from ..partitions import TENANT_DAY, TENANTS, tenant_day
 from ..resources import InforResource, StateResource, StripeResource, not_configured
 from . import mapping
@@ -33,7 +33,6 @@ CUSTOMERS_FLOW = "stripe_customers"
 INVOICES_FLOW = "stripe_invoices"
 PAYMENTS_FLOW = "infor_ar_payments"
 INBOX_SOURCE = "stripe"  # the receiver's `/webhooks/stripe/{tenant}` and the poller both write here
-LOG_EVERY = 25
 
 CLOSE_ACTIONS = ("void", "mark_uncollectible")
 # Without `ar_dimensions` in the tenant config, cash is posted to the sandbox's first dimension-1
@@ -46,11 +45,6 @@ PAYMENT_EVENT_TYPES = (mapping.PAYMENT_EVENT, *sorted(mapping.REFUND_EVENTS))
 def _keys(session: SyncSession, source_id: str, digest: str) -> Callable[[str], str]:
     """Idempotency keys for the writes of one record version, one per action."""
     return lambda action: mapping.idempotency_key(session.tenant, session.flow, source_id, digest, action)
-
-
-def _progress(context: dg.AssetExecutionContext, flow: str, done: int, total: int) -> None:
-    if done % LOG_EVERY == 0 or done == total:
-        context.log.info(f"{flow}: {done}/{total} records")
 
 
 def ar_dimensions(config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -315,7 +309,7 @@ def process_inbox(
             error = result.reason if result is not None and result.action == "flagged" else None
             state.inbox.mark_processed([event.id], session.run_id, error=error)
             unfinished.remove(event.id)
-            _progress(context, PAYMENTS_FLOW, done, len(events))
+            log_progress(context, PAYMENTS_FLOW, done, len(events))
     finally:
         state.inbox.release(unfinished)
 
@@ -420,19 +414,15 @@ def stripe_customers(
     tenant, _ = tenant_day(context)
     if not state.configured(tenant, "stripe"):
         return not_configured(context, tenant, "stripe")
-    session = state.state().sync_session(
-        tenant=tenant, flow=CUSTOMERS_FLOW, run_id=context.run.run_id, partition=str(context.partition_key)
-    )
+    session = push_session(context, state.state(), tenant, CUSTOMERS_FLOW)
     customers = from_frame(infor_customers, Customer)
     with stripe.gateway(tenant) as gateway:
         for done, customer in enumerate(customers, start=1):
             sync_customer(session, gateway, customer)
-            _progress(context, CUSTOMERS_FLOW, done, len(customers))
+            log_progress(context, CUSTOMERS_FLOW, done, len(customers))
         requests = gateway.requests_made
     log_counts(context, CUSTOMERS_FLOW, session)
-    return dg.MaterializeResult(
-        metadata={**sync_metadata(session), "requests_used": dg.MetadataValue.int(requests)}
-    )
+    return sync_result(session, requests)
 
 
 @dg.asset(
@@ -456,14 +446,9 @@ def stripe_invoices(
     tenant, _ = tenant_day(context)
     if not state.configured(tenant, "stripe"):
         return not_configured(context, tenant, "stripe")
-    partition = str(context.partition_key)
     store = state.state()
-    session = store.sync_session(
-        tenant=tenant, flow=INVOICES_FLOW, run_id=context.run.run_id, partition=partition
-    )
-    customer_session = store.sync_session(
-        tenant=tenant, flow=CUSTOMERS_FLOW, run_id=context.run.run_id, partition=partition
-    )
+    session = push_session(context, store, tenant, INVOICES_FLOW)
+    customer_session = push_session(context, store, tenant, CUSTOMERS_FLOW)
     action = close_action(state.tenant_config(tenant))
     invoices = from_frame(infor_ar_invoices, ARInvoice)
     with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
@@ -473,18 +458,13 @@ def stripe_invoices(
                 pusher.push(invoice)
             except HttpError as exc:  # Infor unreachable for the customer read: this record only
                 session.note(invoice.invoice_key, "failed", reason=str(exc))
-            _progress(context, INVOICES_FLOW, done, len(invoices))
+            log_progress(context, INVOICES_FLOW, done, len(invoices))
         requests = gateway.requests_made
     log_counts(context, INVOICES_FLOW, session)
     if customer_session.results:
         log_counts(context, f"{CUSTOMERS_FLOW} (on the spot)", customer_session)
-    return dg.MaterializeResult(
-        metadata={
-            **sync_metadata(session),
-            "customers_synced_on_the_spot": dg.MetadataValue.int(len(customer_session.results)),
-            "requests_used": dg.MetadataValue.int(requests),
-        }
-    )
+    on_the_spot = dg.MetadataValue.int(len(customer_session.results))
+    return sync_result(session, requests, customers_synced_on_the_spot=on_the_spot)
 
 
 @dg.asset(
@@ -507,9 +487,7 @@ def infor_ar_payments(
     if not state.configured(tenant, "stripe"):
         return not_configured(context, tenant, "stripe")
     store = state.state()
-    session = store.sync_session(
-        tenant=tenant, flow=PAYMENTS_FLOW, run_id=context.run.run_id, partition=tenant
-    )
+    session = push_session(context, store, tenant, PAYMENTS_FLOW)
     dimensions = ar_dimensions(state.tenant_config(tenant))
     with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
         process_inbox(context, store, session, gateway, adapter, dimensions)

@@ -22,14 +22,13 @@ import pandas as pd
 from ...core.errors import TargetRejected, ValidationFailed
 from ...core.inbox import InboxEvent
 from ...core.ledger import Ledger, LedgerEntry
-from ...core.store import State
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import APInvoice, InvoiceExtension, Supplier
 from ...systems.wise.client import WiseClient
 from ...systems.wise.models import Transfer
 from ..frames import from_frame
-from ..metadata import log_counts, sync_metadata
+from ..metadata import log_counts, log_progress, push_session, sync_result
 from ..partitions import TENANT_DAY, TENANTS, tenant_day
 from ..resources import InforResource, StateResource, WiseResource, not_configured
 from .mapping import (
@@ -53,24 +52,6 @@ DEFAULT_SOURCE_CURRENCY = "EUR"
 FIRST_POLL_LOOKBACK = timedelta(days=30)
 # Transfers in these states need no more polling; a later bounce still arrives by webhook.
 SETTLED_STATES = frozenset({"outgoing_payment_sent", "cancelled", "funds_refunded", "charged_back"})
-LOG_EVERY = 25
-
-
-def _session(context: dg.AssetExecutionContext, state: State, tenant: str, flow: str) -> SyncSession:
-    return state.sync_session(
-        tenant=tenant, flow=flow, run_id=context.run.run_id, partition=str(context.partition_key)
-    )
-
-
-def _progress(context: dg.AssetExecutionContext, flow: str, done: int, total: int) -> None:
-    if done % LOG_EVERY == 0 or done == total:
-        context.log.info(f"{flow}: {done}/{total} records")
-
-
-def _result(session: SyncSession, requests: int) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        metadata={**sync_metadata(session), "requests_used": dg.MetadataValue.int(requests)}
-    )
 
 
 # Recipients -------------------------------------------------------------------------------------------
@@ -141,7 +122,7 @@ def wise_recipients(
     tenant, _ = tenant_day(context)
     if not state.configured(tenant, "wise"):
         return not_configured(context, tenant, "wise")
-    session = _session(context, state.state(), tenant, RECIPIENTS)
+    session = push_session(context, state.state(), tenant, RECIPIENTS)
     suppliers = from_frame(infor_suppliers, Supplier)
     with wise.client(tenant) as client:
         recipients = RecipientSync(session, client)
@@ -150,10 +131,10 @@ def wise_recipients(
                 recipients.sync(supplier)
             except Exception as exc:  # e.g. the profile lookup failed: this record only, not the run
                 session.note(supplier.supplier_id, "failed", reason=f"{type(exc).__name__}: {exc}")
-            _progress(context, RECIPIENTS, done, len(suppliers))
+            log_progress(context, RECIPIENTS, done, len(suppliers))
         requests = client.requests_made
     log_counts(context, RECIPIENTS, session)
-    return _result(session, requests)
+    return sync_result(session, requests)
 
 
 # Quotes -----------------------------------------------------------------------------------------------
@@ -286,7 +267,7 @@ def wise_quotes(
     store = state.state()
     config = state.tenant_config(tenant)
     source_currency = str(config.get("wise_source_currency") or DEFAULT_SOURCE_CURRENCY)
-    session = _session(context, store, tenant, QUOTES)
+    session = push_session(context, store, tenant, QUOTES)
     invoices = from_frame(infor_ap_invoices, APInvoice)
     adapters: list[InforAdapter] = []
 
@@ -298,20 +279,20 @@ def wise_quotes(
 
     try:
         with wise.client(tenant) as client:
-            recipients = RecipientSync(_session(context, store, tenant, RECIPIENTS), client)
+            recipients = RecipientSync(push_session(context, store, tenant, RECIPIENTS), client)
             quotes = QuoteSync(session, recipients, client, infor_adapter, source_currency)
             for done, invoice in enumerate(invoices, start=1):
                 try:
                     quotes.sync(invoice)
                 except Exception as exc:  # one invoice's trouble (an Infor read) never stops the rest
                     session.note(invoice.invoice_key, "failed", reason=f"{type(exc).__name__}: {exc}")
-                _progress(context, QUOTES, done, len(invoices))
+                log_progress(context, QUOTES, done, len(invoices))
             requests = client.requests_made
     finally:
         for adapter in adapters:
             adapter.close()
     log_counts(context, QUOTES, session)
-    return _result(session, requests)
+    return sync_result(session, requests)
 
 
 # Transfers (opt-in, never funded) ---------------------------------------------------------------------
@@ -336,19 +317,19 @@ def wise_transfers(
     if not state.configured(tenant, "wise"):
         return not_configured(context, tenant, "wise")
     store = state.state()
-    session = _session(context, store, tenant, TRANSFERS)
+    session = push_session(context, store, tenant, TRANSFERS)
     invoices = [i for i in from_frame(infor_ap_invoices, APInvoice) if i.status == "open"]
     if state.tenant_config(tenant).get("wise_create_transfers") is not True:
         for invoice in invoices:
             session.note(invoice.invoice_key, "skipped", reason="not opted in")
-        return _result(session, 0)
+        return sync_result(session, 0)
     with wise.client(tenant) as client:
         for done, invoice in enumerate(invoices, start=1):
             _create_transfer(session, client, invoice)
-            _progress(context, TRANSFERS, done, len(invoices))
+            log_progress(context, TRANSFERS, done, len(invoices))
         requests = client.requests_made
     log_counts(context, TRANSFERS, session)
-    return _result(session, requests)
+    return sync_result(session, requests)
 
 
 def _create_transfer(session: SyncSession, client: WiseClient, invoice: APInvoice) -> SyncResult:
@@ -539,9 +520,7 @@ def wise_payout_status(
     if not state.configured(tenant, "wise"):
         return not_configured(context, tenant, "wise")
     store = state.state()
-    session = store.sync_session(
-        tenant=tenant, flow=PAYOUT_STATUS, run_id=context.run.run_id, partition=tenant
-    )
+    session = push_session(context, store, tenant, PAYOUT_STATUS)
     # Clients first: missing credentials fail the run before any inbox row is claimed.
     with wise.client(tenant) as client, infor.adapter(tenant) as adapter:
         pending = store.inbox.pending(INBOX_SOURCE, tenant)
@@ -587,7 +566,7 @@ def wise_payout_status(
         ours = [t for t in polled if index.invoice_for(t) is not None]
         store.cursors.set(tenant, POLL_CURSOR, next_poll_cursor(polled, ours, since).isoformat())
     log_counts(context, PAYOUT_STATUS, session)
-    return _result(session, requests)
+    return sync_result(session, requests)
 
 
 wise_assets = [wise_recipients, wise_quotes, wise_transfers, wise_payout_status]
