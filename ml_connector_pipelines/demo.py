@@ -27,6 +27,8 @@ from .sandbox.infor.simulator import sandbox_ionapi
 TENANT = "DEMO"
 WISE_TOKEN = "wise-sandbox-demo"
 STRIPE_KEY = "sk_test_demo"
+# The full event log goes to the instance (see it with `make ui`); the terminal shows warnings only.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 ACTIONS = ["created", "updated", "recreated", "skipped", "flagged", "failed"]  # always shown
 
 
@@ -131,7 +133,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 def _run(job_name: str, key: Any, instance: dg.DagsterInstance, label: str) -> dg.ExecuteInProcessResult:
     print(f"- {label} ...", flush=True)
     result = defs.resolve_job_def(job_name).execute_in_process(
-        partition_key=key, instance=instance, raise_on_error=False
+        partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
     )
     print(f"  run {result.run_id[:8]}: {'success' if result.success else 'FAILED'}", flush=True)
     return result

@@ -97,7 +97,7 @@ class SyncSession:
         try:
             action, target_id, reason = self._push(entry, create, lookup, update, recreate)
         except (TargetRejected, ValidationFailed) as exc:
-            return self._flag(source_id, _message(exc), content_hash)
+            return self._flag(source_id, _message(exc, source_id), content_hash)
         except Exception as exc:
             # The call may have reached the target: stay pending so the next run looks it up.
             reason = f"{type(exc).__name__}: {exc}"
@@ -244,8 +244,10 @@ def _previous_ids(entry: LedgerEntry, new_id: str | None) -> dict[str, Any]:
     return {"previous_target_ids": [*entry.extra.get("previous_target_ids", []), entry.target_id]}
 
 
-def _message(exc: Exception) -> str:
+def _message(exc: Exception, source_id: str) -> str:
     # The target's own words when there are some; they tell the user what to fix.
     if isinstance(exc, TargetRejected):
         return f"{exc.system} rejected it (HTTP {exc.status}): {exc.target_message}"
+    if isinstance(exc, ValidationFailed) and exc.record_id == source_id:
+        return f"field {exc.field}: {exc.reason}"  # the audit row already names the record
     return str(exc)
