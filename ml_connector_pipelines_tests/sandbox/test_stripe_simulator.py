@@ -22,7 +22,8 @@ from ml_connector_pipelines.sandbox.stripe.simulator import StripeSimulator
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Use .content=:DeprecationWarning"
 )  # inside stripe.HTTPXClient
-ORIGINAL_FIXTURES = Path("/work/shared/contracts/stripe-fixtures3.json")
+# A copy of ../shared/contracts/stripe-fixtures3.json (stripe-mock, MIT), so the test needs only the repo.
+ORIGINAL_FIXTURES = Path(__file__).parent / "stripe-fixtures3.json"
 PACKAGED_FIXTURES = Path(__file__).parents[2] / "ml_connector_pipelines/sandbox/stripe/fixtures3.json"
 
 
