@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 
@@ -130,6 +131,23 @@ def stripe_gateway(creds: dict[str, Any]) -> StripeGateway:
     return StripeGateway(creds["api_key"], creds["base_url"])
 
 
+WISE_SANDBOX_HOSTS = frozenset(
+    {"api.wise-sandbox.com", "api.sandbox.transferwise.tech", "api-mtls.sandbox.transferwise.tech"}
+)
+WISE_LIVE_HOSTS = frozenset({"api.wise.com", "api.transferwise.com", "api-mtls.transferwise.com"})
+
+
+def wise_builtin_keys(base_url: str) -> list[str]:
+    """Wise's own webhook key for the environment the tenant talks to, and only that one: anyone can
+    sign events with a Wise sandbox account, so a live tenant must never trust the sandbox key."""
+    host = urlsplit(base_url).hostname or ""
+    if host in WISE_LIVE_HOSTS:
+        return [WISE_LIVE_PUBLIC_KEY_PEM]
+    if host in WISE_SANDBOX_HOSTS:
+        return [WISE_SANDBOX_PUBLIC_KEY_PEM]
+    return []  # our simulator or a proxy: only the keys configured for the tenant
+
+
 def webhook_verifiers(connector: Connector) -> dict[str, Verifier]:
     """Signature verifiers for the webhook receiver, reading each tenant's keys from the vault."""
 
@@ -148,8 +166,8 @@ def webhook_verifiers(connector: Connector) -> dict[str, Verifier]:
     stripe_creds = creds_for("stripe")
 
     def wise_keys(tenant: str) -> list[str]:
-        extra = wise_creds(tenant).get("webhook_public_keys", [])
-        return [WISE_LIVE_PUBLIC_KEY_PEM, WISE_SANDBOX_PUBLIC_KEY_PEM, *extra]
+        creds = wise_creds(tenant)
+        return [*wise_builtin_keys(creds.get("base_url", "")), *creds.get("webhook_public_keys", [])]
 
     return {
         "wise": WiseWebhookVerifier(wise_keys),
