@@ -51,6 +51,7 @@ class SyncResult:
     action: str
     target_id: str | None
     reason: str | None
+    in_progress: bool = False  # skipped only because another live run holds the record
 
 
 class SyncSession:
@@ -187,9 +188,11 @@ class SyncSession:
 
     def _in_progress(self, source_id: str) -> SyncResult:
         holder = self.ledger.get(self.tenant, self.flow, source_id)
-        return self._outcome(
+        result = self._outcome(
             source_id, "skipped", None, f"in progress in run {holder.run_id if holder else '?'}"
         )
+        result.in_progress = True
+        return result
 
     def _flag(self, source_id: str, reason: str, content_hash: str | None) -> SyncResult:
         entry = self.ledger.flag(

@@ -203,6 +203,7 @@ def test_crash_between_pending_and_done_is_recovered_without_duplicate(state_sto
     # While its lease lasts, another run leaves the record alone.
     blocked = push(session(state_store, "run-2"), target, "S1", {"name": "Acme"})
     assert (blocked.action, blocked.reason) == ("skipped", "in progress in run crashed-run")
+    assert blocked.in_progress
     # Once the lease has expired, the next run finds the record instead of creating it again.
     result = push(session(state_store, "run-3", lease_seconds=0), target, "S1", {"name": "Acme"})
     assert (result.action, result.target_id, result.reason) == ("created", "T1", "recovered")

@@ -303,8 +303,8 @@ def process_inbox(
             except HttpError as exc:  # Stripe unreachable before the posting: try again next run
                 session.note(event.event_id, "failed", reason=str(exc))
                 continue
-            if result is not None and result.action == "failed":
-                continue
+            if result is not None and (result.action == "failed" or result.in_progress):
+                continue  # handed back: retried later, also if the run holding it dies
             # A flagged event is kept as a dead letter with its reason; anything else is done.
             error = result.reason if result is not None and result.action == "flagged" else None
             state.inbox.mark_processed([event.id], session.run_id, error=error)

@@ -120,3 +120,26 @@ def test_a_batch_whose_postings_failed_is_launched_again(connector: Any) -> None
         assert launch(tenant, again)
         assert len(postings(tenant, invoice["id"])) == 1
         assert tick_sensor(tenant) == []
+
+
+def test_a_payment_held_by_another_live_run_stays_in_the_inbox(sandbox_server: Any, connector: Any) -> None:
+    tenant = make_tenant(sandbox_server, connector)
+    day = busiest_day(tenant)
+    assert tenant.materialize(PUSH_ASSETS, day).success
+    invoice = stripe_account(tenant)["invoices"][0]
+    sandbox_post(tenant, f"/stripe/invoices/{invoice['id']}/pay")
+    # Another run (say, one a worker is still executing) holds this payment's ledger record.
+    ledger = connector.state.ledger
+    assert ledger.claim(tenant.name, PAYMENTS_FLOW, invoice["id"], "other-run") is not None
+
+    [first] = tick_sensor(tenant)
+    launch(tenant, first)
+    assert postings(tenant, invoice["id"]) == []
+    # Not marked processed: if the other run dies, the payment is still waiting to be posted.
+    assert connector.state.inbox.pending("stripe", tenant.name)
+
+    ledger.release(tenant.name, PAYMENTS_FLOW, invoice["id"], "other-run")
+    [again] = tick_sensor(tenant)
+    assert launch(tenant, again)
+    assert len(postings(tenant, invoice["id"])) == 1
+    assert tick_sensor(tenant) == []
