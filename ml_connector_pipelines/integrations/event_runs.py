@@ -13,6 +13,13 @@ import dagster as dg
 from ..core.inbox import InboxEvent
 
 RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster puts on every run a sensor launched
+# dagster.yaml allows one run per value of this tag at a time: a tenant's event runs (a webhook batch
+# and a polling run, say) never write the same Infor invoice concurrently.
+TENANT_EVENTS_TAG = "ml_connector/tenant_events"
+
+
+def event_run_request(tenant: str, run_key: str) -> dg.RunRequest:
+    return dg.RunRequest(run_key=run_key, partition_key=tenant, tags={TENANT_EVENTS_TAG: tenant})
 
 
 def batch_run_key(instance: dg.DagsterInstance, tenant: str, pending: Sequence[InboxEvent]) -> str:

@@ -18,6 +18,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 
 from ml_connector_pipelines.core.settings import Settings
 from ml_connector_pipelines.definitions import build_resources, defs
+from ml_connector_pipelines.integrations.event_runs import TENANT_EVENTS_TAG
 from ml_connector_pipelines.integrations.infor.assets import infor_extracts
 from ml_connector_pipelines.integrations.partitions import TENANTS, partition_key
 from ml_connector_pipelines.sandbox.host import SandboxServer
@@ -51,7 +52,8 @@ def test_dagster_yaml_loads_postgres_storage_and_the_queued_coordinator(producti
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None and queue.max_concurrent_runs == 20
         assert list(queue.tag_concurrency_limits) == [
-            {"key": "dagster/partition/tenant", "value": {"applyLimitPerUniqueValue": True}, "limit": 2}
+            {"key": "dagster/partition/tenant", "value": {"applyLimitPerUniqueValue": True}, "limit": 2},
+            {"key": TENANT_EVENTS_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
         ]
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
         assert instance.run_monitoring_enabled

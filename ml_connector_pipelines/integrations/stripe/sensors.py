@@ -14,7 +14,7 @@ import dagster as dg
 from ...core.errors import HttpError
 from ...core.store import State
 from ...systems.stripe.client import StripeGateway
-from ..event_runs import batch_run_key
+from ..event_runs import batch_run_key, event_run_request
 from ..resources import StateResource, StripeResource
 from .assets import INBOX_SOURCE, PAYMENT_EVENT_TYPES, infor_ar_payments
 
@@ -78,5 +78,5 @@ def stripe_events_sensor(
         pending = store.inbox.pending(INBOX_SOURCE, tenant.name)
         if pending:
             run_key = batch_run_key(context.instance, tenant.name, pending)
-            run_requests.append(dg.RunRequest(run_key=run_key, partition_key=tenant.name))
+            run_requests.append(event_run_request(tenant.name, run_key))
     return dg.SensorResult(run_requests=run_requests)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ..event_runs import batch_run_key, poll_run_key
+from ..event_runs import batch_run_key, event_run_request, poll_run_key
 from ..partitions import TENANTS
 from ..resources import StateResource
 from .assets import INBOX_SOURCE, wise_payout_status
@@ -41,5 +41,5 @@ def wise_events_sensor(context: dg.SensorEvaluationContext, state: StateResource
             key = batch_run_key(context.instance, tenant, pending)
         else:
             key = poll_run_key(tenant, now, POLL_MINUTES)
-        requests.append(dg.RunRequest(run_key=key, partition_key=tenant))
+        requests.append(event_run_request(tenant, key))
     return dg.SensorResult(run_requests=requests)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ml_connector_pipelines.core.webhooks import WebhookServer, create_webhook_app
+from ml_connector_pipelines.integrations.event_runs import TENANT_EVENTS_TAG
 from ml_connector_pipelines.integrations.tenancy import webhook_verifiers
 from ml_connector_pipelines.integrations.wise.mapping import transfer_customer_transaction_id
 from ml_connector_pipelines.integrations.wise.sensors import wise_events_sensor
@@ -82,6 +83,7 @@ def sensor_then_job(tenant: TenantEnv) -> dict[str, Any]:
     assert isinstance(result, dg.SensorResult), result
     [request] = result.run_requests
     assert request.partition_key == tenant.name
+    assert request.tags[TENANT_EVENTS_TAG] == tenant.name  # one event run per tenant at a time
     # The same tick again asks for the same batch: Dagster launches a run key only once.
     assert [r.run_key for r in wise_events_sensor(context).run_requests] == [request.run_key]
     run = tenant.run("wise_payout_status_job")
