@@ -1,11 +1,13 @@
 """The payment cycle: each tenant's `payment_cron` (tenant config, default Tuesday and Friday 06:00
 UTC) decides when its Infor -> Wise sync runs.
 
-One schedule serves every tenant: it ticks every quarter of an hour and requests a run of the main
-job, for today's date partition, for each tenant whose cron fired since the previous tick.
+One schedule serves every tenant: it ticks every quarter of an hour and, for each tenant whose cron
+fired since the previous tick, requests main-job runs for every modified date since the tenant's
+previous cycle (that day included: it may have changed after that run), up to today. Rerunning a day
+is safe: the ledger skips what is already done.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from dagster._utils.schedules import get_latest_completed_cron_tick, is_valid_cron_string
@@ -15,6 +17,7 @@ from ..resources import StateResource
 
 DEFAULT_PAYMENT_CRON = "0 6 * * 2,5"
 TICK_MINUTES = 15
+MAX_CATCH_UP_DAYS = 31  # a tenant whose cycle is monthly still gets every day covered
 
 
 def cron_fired(cron: str, after: datetime, until: datetime) -> bool:
@@ -22,12 +25,20 @@ def cron_fired(cron: str, after: datetime, until: datetime) -> bool:
     return get_latest_completed_cron_tick(cron, until, "UTC") > after
 
 
+def cycle_days(cron: str, now: datetime) -> list[date]:
+    """The modified dates one cycle covers: from the previous cycle's date through today."""
+    this_cycle = get_latest_completed_cron_tick(cron, now, "UTC")
+    previous = get_latest_completed_cron_tick(cron, this_cycle - timedelta(seconds=1), "UTC")
+    first = max(previous.date(), now.date() - timedelta(days=MAX_CATCH_UP_DAYS - 1))
+    return [first + timedelta(days=n) for n in range((now.date() - first).days + 1)]
+
+
 @dg.schedule(
     cron_schedule=f"*/{TICK_MINUTES} * * * *",
     job_name="main",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Run the main job for each tenant whose payment cycle (config payment_cron) is due.",
+    description="For each tenant whose payment_cron is due: main runs for each day since its last cycle.",
 )
 def wise_payment_cycle_schedule(
     context: dg.ScheduleEvaluationContext, state: StateResource
@@ -44,10 +55,11 @@ def wise_payment_cycle_schedule(
             context.log.warning(f"tenant {tenant}: payment_cron {cron!r} is not a valid cron string")
             continue
         if cron_fired(cron, previous_tick, now):
-            requests.append(
+            requests += [
                 dg.RunRequest(
-                    run_key=f"payment-cycle:{tenant}:{now.isoformat()}",
-                    partition_key=partition_key(tenant, now.date()),
+                    run_key=f"payment-cycle:{tenant}:{day.isoformat()}:{now.isoformat()}",
+                    partition_key=partition_key(tenant, day),
                 )
-            )
+                for day in cycle_days(cron, now)
+            ]
     return requests or dg.SkipReason("no tenant's payment cycle is due")

@@ -7,7 +7,6 @@ from typing import Any
 
 import dagster as dg
 
-from ml_connector_pipelines.integrations.partitions import partition_key
 from ml_connector_pipelines.integrations.resources import StateResource
 from ml_connector_pipelines.integrations.tenancy import register_tenant
 from ml_connector_pipelines.integrations.wise.schedules import wise_payment_cycle_schedule
@@ -27,13 +26,22 @@ def tick(instance: dg.DagsterInstance, connector: Any, at: datetime) -> list[dg.
     return wise_payment_cycle_schedule(context)
 
 
-def due(instance: dg.DagsterInstance, connector: Any, at: datetime) -> dict[str, str]:
-    """tenant -> partition key of the main-job runs the schedule asks for at `at`."""
+def due(instance: dg.DagsterInstance, connector: Any, at: datetime) -> dict[str, list[str]]:
+    """tenant -> the dates of the main-job runs the schedule asks for at `at`."""
     result = tick(instance, connector, at)
     if isinstance(result, dg.SkipReason):
         return {}
     assert all(r.job_name in (None, "main") for r in result)
-    return {r.partition_key.keys_by_dimension["tenant"]: r.partition_key for r in result}
+    assert len({r.run_key for r in result}) == len(result)
+    found: dict[str, list[str]] = {}
+    for request in result:
+        keys = request.partition_key.keys_by_dimension
+        found.setdefault(keys["tenant"], []).append(keys["date"])
+    return found
+
+
+def days(first: int, last: int) -> list[str]:
+    return [date(2026, 11, d).isoformat() for d in range(first, last + 1)]
 
 
 def test_each_tenant_runs_on_its_own_payment_cycle(sandbox_server: SandboxServer, connector: Any) -> None:
@@ -43,13 +51,14 @@ def test_each_tenant_runs_on_its_own_payment_cycle(sandbox_server: SandboxServer
             ionapi = sandbox_ionapi(sandbox_server.url, name)
             register_tenant(connector, name, ionapi=ionapi, config=config, instance=instance)
 
-        def at(day: int, hour: int, minute: int = 0) -> dict[str, str]:
+        def at(day: int, hour: int, minute: int = 0) -> dict[str, list[str]]:
             return due(instance, connector, datetime(2026, 11, day, hour, minute, tzinfo=UTC))
 
-        # The default cycle is Tuesday and Friday 06:00; the other tenant pays daily at 07:30.
-        assert at(24, 6) == {weekly: partition_key(weekly, date(2026, 11, 24))}
-        assert at(27, 6) == {weekly: partition_key(weekly, date(2026, 11, 27))}
-        assert at(25, 7, 30) == {daily: partition_key(daily, date(2026, 11, 25))}
+        # The default cycle is Tuesday and Friday 06:00; the other tenant pays daily at 07:30. Each
+        # cycle covers every modified date since the previous cycle, that day included.
+        assert at(24, 6) == {weekly: days(20, 24)}  # Friday 20th to Tuesday 24th
+        assert at(27, 6) == {weekly: days(24, 27)}
+        assert at(25, 7, 30) == {daily: days(24, 25)}
         # Off-cycle, and on the tick right after a cycle time, nothing is due.
         assert isinstance(tick(instance, connector, TUESDAY_0600.replace(day=25)), dg.SkipReason)
         assert at(24, 6, 15) == {}
