@@ -137,29 +137,38 @@ def cmd_tenants_check(args: argparse.Namespace) -> int:
 # keys ----------------------------------------------------------------------------------------------
 
 
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from .core.vault import generate_key
+
+    print(generate_key())
+    return 0
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Re-encrypt every credential with a new primary key, never leaving one unreadable.
+
+    Key file: a new key is written in front of the old ones (atomically) BEFORE anything is
+    re-encrypted, so every ciphertext is readable with the file at every moment. Keys in the
+    environment: the operator puts a new key (`keys generate`) first in ML_CONNECTOR_MASTER_KEY and
+    this re-encrypts with it; no key is ever printed here.
+    """
     from .core.settings import Settings
     from .core.store import State
     from .core.tenants import CredentialStore
-    from .core.vault import Vault, generate_key
+    from .core.vault import Vault, generate_key, read_key_file, write_key_file
 
     settings = Settings.from_env()
-    old = Vault.from_settings(settings)  # fails clearly when no key exists yet
-    old_keys = settings.master_keys or [
-        line.strip() for line in settings.master_key_file.read_text().splitlines() if line.strip()
-    ]
-    new_key = generate_key()
-    keys = [new_key, *old_keys]
-    state = State.open(settings)
-    count = CredentialStore(state.store, old).rotate_all(Vault(keys))
+    Vault.from_settings(settings)  # fails clearly when no key exists yet
     if settings.master_keys:
-        print(f"re-encrypted {count} credentials with a new primary key.")
-        print("Set ML_CONNECTOR_MASTER_KEY to the new list below (old keys stay readable until removed):")
-        print(",".join(keys))
+        keys = settings.master_keys
     else:
-        settings.master_key_file.write_text("\n".join(keys) + "\n")
-        print(f"re-encrypted {count} credentials; new primary key written to {settings.master_key_file}")
-        print("Old keys are still listed there; remove them once every process has restarted.")
+        keys = [generate_key(), *read_key_file(settings.master_key_file)]
+        write_key_file(settings.master_key_file, keys)
+    vault = Vault(keys)
+    count = CredentialStore(State.open(settings).store, vault).rotate_all(vault)
+    where = "ML_CONNECTOR_MASTER_KEY" if settings.master_keys else str(settings.master_key_file)
+    print(f"re-encrypted {count} credentials with the first key of {where}")
+    print("Older keys still decrypt; remove them once every process runs with the new list.")
     return 0
 
 
@@ -272,9 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_tenants_check)
 
     keys = sub.add_parser("keys", help="master key management").add_subparsers(dest="action", required=True)
-    keys.add_parser("rotate", help="new primary key; re-encrypt every credential").set_defaults(
+    keys.add_parser("rotate", help="re-encrypt every credential with a new primary key").set_defaults(
         func=cmd_keys_rotate
     )
+    keys.add_parser(
+        "generate", help="print a new key (to put first in ML_CONNECTOR_MASTER_KEY)"
+    ).set_defaults(func=cmd_keys_generate)
 
     sandbox = sub.add_parser("sandbox", help="the simulators").add_subparsers(dest="action", required=True)
     serve = sandbox.add_parser("serve", help="serve every simulator under http://HOST:PORT/<system>/")

@@ -49,8 +49,7 @@ class Vault:
             _write_key_file(path, generate_key())
         if not path.exists():
             raise VaultError(f"no master key: set ML_CONNECTOR_MASTER_KEY or create {path}")
-        keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        return cls(keys)
+        return cls(read_key_file(path))
 
     def encrypt_json(self, value: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(value, sort_keys=True).encode("utf-8")).decode("ascii")
@@ -105,3 +104,18 @@ def _write_key_file(path: Path, key: str) -> None:
         pass
     finally:
         scratch.unlink()
+
+
+def read_key_file(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_key_file(path: Path, keys: list[str]) -> None:
+    """Replace the key file atomically (mode 0600): readers see the old list or the new, never half."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.new")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(keys) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(scratch, path)

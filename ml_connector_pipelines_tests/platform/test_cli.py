@@ -239,6 +239,8 @@ def test_keys_rotate_with_a_key_file(cli: CliEnv, sandbox_server: SandboxServer)
     assert "re-encrypted 3 credentials" in result.out
     keys = key_file.read_text().split()
     assert len(keys) == 2 and keys[1:] == first_key
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert not any(key in result.out + result.err for key in keys)  # keys are never printed
 
     # Readable with the new key file, and the rotated ciphertexts need the new key: the old one alone fails.
     connector = Connector.open()
@@ -264,12 +266,16 @@ def test_keys_rotate_with_keys_in_the_environment(
     name = new_name()
     add_tenant(cli, sandbox_server, name)
 
+    # The operator generates a key and puts it first; rotating re-encrypts with it and prints no key.
+    new_key = cli("keys", "generate").out.strip()
+    assert Vault([new_key])
+    monkeypatch.setenv("ML_CONNECTOR_MASTER_KEY", f"{new_key},{old_key}")
     result = cli("keys", "rotate")
 
     assert result.code == 0, result.err
-    new_keys = result.out.strip().splitlines()[-1].split(",")
-    assert len(new_keys) == 2 and new_keys[1] == old_key
-    monkeypatch.setenv("ML_CONNECTOR_MASTER_KEY", new_keys[0])  # the new key alone now reads everything
+    assert "re-encrypted 3 credentials" in result.out
+    assert new_key not in result.out and old_key not in result.out
+    monkeypatch.setenv("ML_CONNECTOR_MASTER_KEY", new_key)  # the new key alone now reads everything
     assert Connector.open().credentials.get(name, "infor")["ti"] == name
 
 
