@@ -266,11 +266,13 @@ class HttpClient:
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         """Delay before the next attempt: Retry-After if given, else exponential with full jitter.
 
-        Never below ``min_delay``, so ``Retry-After: 0`` cannot turn into a hot loop.
+        Retry-After is honoured in full (a wait that does not fit in ``max_total`` ends the retries
+        rather than calling back early), and never below ``min_delay``, so ``Retry-After: 0`` cannot
+        turn into a hot loop.
         """
         policy = self.retry
         if retry_after is not None:
-            delay = min(retry_after, policy.max_delay)
+            delay = retry_after
         else:
             ceiling = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
             delay = self._random.uniform(0, ceiling)

@@ -211,10 +211,19 @@ def test_429_with_retry_after_http_date(make_client, sim, fake_time) -> None:
     make_client(retry=RetryPolicy(max_delay=60)).get("/scripted")
     # The date has one-second resolution and the clock moved on a little since it was written.
     assert len(fake_time.sleeps) == 1 and 25 < fake_time.sleeps[0] <= 30
-    # The default policy caps any Retry-After at max_delay.
+    # Honoured above max_delay too: the server said when; calling back earlier only earns another 429.
     sim.script = [{"status": 429, "headers": {"Retry-After": when}}]
-    make_client().get("/scripted")
-    assert fake_time.sleeps[1:] == [RetryPolicy().max_delay]
+    make_client(retry=RetryPolicy(max_delay=5)).get("/scripted")
+    assert len(fake_time.sleeps) == 2 and 25 < fake_time.sleeps[1] <= 30
+
+
+def test_retry_after_beyond_the_retry_budget_gives_up_without_calling_early(
+    make_client, sim, fake_time
+) -> None:
+    sim.script = [{"status": 429, "headers": {"Retry-After": "600"}}] * 2
+    with pytest.raises(RetryExhausted):
+        make_client(retry=RetryPolicy(max_total=120)).get("/scripted")
+    assert fake_time.sleeps == [] and sim.hits["scripted"] == 1
 
 
 def test_retry_after_zero_waits_min_delay_and_counts_the_attempt(make_client, sim, fake_time) -> None:

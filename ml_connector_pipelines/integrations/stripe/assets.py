@@ -8,7 +8,7 @@ on every write. Inbound, per tenant: `infor_ar_payments` turns the Stripe events
 """
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ from ...core.errors import HttpError, ValidationFailed
 from ...core.store import State
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.infor.adapter import InforAdapter
-from ...systems.infor.models import ARInvoice, ARPayment, Customer
+from ...systems.infor.models import ARInvoice, ARPayment, Customer, PostedARPayment
 from ...systems.stripe.client import StripeGateway
 from ...systems.stripe.models import StripeInvoice
 from ..frames import from_frame
@@ -322,10 +322,11 @@ RECONCILIATION_COLUMNS = [
     "invoice_number",
     "currency",
     "stripe_amount",
-    "infor_posting",
+    "infor_postings",
     "infor_amount",
     "status",
 ]
+MATCHED = "matched"
 
 
 def stripe_payments_on(gateway: StripeGateway, day: date) -> dict[str, ARPayment | str]:
@@ -345,52 +346,58 @@ def stripe_payments_on(gateway: StripeGateway, day: date) -> dict[str, ARPayment
     return found
 
 
-def reconcile(
-    stripe_side: Mapping[str, ARPayment | str],
-    state: State,
-    tenant: str,
-    day: date,
-    find_posting: Callable[[str], str | None],
-) -> pd.DataFrame:
-    """One row per payment reference of the day, on either side, with its status: matched,
-    missing in Infor, amount differs, unmatched (no Infor invoice) or not in Stripe."""
-    posted = {
-        entry.source_id: entry
+def posted_on(state: State, tenant: str, day: date) -> set[str]:
+    """The payment references our ledger posted to Infor for payments dated `day`."""
+    return {
+        entry.source_id
         for entry in state.ledger.entries(tenant, PAYMENTS_FLOW, status="done")
         if entry.extra.get("payment_date") == day.isoformat()
     }
+
+
+def reconciliation_status(stripe_payment: ARPayment | str | None, postings: Sequence[PostedARPayment]) -> str:
+    """How one reference compares: Stripe's side against every line Infor holds for it."""
+    if isinstance(stripe_payment, str):
+        return stripe_payment  # unmatched: names no Infor invoice, so nothing to compare
+    if stripe_payment is None:
+        return "not_in_stripe"
+    if not postings:
+        return "missing_in_infor"
+    if len(postings) > 1:
+        return "posted_twice"
+    [posting] = postings
+    same_currency = posting.currency in (None, stripe_payment.currency)
+    return MATCHED if posting.amount == stripe_payment.amount and same_currency else "amount_differs"
+
+
+def reconcile(
+    stripe_side: Mapping[str, ARPayment | str],
+    posted: Iterable[str],
+    infor_postings: Mapping[str, Sequence[PostedARPayment]],
+) -> pd.DataFrame:
+    """One row per payment reference of the day, from Stripe or from our ledger (`posted`), with
+    what Infor holds for it (`infor_postings`, by reference) and its status."""
     rows: list[dict[str, Any]] = []
     for reference in sorted(set(stripe_side) | set(posted)):
         stripe_payment = stripe_side.get(reference)
-        entry = posted.get(reference)
-        infor_posting = find_posting(reference)
-        infor_amount = Decimal(entry.extra["amount"]) if entry is not None and infor_posting else None
+        postings = infor_postings.get(reference, ())
         row: dict[str, Any] = {
             "reference": reference,
             "kind": None,
-            "invoice_number": entry.extra.get("invoice_number") if entry else None,
-            "currency": entry.extra.get("currency") if entry else None,
+            "invoice_number": postings[0].invoice_number if postings else None,
+            "currency": postings[0].currency if postings else None,
             "stripe_amount": None,
-            "infor_posting": infor_posting,
-            "infor_amount": infor_amount,
+            "infor_postings": ", ".join(posting.id for posting in postings) or None,
+            "infor_amount": sum((posting.amount for posting in postings), Decimal(0)) if postings else None,
+            "status": reconciliation_status(stripe_payment, postings),
         }
-        if isinstance(stripe_payment, str):
-            row["status"] = stripe_payment  # unmatched
-        elif stripe_payment is None:
-            row["status"] = "not in Stripe"
-        else:
+        if isinstance(stripe_payment, ARPayment):
             row.update(
                 kind="refund" if stripe_payment.amount < 0 else "payment",
                 invoice_number=stripe_payment.invoice_number,
                 currency=stripe_payment.currency,
                 stripe_amount=stripe_payment.amount,
             )
-            if infor_posting is None:
-                row["status"] = "missing in Infor"
-            elif infor_amount != stripe_payment.amount:
-                row["status"] = "amount differs"
-            else:
-                row["status"] = "matched"
         rows.append(row)
     return pd.DataFrame(rows, columns=RECONCILIATION_COLUMNS)
 
@@ -520,8 +527,11 @@ def stripe_reconciliation(
         return
     with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
         stripe_side = stripe_payments_on(gateway, day)
-        report = reconcile(stripe_side, state.state(), tenant, day, adapter.find_ar_payment)
-    mismatches = report[report["status"] != "matched"]
+        posted = posted_on(state.state(), tenant, day)
+        # What Infor itself holds per reference, not what our ledger says we posted.
+        infor_postings = {ref: adapter.ar_payments(ref) for ref in sorted(set(stripe_side) | posted)}
+    report = reconcile(stripe_side, posted, infor_postings)
+    mismatches = report[report["status"] != MATCHED]
     table = report.to_markdown(index=False) if len(report) else "(no payments or refunds on this day)"
     context.log.info(f"stripe_reconciliation: {len(report)} references, {len(mismatches)} mismatched")
     yield dg.Output(
@@ -535,6 +545,11 @@ def stripe_reconciliation(
     yield dg.AssetCheckResult(
         check_name="stripe_reconciliation_clean",
         passed=mismatches.empty,
-        description="every Stripe payment and refund of the day is posted once in Infor, same amount",
+        description=(
+            "every Stripe payment and refund of the day is posted once in Infor, same amount"
+            if mismatches.empty
+            else "mismatched: "
+            + ", ".join(f"{row.reference} ({row.status})" for row in mismatches.itertuples())
+        ),
         metadata={"mismatched_references": dg.MetadataValue.json(mismatches["reference"].tolist())},
     )

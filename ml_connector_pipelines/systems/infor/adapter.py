@@ -7,19 +7,26 @@ the id Infor gave the new record. Which M3 program or IDO backs each call follow
 Tenant config keys: cono (M3 company, default "100"), divi (M3 division context), bank_type (CRS692MI
 BKTP of supplier accounts, default "2"), mongoose_config (SyteLine, required), page_size (default
 500), client_auth ("form" | "basic"), extension_program (default "CUGEX1MI") and the extension's
-transactions extension_get / extension_add / extension_change.
+transactions extension_get / extension_add / extension_change, rate_limit_per_second (requests per
+second for the tenant's gateway credential, default no limit).
+
+A row that cannot become a canonical record is skipped and kept in `adapter.rejected`, naming the
+row and the M3 column / IDO property that was bad: one bad field never stops a whole extract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import islice
 from typing import Any, Literal, Protocol, Self, TypeVar
 
+from pydantic import ValidationError
+
 from ...core.errors import ConnectorError, ValidationFailed
-from ...core.http import HttpClient
+from ...core.http import HttpClient, RateLimit
 from .auth import GATEWAY_RETRY, IonApiAuth
 from .ionapi import IonApi
 from .m3 import M3Client, M3TransactionError, m3_date, m3_literal, parse_m3_date
@@ -34,6 +41,7 @@ from .models import (
     InvoiceStatus,
     NewAPInvoice,
     NewPurchaseOrder,
+    PostedARPayment,
     Product,
     PurchaseOrder,
     PurchaseOrderLine,
@@ -45,6 +53,7 @@ InvoiceKind = Literal["ap", "ar"]
 BankAccountKind = Literal["iban", "sort_code", "aba", "email"]
 ACCOUNT_TYPES: dict[str, Literal["CHECKING", "SAVINGS"]] = {"CHECKING": "CHECKING", "SAVINGS": "SAVINGS"}
 T = TypeVar("T")
+R = TypeVar("R", bound=Mapping[str, Any])
 
 DEFAULT_PAGE_SIZE = 500
 # Infor recommends a client timeout of 5 minutes or more (the gateway itself gives up after 1-5).
@@ -69,6 +78,7 @@ def m3_po_status(highest_status: str) -> str:
 
 class InforAdapter(Protocol):
     product: Product
+    rejected: list[RejectedRecord]
 
     @property
     def requests_made(self) -> int: ...
@@ -87,6 +97,7 @@ class InforAdapter(Protocol):
     def create_ap_invoice(self, invoice: NewAPInvoice) -> str: ...
     def add_ar_payment(self, payment: ARPayment) -> str: ...
     def find_ar_payment(self, reference: str) -> str | None: ...
+    def ar_payments(self, reference: str) -> list[PostedARPayment]: ...
     def write_invoice_extension(
         self, kind: InvoiceKind, invoice_key: str, extension: InvoiceExtension
     ) -> bool: ...
@@ -113,6 +124,7 @@ def open_adapter(
     elif product != "m3":
         raise ValueError(f"unknown Infor product {product!r}; expected 'm3' or 'syteline'")
     auth = IonApiAuth(ionapi, client_auth=config.get("client_auth", "form"))
+    per_second = config.get("rate_limit_per_second")
     http = HttpClient(
         "infor",
         ionapi.api_base,
@@ -121,6 +133,8 @@ def open_adapter(
         retry=GATEWAY_RETRY,
         timeout=GATEWAY_TIMEOUT_SECONDS,
         headers=headers,
+        # Shared per (system, credential_id): every adapter of this tenant draws from one bucket.
+        rate_limit=RateLimit(float(per_second)) if per_second else None,
     )
     if product == "m3":
         return M3Adapter(http, auth, config)
@@ -143,6 +157,32 @@ def _blank_to_none(value: Any) -> str | None:
 
 def _decimal(value: Any) -> Decimal:
     return Decimal(str(value).strip() or "0")
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A source row the adapter could not map: not yielded, reported by the extract instead."""
+
+    entity: str  # the read method: "ap_invoices", "suppliers", ...
+    record_id: str  # the row's key fields joined by "/", e.g. DIVI/SUPPLIER/NUMBER/YEAR
+    field: str  # the M3 column or IDO property that was bad
+    reason: str
+
+
+class BadField(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _field(row: Mapping[str, Any], name: str, convert: Callable[[Any], T], expected: str) -> T:
+    """`convert(row[name])`; a value it cannot take raises BadField naming the column."""
+    value = row.get(name)
+    try:
+        return convert(value)
+    except (ValueError, ArithmeticError, LookupError, TypeError, AttributeError):
+        raise BadField(name, f"{value!r} is not {expected}") from None
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -230,11 +270,28 @@ class _AdapterBase:
         self.auth = auth
         self.config = dict(config)
         self.page_size = int(config.get("page_size") or DEFAULT_PAGE_SIZE)
+        self.rejected: list[RejectedRecord] = []
 
     @property
     def requests_made(self) -> int:
         """Gateway calls plus token calls, for the asset metadata "requests used"."""
         return self.http.requests_made + self.auth.http.requests_made
+
+    def _map_rows(
+        self, entity: str, rows: Iterable[R], key: tuple[str, ...], mapper: Callable[[R], T]
+    ) -> Iterator[T]:
+        """Map rows one by one; a row that cannot become a record goes to `rejected`, named by `key`."""
+        for row in rows:
+            try:
+                yield mapper(row)
+            except (BadField, ValidationError) as exc:
+                if isinstance(exc, BadField):
+                    field, reason = exc.field, exc.reason
+                else:  # a canonical field the mapping produced but the model refused
+                    error = exc.errors()[0]
+                    field, reason = ".".join(str(part) for part in error["loc"]), error["msg"]
+                record_id = "/".join(str(row.get(name, "")) for name in key)
+                self.rejected.append(RejectedRecord(entity, record_id, field, reason))
 
     def close(self) -> None:
         try:
@@ -574,8 +631,22 @@ class M3Adapter(_AdapterBase):
         return f"{batch}/{line}"
 
     def find_ar_payment(self, reference: str) -> str | None:
-        lines = self.m3.execute("ARS040MI", "LstBatchLines", PYRF=reference)
-        return f"{lines[0]['PBID']}/{lines[0]['TRNO']}" if lines else None
+        postings = self.ar_payments(reference)
+        return postings[0].id if postings else None
+
+    def ar_payments(self, reference: str) -> list[PostedARPayment]:
+        """Every ARS040MI line Infor holds for this payment reference (PYRF), all of them."""
+        lines = self.m3.execute("ARS040MI", "LstBatchLines", maxrecs=0, PYRF=reference)
+        return [
+            PostedARPayment(
+                id=f"{line['PBID']}/{line['TRNO']}",
+                reference=line["PYRF"],
+                invoice_number=line["CINO"],
+                amount=_decimal(line["PYAM"]),
+                currency=_blank_to_none(line.get("CUCD")),
+            )
+            for line in lines
+        ]
 
     # Extension records (CUGEX1MI) ---------------------------------------------------------------
 
@@ -937,8 +1008,27 @@ class SyteLineAdapter(_AdapterBase):
         return str(saved["_ItemId"])
 
     def find_ar_payment(self, reference: str) -> str | None:
-        found = self._first("SLArPayments", ("Reference",), f"Reference = {ido_literal(reference)}")
-        return str(found["_ItemId"]) if found else None
+        postings = self.ar_payments(reference)
+        return postings[0].id if postings else None
+
+    def ar_payments(self, reference: str) -> list[PostedARPayment]:
+        """Every SLArPayments row SyteLine holds for this payment reference."""
+        rows = self.ido.load(
+            "SLArPayments",
+            ["Reference", "InvNum", "Amount", "CurrCode"],
+            f"Reference = {ido_literal(reference)}",
+            recordcap=self.page_size,
+        )
+        return [
+            PostedARPayment(
+                id=str(row["_ItemId"]),
+                reference=str(row["Reference"]),
+                invoice_number=str(row["InvNum"]),
+                amount=_decimal(row["Amount"]),
+                currency=_blank_to_none(row.get("CurrCode")),
+            )
+            for row in rows
+        ]
 
     # Extension fields (Uf_* on the invoice row) -------------------------------------------------
 

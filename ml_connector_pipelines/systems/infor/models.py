@@ -176,6 +176,16 @@ class ARPayment(_Record):
     dimensions: tuple[str, ...] = ()  # AIT1..AIT7 accounting dimensions for the cash posting
 
 
+class PostedARPayment(_Record):
+    """One AR payment line as Infor holds it, read back by its payment reference."""
+
+    id: str  # M3 "PBID/TRNO", SyteLine _ItemId: what `add_ar_payment` returned
+    reference: str
+    invoice_number: str
+    amount: Decimal
+    currency: str | None = None  # [I] ARS040MI/LstBatchLines may not return CUCD
+
+
 class InvoiceExtension(_Record):
     """External reference + payout status written to an invoice's extension record (CUGEX1MI)."""
 
