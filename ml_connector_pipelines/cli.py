@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8700)
     serve.add_argument("--seed", type=int, default=7)
-    serve.add_argument("--faults", default="none", help="none, flaky, storm or chaos")
+    serve.add_argument("--faults", default="none", help="none, flaky, storm, chaos or gateway_timeout")
     serve.add_argument("--latency-ms", type=int, default=0)
     serve.set_defaults(func=cmd_sandbox_serve)
     ion = sandbox.add_parser("ionapi", help="print a valid .ionapi file for a sandbox tenant")

@@ -9,6 +9,9 @@ failing test can be replayed exactly. The profiles:
   answered 504, and the odd token revoked before its expiry.
 - ``storm``: a 429 storm: half of all requests are rate limited.
 - ``chaos``: all of the above at high rates, for soak tests of exactly-once behaviour.
+- ``gateway_timeout``: like the ION gateway, a write is committed and the answer comes back as a 504
+  only after 60 s (clients need a timeout above that, or see OutcomeUnknown). Slow by design: for
+  manual runs of `sandbox serve`, not for the test suite.
 """
 
 from __future__ import annotations
@@ -60,6 +63,12 @@ PROFILES: dict[str, FaultProfile] = {
         server_error=0.10,
         commit_then_timeout=0.10,
         token_revocation=0.05,
+    ),
+    "gateway_timeout": FaultProfile(
+        "gateway_timeout",
+        "some writes are committed, then answered 504 after 60 s (the ION gateway's timeout)",
+        commit_then_timeout=0.05,
+        timeout_hang_seconds=60.0,
     ),
 }
 

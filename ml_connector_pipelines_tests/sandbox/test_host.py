@@ -43,7 +43,7 @@ def _statuses(server: SandboxServer, n: int) -> list[int]:
 
 
 def test_every_profile_is_named_and_documented() -> None:
-    assert {"none", "flaky", "storm", "chaos"} <= set(PROFILES)
+    assert {"none", "flaky", "storm", "chaos", "gateway_timeout"} <= set(PROFILES)
     for name, profile in PROFILES.items():
         assert profile.name == name and profile.description
     with pytest.raises(ValueError, match="unknown fault profile"):
@@ -92,3 +92,11 @@ def test_rate_limits_carry_every_retry_after_form() -> None:
     assert seen["rate_limit"] in ("0", "1")
     assert seen["rate_limit_http_date"].endswith("GMT")
     assert seen["rate_limit_no_header"] is None
+
+
+def test_gateway_timeout_profile_answers_504_after_60_seconds() -> None:
+    injector = FaultInjector("gateway_timeout", seed=2)
+    faults = [f for f in (injector.request_fault("infor") for _ in range(500)) if f is not None]
+    assert faults and {(f.kind, f.status, f.hang_seconds) for f in faults} == {
+        ("commit_then_timeout", 504, 60.0)
+    }

@@ -343,7 +343,7 @@ def m3_supplier(row: Mapping[str, str], bank_account: BankAccount | None) -> Sup
         status=M3_SUPPLIER_STATUS.get(row["IDSTAT"], row["IDSTAT"]),
         country=_blank_to_none(row["IDCSCD"]),
         bank_account=bank_account,
-        modified_date=_m3_date(row["IDLMDT"]),
+        modified_date=_field(row, "IDLMDT", _m3_date, "an M3 date (YYYYMMDD)"),
     )
 
 
@@ -357,7 +357,7 @@ def m3_customer(row: Mapping[str, str]) -> Customer:
         address_line=_blank_to_none(row["OKCUA1"]),
         city=_blank_to_none(row["OKTOWN"]),
         post_code=_blank_to_none(row["OKPONO"]),
-        modified_date=_m3_date(row["OKLMDT"]),
+        modified_date=_field(row, "OKLMDT", _m3_date, "an M3 date (YYYYMMDD)"),
     )
 
 
@@ -366,13 +366,13 @@ def m3_ap_invoice(row: Mapping[str, str]) -> APInvoice:
         division=row["EPDIVI"],
         supplier_id=row["EPSUNO"],
         invoice_number=row["EPSINO"],
-        invoice_year=int(row["EPINYR"]),
-        invoice_date=_m3_date(row["EPIVDT"]),
-        due_date=parse_m3_date(row["EPDUDT"]),
+        invoice_year=_field(row, "EPINYR", int, "a year"),
+        invoice_date=_field(row, "EPIVDT", _m3_date, "an M3 date (YYYYMMDD)"),
+        due_date=_field(row, "EPDUDT", parse_m3_date, "an M3 date (YYYYMMDD)"),
         currency=row["EPCUCD"],
-        amount=_decimal(row["EPCUAM"]),
-        status=M3_INVOICE_STATUS[row["EPRECO"]],
-        modified_date=_m3_date(row["EPLMDT"]),
+        amount=_field(row, "EPCUAM", _decimal, "an amount"),
+        status=_field(row, "EPRECO", M3_INVOICE_STATUS.__getitem__, "an invoice status"),
+        modified_date=_field(row, "EPLMDT", _m3_date, "an M3 date (YYYYMMDD)"),
     )
 
 
@@ -381,14 +381,14 @@ def m3_ar_invoice(row: Mapping[str, str]) -> ARInvoice:
         division=row["ESDIVI"],
         customer_id=row["ESCUNO"],
         invoice_number=row["ESCINO"],
-        invoice_year=int(row["ESINYR"]),
-        invoice_date=_m3_date(row["ESIVDT"]),
-        due_date=parse_m3_date(row["ESDUDT"]),
+        invoice_year=_field(row, "ESINYR", int, "a year"),
+        invoice_date=_field(row, "ESIVDT", _m3_date, "an M3 date (YYYYMMDD)"),
+        due_date=_field(row, "ESDUDT", parse_m3_date, "an M3 date (YYYYMMDD)"),
         currency=row["ESCUCD"],
-        amount=_decimal(row["ESCUAM"]),
-        open_amount=_decimal(row["ESOPAM"]),
-        status=M3_INVOICE_STATUS[row["ESRECO"]],
-        modified_date=_m3_date(row["ESLMDT"]),
+        amount=_field(row, "ESCUAM", _decimal, "an amount"),
+        open_amount=_field(row, "ESOPAM", _decimal, "an amount"),
+        status=_field(row, "ESRECO", M3_INVOICE_STATUS.__getitem__, "an invoice status"),
+        modified_date=_field(row, "ESLMDT", _m3_date, "an M3 date (YYYYMMDD)"),
     )
 
 
@@ -396,7 +396,7 @@ def m3_purchase_order(row: Mapping[str, str], lines: Iterable[Mapping[str, str]]
     return PurchaseOrder(
         po_number=row["IAPUNO"],
         supplier_id=row["IASUNO"],
-        order_date=_m3_date(row["IAPUDT"]),
+        order_date=_field(row, "IAPUDT", _m3_date, "an M3 date (YYYYMMDD)"),
         currency=row["IACUCD"],
         status=m3_po_status(row["IAPUST"]),
         facility=_blank_to_none(row["IAFACI"]),
@@ -405,27 +405,27 @@ def m3_purchase_order(row: Mapping[str, str], lines: Iterable[Mapping[str, str]]
             sorted(
                 (
                     PurchaseOrderLine(
-                        line_number=int(line["IBPNLI"]),
+                        line_number=_field(line, "IBPNLI", int, "a line number"),
                         item_number=line["IBITNO"],
                         description=_blank_to_none(line["IBPITD"]),
-                        quantity=_decimal(line["IBORQA"]),
-                        unit_price=_decimal(line["IBPUPR"]),
+                        quantity=_field(line, "IBORQA", _decimal, "a quantity"),
+                        unit_price=_field(line, "IBPUPR", _decimal, "an amount"),
                     )
                     for line in lines
                 ),
                 key=lambda line: line.line_number,
             )
         ),
-        modified_date=_m3_date(row["IALMDT"]),
+        modified_date=_field(row, "IALMDT", _m3_date, "an M3 date (YYYYMMDD)"),
     )
 
 
 def m3_gl_account(row: Mapping[str, str]) -> GLAccount:
     return GLAccount(
-        dimension=int(row["EAAITP"]),
+        dimension=_field(row, "EAAITP", int, "a dimension number"),
         account_id=row["EAAITM"],
         description=row["EATX40"],
-        modified_date=_m3_date(row["EALMDT"]),
+        modified_date=_field(row, "EALMDT", _m3_date, "an M3 date (YYYYMMDD)"),
     )
 
 
@@ -469,8 +469,12 @@ class M3Adapter(_AdapterBase):
         )
 
     def suppliers(self, day: date) -> Iterator[Supplier]:
-        for row in self._changed_on("CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day):
-            yield m3_supplier(row, self.bank_account(row["IDSUNO"], row["IDCUCD"]))
+        return self._map_rows(
+            "suppliers",
+            self._changed_on("CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day),
+            ("IDSUNO",),
+            lambda row: m3_supplier(row, self.bank_account(row["IDSUNO"], row["IDCUCD"])),
+        )
 
     def supplier(self, supplier_id: str) -> Supplier | None:
         """One supplier (with its bank account) whatever its modified date; None when unknown."""
@@ -491,7 +495,8 @@ class M3Adapter(_AdapterBase):
         return m3_bank_account(records[0], supplier_currency) if records else None
 
     def customers(self, day: date) -> Iterator[Customer]:
-        return map(m3_customer, self._changed_on("OCUSMA", self.CUSTOMER_COLUMNS, "OKCUNO", day))
+        rows = self._changed_on("OCUSMA", self.CUSTOMER_COLUMNS, "OKCUNO", day)
+        return self._map_rows("customers", rows, ("OKCUNO",), m3_customer)
 
     def customer(self, customer_id: str) -> Customer | None:
         """One customer by number, whatever its modified date; None if M3 has no such customer."""
@@ -504,10 +509,12 @@ class M3Adapter(_AdapterBase):
 
     def ap_invoices(self, day: date) -> Iterator[APInvoice]:
         # Keyed on the invoice number: shared by few rows, so pages restart cheaply.
-        return map(m3_ap_invoice, self._changed_on("FPLEDG", self.AP_COLUMNS, "EPSINO", day))
+        rows = self._changed_on("FPLEDG", self.AP_COLUMNS, "EPSINO", day)
+        return self._map_rows("ap_invoices", rows, ("EPDIVI", "EPSUNO", "EPSINO", "EPINYR"), m3_ap_invoice)
 
     def ar_invoices(self, day: date) -> Iterator[ARInvoice]:
-        return map(m3_ar_invoice, self._changed_on("FSLEDG", self.AR_COLUMNS, "ESCINO", day))
+        rows = self._changed_on("FSLEDG", self.AR_COLUMNS, "ESCINO", day)
+        return self._map_rows("ar_invoices", rows, ("ESDIVI", "ESCUNO", "ESCINO", "ESINYR"), m3_ar_invoice)
 
     def purchase_orders(self, day: date) -> Iterator[PurchaseOrder]:
         heads = self._changed_on("MPHEAD", self.PO_COLUMNS, "IAPUNO", day)
@@ -523,11 +530,16 @@ class M3Adapter(_AdapterBase):
             for line in self.m3.export(query, self.PO_LINE_COLUMNS, maxrecs=0):
                 if line["IBPUNO"] in lines:
                     lines[line["IBPUNO"]].append(line)
-            for head in page:
-                yield m3_purchase_order(head, lines[head["IAPUNO"]])
+            yield from self._map_rows(
+                "purchase_orders",
+                page,
+                ("IAPUNO",),
+                lambda head, lines=lines: m3_purchase_order(head, lines[head["IAPUNO"]]),
+            )
 
     def gl_accounts(self, day: date) -> Iterator[GLAccount]:
-        return map(m3_gl_account, self._changed_on("FCHACC", self.GL_COLUMNS, "EAAITM", day))
+        rows = self._changed_on("FCHACC", self.GL_COLUMNS, "EAAITM", day)
+        return self._map_rows("gl_accounts", rows, ("EAAITP", "EAAITM"), m3_gl_account)
 
     # Writes -----------------------------------------------------------------------------------
 
@@ -758,7 +770,7 @@ def ido_supplier(item: Mapping[str, Any]) -> Supplier:
         status=IDO_SUPPLIER_STATUS.get(str(item["Stat"]), str(item["Stat"])),
         country=country,
         bank_account=bank,
-        modified_date=_ido_required_date(item["RecordDate"]),
+        modified_date=_field(item, "RecordDate", _ido_required_date, "a SyteLine date"),
     )
 
 
@@ -772,7 +784,7 @@ def ido_customer(item: Mapping[str, Any]) -> Customer:
         address_line=_blank_to_none(item.get("Addr_1")),
         city=_blank_to_none(item.get("City")),
         post_code=_blank_to_none(item.get("Zip")),
-        modified_date=_ido_required_date(item["RecordDate"]),
+        modified_date=_field(item, "RecordDate", _ido_required_date, "a SyteLine date"),
     )
 
 
@@ -781,13 +793,13 @@ def ido_ap_invoice(item: Mapping[str, Any]) -> APInvoice:
         division=str(item["Site"]),
         supplier_id=str(item["VendNum"]),
         invoice_number=str(item["InvNum"]),
-        invoice_year=int(item["InvYear"]),
-        invoice_date=_ido_required_date(item["InvDate"]),
-        due_date=_ido_date(item.get("DueDate")),
+        invoice_year=_field(item, "InvYear", int, "a year"),
+        invoice_date=_field(item, "InvDate", _ido_required_date, "a SyteLine date"),
+        due_date=_field(item, "DueDate", _ido_date, "a SyteLine date"),
         currency=str(item["CurrCode"]),
-        amount=_decimal(item["InvAmt"]),
-        status=IDO_INVOICE_STATUS[str(item["Stat"])],
-        modified_date=_ido_required_date(item["RecordDate"]),
+        amount=_field(item, "InvAmt", _decimal, "an amount"),
+        status=_field(item, "Stat", lambda v: IDO_INVOICE_STATUS[str(v)], "an invoice status"),
+        modified_date=_field(item, "RecordDate", _ido_required_date, "a SyteLine date"),
     )
 
 
@@ -796,14 +808,14 @@ def ido_ar_invoice(item: Mapping[str, Any]) -> ARInvoice:
         division=str(item["Site"]),
         customer_id=str(item["CustNum"]),
         invoice_number=str(item["InvNum"]),
-        invoice_year=int(item["InvYear"]),
-        invoice_date=_ido_required_date(item["InvDate"]),
-        due_date=_ido_date(item.get("DueDate")),
+        invoice_year=_field(item, "InvYear", int, "a year"),
+        invoice_date=_field(item, "InvDate", _ido_required_date, "a SyteLine date"),
+        due_date=_field(item, "DueDate", _ido_date, "a SyteLine date"),
         currency=str(item["CurrCode"]),
-        amount=_decimal(item["Amount"]),
-        open_amount=_decimal(item["OpenAmount"]),
-        status=IDO_INVOICE_STATUS[str(item["Stat"])],
-        modified_date=_ido_required_date(item["RecordDate"]),
+        amount=_field(item, "Amount", _decimal, "an amount"),
+        open_amount=_field(item, "OpenAmount", _decimal, "an amount"),
+        status=_field(item, "Stat", lambda v: IDO_INVOICE_STATUS[str(v)], "an invoice status"),
+        modified_date=_field(item, "RecordDate", _ido_required_date, "a SyteLine date"),
     )
 
 
@@ -811,7 +823,7 @@ def ido_purchase_order(item: Mapping[str, Any], lines: Iterable[Mapping[str, Any
     return PurchaseOrder(
         po_number=str(item["PoNum"]),
         supplier_id=str(item["VendNum"]),
-        order_date=_ido_required_date(item["OrderDate"]),
+        order_date=_field(item, "OrderDate", _ido_required_date, "a SyteLine date"),
         currency=str(item["CurrCode"]),
         status=IDO_PO_STATUS.get(str(item["Stat"]), str(item["Stat"])),
         warehouse=_blank_to_none(item.get("Whse")),
@@ -819,18 +831,18 @@ def ido_purchase_order(item: Mapping[str, Any], lines: Iterable[Mapping[str, Any
             sorted(
                 (
                     PurchaseOrderLine(
-                        line_number=int(line["PoLine"]),
+                        line_number=_field(line, "PoLine", int, "a line number"),
                         item_number=str(line["Item"]),
                         description=_blank_to_none(line.get("Description")),
-                        quantity=_decimal(line["QtyOrdered"]),
-                        unit_price=_decimal(line["ItemCost"]),
+                        quantity=_field(line, "QtyOrdered", _decimal, "a quantity"),
+                        unit_price=_field(line, "ItemCost", _decimal, "an amount"),
                     )
                     for line in lines
                 ),
                 key=lambda line: line.line_number,
             )
         ),
-        modified_date=_ido_required_date(item["RecordDate"]),
+        modified_date=_field(item, "RecordDate", _ido_required_date, "a SyteLine date"),
     )
 
 
@@ -839,7 +851,7 @@ def ido_gl_account(item: Mapping[str, Any]) -> GLAccount:
         dimension=1,
         account_id=str(item["Acct"]),
         description=str(item["Description"]),
-        modified_date=_ido_required_date(item["RecordDate"]),
+        modified_date=_field(item, "RecordDate", _ido_required_date, "a SyteLine date"),
     )
 
 
@@ -883,7 +895,8 @@ class SyteLineAdapter(_AdapterBase):
         )
 
     def suppliers(self, day: date) -> Iterator[Supplier]:
-        return map(ido_supplier, self._changed_on("SLVendors", self.VENDOR_PROPERTIES, "VendNum", day))
+        rows = self._changed_on("SLVendors", self.VENDOR_PROPERTIES, "VendNum", day)
+        return self._map_rows("suppliers", rows, ("VendNum",), ido_supplier)
 
     def supplier(self, supplier_id: str) -> Supplier | None:
         """One vendor (with its bank fields) whatever its record date; None when unknown."""
@@ -891,7 +904,8 @@ class SyteLineAdapter(_AdapterBase):
         return ido_supplier(found) if found else None
 
     def customers(self, day: date) -> Iterator[Customer]:
-        return map(ido_customer, self._changed_on("SLCustomers", self.CUSTOMER_PROPERTIES, "CustNum", day))
+        rows = self._changed_on("SLCustomers", self.CUSTOMER_PROPERTIES, "CustNum", day)
+        return self._map_rows("customers", rows, ("CustNum",), ido_customer)
 
     def customer(self, customer_id: str) -> Customer | None:
         """One customer by number, whatever its modified date; None if SyteLine has no such customer."""
@@ -899,10 +913,12 @@ class SyteLineAdapter(_AdapterBase):
         return ido_customer(found) if found else None
 
     def ap_invoices(self, day: date) -> Iterator[APInvoice]:
-        return map(ido_ap_invoice, self._changed_on("SLAptrxs", self.AP_PROPERTIES, "VendNum,InvNum", day))
+        rows = self._changed_on("SLAptrxs", self.AP_PROPERTIES, "VendNum,InvNum", day)
+        return self._map_rows("ap_invoices", rows, ("Site", "VendNum", "InvNum", "InvYear"), ido_ap_invoice)
 
     def ar_invoices(self, day: date) -> Iterator[ARInvoice]:
-        return map(ido_ar_invoice, self._changed_on("SLArtrans", self.AR_PROPERTIES, "CustNum,InvNum", day))
+        rows = self._changed_on("SLArtrans", self.AR_PROPERTIES, "CustNum,InvNum", day)
+        return self._map_rows("ar_invoices", rows, ("Site", "CustNum", "InvNum", "InvYear"), ido_ar_invoice)
 
     def purchase_orders(self, day: date) -> Iterator[PurchaseOrder]:
         heads = self._changed_on("SLPos", self.PO_PROPERTIES, "PoNum", day)
@@ -916,14 +932,16 @@ class SyteLineAdapter(_AdapterBase):
             ):
                 if str(line["PoNum"]) in lines:
                     lines[str(line["PoNum"])].append(line)
-            for head in page:
-                yield ido_purchase_order(head, lines[str(head["PoNum"])])
+            yield from self._map_rows(
+                "purchase_orders",
+                page,
+                ("PoNum",),
+                lambda head, lines=lines: ido_purchase_order(head, lines[str(head["PoNum"])]),
+            )
 
     def gl_accounts(self, day: date) -> Iterator[GLAccount]:
-        return map(
-            ido_gl_account,
-            self._changed_on("SLChartAccts", ("Acct", "Description", "RecordDate"), "Acct", day),
-        )
+        rows = self._changed_on("SLChartAccts", ("Acct", "Description", "RecordDate"), "Acct", day)
+        return self._map_rows("gl_accounts", rows, ("Acct",), ido_gl_account)
 
     # Writes -----------------------------------------------------------------------------------
 
