@@ -303,3 +303,39 @@ def test_audit_filters_by_flow_and_record(cli: CliEnv) -> None:
     assert "flagged" in rows[1] and "IBAN rejected by Wise" in rows[1]
     whole = cli("audit", "ACME").out.splitlines()[2:]
     assert len(whole) == 4 and not any("R-99" in row for row in whole)
+
+
+def test_webhooks_serve_stores_verified_events_once_and_rejects_the_rest(
+    cli: CliEnv, sandbox_server: SandboxServer
+) -> None:
+    name = new_name()
+    # A tenant on Wise's own sandbox: it trusts Wise's sandbox key, which signed the published vector.
+    add_tenant(cli, sandbox_server, name, "--wise-base-url", "https://api.wise-sandbox.com")
+    vector = json.loads((Path(__file__).parents[1] / "systems/wise/wise-webhook-vector.json").read_text())
+    body, headers = vector["body"].encode(), {vector["header"]: vector["signature_base64"]}
+    port = free_port()
+    cli_path = Path(sys.executable).with_name("ml-connector")
+    command = [str(cli_path), "webhooks", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/webhooks"
+    try:
+        for _ in range(200):  # wait for uvicorn to accept connections (bounded, not a timing assertion)
+            try:
+                assert httpx.get(f"{base}/health", timeout=5).json()["sources"] == ["stripe", "wise"]
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        first = httpx.post(f"{base}/wise/{name}", content=body, headers=headers, timeout=10)
+        again = httpx.post(f"{base}/wise/{name}", content=body, headers=headers, timeout=10)
+        tampered = httpx.post(
+            f"{base}/wise/{name}", content=body.replace(b"0000", b"0008", 1), headers=headers
+        )
+        unknown = httpx.post(f"{base}/wise/NOBODY", content=body, headers=headers, timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    assert (first.status_code, first.json()["status"]) == (200, "stored")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert (tampered.status_code, unknown.status_code) == (400, 404)
+    [stored] = Connector.open().state.inbox.pending("wise", name)
+    assert stored.payload == vector["body"]
