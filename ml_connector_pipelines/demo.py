@@ -77,7 +77,9 @@ def _play_the_outside_world(sandbox: SandboxServer) -> list[str]:
         (u for u in sandbox.get_state("wise")["users"].values() if u["transfers"]),
         None,
     )
-    if wise_user:
+    if wise_user is None:
+        happened.append("no Wise transfer to move (no open invoice got an unfunded transfer)")
+    else:
         transfer = wise_user["transfers"][0]
         for status in ("processing", "funds_converted", "outgoing_payment_sent"):
             httpx.post(
@@ -130,6 +132,17 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
 
 
+def _extracted(result: dg.ExecuteInProcessResult) -> str:
+    counts = {
+        event.asset_key.to_user_string().removeprefix("infor_"): event.materialization.metadata[
+            "row_count"
+        ].value
+        for event in result.get_asset_materialization_events()
+        if "row_count" in event.materialization.metadata
+    }
+    return ", ".join(f"{count} {entity}" for entity, count in sorted(counts.items()))
+
+
 def _run(job_name: str, key: Any, instance: dg.DagsterInstance, label: str) -> dg.ExecuteInProcessResult:
     print(f"- {label} ...", flush=True)
     result = defs.resolve_job_def(job_name).execute_in_process(
@@ -151,6 +164,7 @@ def run_demo(ui: bool = False, port: int = 8700) -> int:
         today = datetime.now(UTC).date()
         day_key = partition_key(TENANT, today)
         results = [_run("main", day_key, instance, f"main job for {TENANT} / {today}")]
+        print(f"  extracted from Infor: {_extracted(results[0])}")
         for line in _play_the_outside_world(sandbox):
             print(f"- {line}")
         results.append(_run("wise_payout_status_job", TENANT, instance, "Wise payout status back to Infor"))
