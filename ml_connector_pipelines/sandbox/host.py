@@ -15,6 +15,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,10 +64,12 @@ def default_simulators() -> list[type]:
 class FaultMiddleware:
     """Wraps one simulator: latency, injected faults, and commit-then-timeout."""
 
-    def __init__(self, app: ASGIApp, system: str, ctx: SandboxContext) -> None:
+    def __init__(self, app: ASGIApp, system: str, ctx: SandboxContext, simulator: Any = None) -> None:
         self.app = app
         self.system = system
         self.ctx = ctx
+        # A simulator may answer faults in its system's own error shape; otherwise a generic one.
+        self.fault_body: Callable[[int, str], bytes] = getattr(simulator, "fault_body", _fault_body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,16 +89,16 @@ class FaultMiddleware:
             await self.app(scope, receive, swallow)
             if fault.hang_seconds:
                 await asyncio.sleep(fault.hang_seconds)
-            body = _fault_body("Gateway Timeout")
+            body = self.fault_body(fault.status, "Gateway Timeout")
         else:
-            body = _fault_body("injected fault")
+            body = self.fault_body(fault.status, "injected fault")
         response = Response(
             body, status_code=fault.status, headers=fault.headers, media_type="application/json"
         )
         await response(scope, receive, send)
 
 
-def _fault_body(message: str) -> bytes:
+def _fault_body(status: int, message: str) -> bytes:
     # An error object (not a bare string): the shape Stripe's SDK insists on, readable by any client.
     return json.dumps({"error": {"type": "api_error", "message": message}}).encode()
 
@@ -138,7 +141,7 @@ def build_app(simulators: list[Any], ctx: SandboxContext) -> Starlette:
     for sim in simulators:
         routes.append(Mount(f"/_sandbox/{sim.name}", routes=sim.control_routes()))
         inner = Starlette(routes=sim.routes())
-        routes.append(Mount(f"/{sim.name}", app=FaultMiddleware(inner, sim.name, ctx)))
+        routes.append(Mount(f"/{sim.name}", app=FaultMiddleware(inner, sim.name, ctx, sim)))
     return Starlette(routes=routes)
 
 

@@ -100,3 +100,17 @@ def test_gateway_timeout_profile_answers_504_after_60_seconds() -> None:
     assert faults and {(f.kind, f.status, f.hang_seconds) for f in faults} == {
         ("commit_then_timeout", 504, 60.0)
     }
+
+
+def test_a_simulator_answers_injected_faults_in_its_own_error_shape() -> None:
+    from ml_connector_pipelines.sandbox.wise.simulator import WiseSimulator
+
+    with SandboxServer(simulators=[WiseSimulator, Counter], faults="storm", seed=4) as server:
+        headers = {"Authorization": "Bearer wise-sandbox-shapes"}
+        wise = [httpx.get(f"{server.url}/wise/v2/profiles", headers=headers) for _ in range(20)]
+        other = [httpx.post(f"{server.url}/counter/write") for _ in range(20)]
+    limited = next(r for r in wise if r.status_code == 429).json()
+    # Wise's Spring-style system error (contract section 8), not another system's shape.
+    assert (limited["status"], limited["error"]) == (429, "Too Many Requests") and "timestamp" in limited
+    generic = next(r for r in other if r.status_code == 429).json()
+    assert generic == {"error": {"type": "api_error", "message": "injected fault"}}

@@ -393,6 +393,13 @@ def test_idempotency_replays_and_rejects_changed_params(
     assert failed.status_code == replayed.status_code == 404
     assert replayed.json() == failed.json() and replayed.headers["Idempotent-Replayed"] == "true"
 
+    # Parameters that fail validation save nothing: once fixed, the same key runs the request.
+    headers = {"Idempotency-Key": "typo-then-fixed"}
+    typo = http.post("/v1/customers", data={"emial": "fixed@example.com"}, headers=headers)
+    assert (typo.status_code, typo.json()["error"]["code"]) == (400, "parameter_unknown")
+    fixed = http.post("/v1/customers", data={"email": "fixed@example.com"}, headers=headers)
+    assert fixed.status_code == 200 and "Idempotent-Replayed" not in fixed.headers
+
     # Keys are per account: another key runs the request anew.
     other_key = f"sk_test_{uuid.uuid4().hex[:16]}"
     other = sdk(server, other_key).v1.customers.create(params={"email": "idem@example.com"}, options=key)

@@ -186,12 +186,16 @@ class StripeSimulator:
                         },
                     )
             account.request_id, account.idempotency_key = request_id, idempotency_key
+            # Stripe saves nothing for a request whose parameters fail validation (contract §2).
+            validation_failed = False
             try:
                 status, body = 200, handler(account, params, **path_params)
             except StripeError as exc:
                 status, body = exc.status, exc.body(request_id)
+                validation_failed = (exc.code or "").startswith("parameter_")
             except FormError as exc:
                 status, body = 400, StripeError(400, str(exc), param=exc.param).body(request_id)
+                validation_failed = True
             except Exception:  # a simulator bug still answers in Stripe's shape, so the SDK raises APIError
                 logger.exception("stripe simulator failed on %s %s", method, path)
                 status, body = (
@@ -201,7 +205,7 @@ class StripeSimulator:
             finally:
                 account.request_id = account.idempotency_key = None
             payload = json.dumps(body).encode()
-            if idempotency_key is not None:
+            if idempotency_key is not None and not validation_failed:
                 account.idempotency[idempotency_key] = SavedResponse(fingerprint, status, payload)
             events, account.new_events = account.new_events, []
         self._deliver(account, events)

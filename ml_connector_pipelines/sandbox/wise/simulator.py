@@ -75,6 +75,7 @@ from base64 import b64decode
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -346,6 +347,10 @@ class WiseSimulator:
             route("/transfers/{transfer_id:int}/state", ["POST"], self._control_move, authenticated=False),
             route("/webhooks", ["PUT"], self._configure_webhooks, authenticated=False),
         ]
+
+    def fault_body(self, status: int, message: str) -> bytes:
+        """Injected faults in Wise's system-error shape (contract section 8; a 429 body is undocumented)."""
+        return json.dumps(spring_error(status, HTTPStatus(status).phrase, message, "").body).encode()
 
     def credentials(self) -> dict[str, Any]:
         return {
