@@ -13,7 +13,7 @@ from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.cursors import Cursors
 from ml_connector_pipelines.core.settings import Settings
 from ml_connector_pipelines.core.store import State, StateStore
-from ml_connector_pipelines.core.tables import metadata
+from ml_connector_pipelines.core.tables import audit_events, metadata
 from ml_connector_pipelines.core.tenants import TenantStore
 
 
@@ -23,7 +23,7 @@ def test_migrations_match_tables_and_run_twice(state_store: StateStore) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         version = conn.execute(sa.text("select version_num from alembic_version")).scalar_one()
     assert diff == []
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:
@@ -123,3 +123,16 @@ def test_settings_from_env(tmp_path: Path) -> None:
     assert custom.master_keys == ["new-key", "old-key"]
     assert custom.master_key_file == tmp_path / "keys"
     assert custom.allow_loopback_http is True
+
+
+def test_the_audit_trail_cannot_be_changed_or_deleted(state_store: StateStore) -> None:
+    AuditWriter(state_store).record("ACME", "wise_recipients", "S1", "created", target_id="R1")
+    for statement in (
+        sa.update(audit_events).values(action="skipped"),
+        sa.delete(audit_events),
+    ):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with state_store.session() as conn:
+                conn.execute(statement)
+    [event] = AuditWriter(state_store).history("ACME")
+    assert (event.action, event.target_id) == ("created", "R1")
