@@ -74,18 +74,23 @@ def extensions(tenant: TenantEnv) -> dict[str, dict[str, Any]]:
     return {e["invoice_key"]: e for e in tenant.infor_state()["extensions"] if e["file"] == "FPLEDG"}
 
 
+def tick(tenant: TenantEnv) -> dg.SensorResult:
+    # As a context manager, so the Dagster state the context sets is reset after the tick.
+    with dg.build_sensor_context(
+        instance=tenant.instance, resources={"state": tenant.resources["state"]}
+    ) as context:
+        return wise_events_sensor(context)
+
+
 def sensor_then_job(tenant: TenantEnv) -> dict[str, Any]:
     """One sensor tick and, if it asks for one, the run it requested; the run's metadata."""
-    context = dg.build_sensor_context(
-        instance=tenant.instance, resources={"state": tenant.resources["state"]}
-    )
-    result = wise_events_sensor(context)
+    result, repeat = tick(tenant), tick(tenant)
     assert isinstance(result, dg.SensorResult), result
     [request] = result.run_requests
     assert request.partition_key == tenant.name
     assert request.tags[TENANT_EVENTS_TAG] == tenant.name  # one event run per tenant at a time
     # The same tick again asks for the same batch: Dagster launches a run key only once.
-    assert [r.run_key for r in wise_events_sensor(context).run_requests] == [request.run_key]
+    assert [r.run_key for r in repeat.run_requests] == [request.run_key]
     run = tenant.run("wise_payout_status_job")
     assert run.success
     return metadata(run)["wise_payout_status"]
@@ -134,11 +139,8 @@ def test_transfer_states_reach_the_right_infor_invoices(tenant: TenantEnv, recei
         )
     assert set(stored) == set(transfers)
     assert tenant.connector.state.inbox.pending("wise", tenant.name) == []
-    context = dg.build_sensor_context(
-        instance=tenant.instance, resources={"state": tenant.resources["state"]}
-    )
     # Nothing waiting: the sensor only asks for the periodic polling run (the missed-webhook net).
-    [poll] = wise_events_sensor(context).run_requests
+    [poll] = tick(tenant).run_requests
     assert ":poll:" in poll.run_key and poll.partition_key == tenant.name
 
     # A late "processing" (an old event Wise only now delivers) never overwrites "paid".
@@ -193,10 +195,7 @@ def test_unknown_transfers_are_skipped_and_polling_catches_missed_webhooks(
     move(tenant, transfers[key].target_id, "processing")
     assert tenant.connector.state.inbox.pending("wise", tenant.name) == []
     # No webhook arrived, yet the sensor asks for a run: the periodic poll of the transfer list.
-    context = dg.build_sensor_context(
-        instance=tenant.instance, resources={"state": tenant.resources["state"]}
-    )
-    [poll] = wise_events_sensor(context).run_requests
+    [poll] = tick(tenant).run_requests
     assert ":poll:" in poll.run_key and poll.partition_key == tenant.name
     polled = tenant.run("wise_payout_status_job")
     assert polled.success

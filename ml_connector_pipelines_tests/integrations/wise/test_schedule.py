@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,12 +19,14 @@ TUESDAY_0600 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
 
 def tick(instance: dg.DagsterInstance, connector: Any, at: datetime) -> list[dg.RunRequest] | dg.SkipReason:
-    context = dg.build_schedule_context(
+    # As a context manager: the context sets process-wide Dagster state that must be reset after the
+    # tick, or later runs in the same process fail on a dead instance.
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=at,
         resources={"state": StateResource(db_url=connector.settings.db_url)},
-    )
-    return wise_payment_cycle_schedule(context)
+    ) as context:
+        return wise_payment_cycle_schedule(context)
 
 
 def due(instance: dg.DagsterInstance, connector: Any, at: datetime) -> dict[str, list[str]]:
@@ -44,29 +47,31 @@ def days(first: int, last: int) -> list[str]:
     return [date(2026, 11, d).isoformat() for d in range(first, last + 1)]
 
 
-def test_each_tenant_runs_on_its_own_payment_cycle(sandbox_server: SandboxServer, connector: Any) -> None:
+def test_each_tenant_runs_on_its_own_payment_cycle(
+    sandbox_server: SandboxServer, connector: Any, tmp_path: Path
+) -> None:
     weekly, daily = "CYCLEDEFAULT", "CYCLEDAILY"
-    with dg.instance_for_test() as instance:
-        for name, config in ((weekly, {}), (daily, {"payment_cron": "30 7 * * *"})):
-            ionapi = sandbox_ionapi(sandbox_server.url, name)
-            register_tenant(connector, name, ionapi=ionapi, config=config, instance=instance)
+    instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path))  # a schedule context needs a ref
+    for name, config in ((weekly, {}), (daily, {"payment_cron": "30 7 * * *"})):
+        ionapi = sandbox_ionapi(sandbox_server.url, name)
+        register_tenant(connector, name, ionapi=ionapi, config=config, instance=instance)
 
-        def at(day: int, hour: int, minute: int = 0) -> dict[str, list[str]]:
-            return due(instance, connector, datetime(2026, 11, day, hour, minute, tzinfo=UTC))
+    def at(day: int, hour: int, minute: int = 0) -> dict[str, list[str]]:
+        return due(instance, connector, datetime(2026, 11, day, hour, minute, tzinfo=UTC))
 
-        # The default cycle is Tuesday and Friday 06:00; the other tenant pays daily at 07:30. Each
-        # cycle covers every modified date since the previous cycle, that day included.
-        assert at(24, 6) == {weekly: days(20, 24)}  # Friday 20th to Tuesday 24th
-        assert at(27, 6) == {weekly: days(24, 27)}
-        assert at(25, 7, 30) == {daily: days(24, 25)}
-        # Off-cycle, and on the tick right after a cycle time, nothing is due.
-        assert isinstance(tick(instance, connector, TUESDAY_0600.replace(day=25)), dg.SkipReason)
-        assert at(24, 6, 15) == {}
+    # The default cycle is Tuesday and Friday 06:00; the other tenant pays daily at 07:30. Each
+    # cycle covers every modified date since the previous cycle, that day included.
+    assert at(24, 6) == {weekly: days(20, 24)}  # Friday 20th to Tuesday 24th
+    assert at(27, 6) == {weekly: days(24, 27)}
+    assert at(25, 7, 30) == {daily: days(24, 25)}
+    # Off-cycle, and on the tick right after a cycle time, nothing is due.
+    assert isinstance(tick(instance, connector, TUESDAY_0600.replace(day=25)), dg.SkipReason)
+    assert at(24, 6, 15) == {}
 
-        # A tenant whose cron is broken is left out; the others still run.
-        connector.state.tenants.update_config(daily, {"payment_cron": "every tuesday"})
-        connector.state.tenants.update_config(weekly, {"payment_cron": "30 7 * * *"})
-        assert at(25, 7, 30).keys() == {weekly}
-        # A removed tenant is not run, even though its Dagster partition still exists.
-        connector.state.tenants.remove(weekly)
-        assert at(25, 7, 30) == {}
+    # A tenant whose cron is broken is left out; the others still run.
+    connector.state.tenants.update_config(daily, {"payment_cron": "every tuesday"})
+    connector.state.tenants.update_config(weekly, {"payment_cron": "30 7 * * *"})
+    assert at(25, 7, 30).keys() == {weekly}
+    # A removed tenant is not run, even though its Dagster partition still exists.
+    connector.state.tenants.remove(weekly)
+    assert at(25, 7, 30) == {}
