@@ -10,6 +10,7 @@ IBANs that are broken on purpose so the pipelines' validation has something to c
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -293,7 +294,9 @@ def _supplier_kinds(rng: random.Random, n: int) -> list[str]:
     return kinds
 
 
-def _bank_account(rng: random.Random, kind: str) -> Record:
+def _bank_account(rng: random.Random, kind: str, ordinal: int) -> Record:
+    """A payee of `kind`; the `ordinal`-th of its kind takes the next country in turn, so every
+    tenant's suppliers span all the currencies (12+) instead of whatever the draws happen to give."""
     account: Record = {
         "kind": kind,
         "account_holder": "",
@@ -311,7 +314,7 @@ def _bank_account(rng: random.Random, kind: str) -> Record:
     }
     street = f"{rng.randint(1, 200)} {rng.choice(STREETS)}"
     if kind == "iban":
-        country = rng.choice(sorted(IBAN_COUNTRIES))
+        country = sorted(IBAN_COUNTRIES)[ordinal % len(IBAN_COUNTRIES)]
         currency, banks, rest, cities, post_digits = IBAN_COUNTRIES[country]
         bank_code, bic = rng.choice(banks)
         account.update(
@@ -351,7 +354,7 @@ def _bank_account(rng: random.Random, kind: str) -> Record:
             address_line=street,
         )
     else:
-        country, currency, city = rng.choice(EMAIL_COUNTRIES)
+        country, currency, city = EMAIL_COUNTRIES[ordinal % len(EMAIL_COUNTRIES)]
         account.update(country=country, currency=currency, city=city)  # email set once the name is known
     return account
 
@@ -365,9 +368,11 @@ def _break_iban(iban: str) -> str:
 def _suppliers(rng: random.Random, n: int, today: date) -> list[Record]:
     width = _width(n)
     suppliers = []
+    seen: Counter[str] = Counter()
     for i, kind in enumerate(_supplier_kinds(rng, n), start=1):
         # The name's country must match the bank's, so draw the bank first with a placeholder holder.
-        account = _bank_account(rng, kind)
+        account = _bank_account(rng, kind, seen[kind])
+        seen[kind] += 1
         name = _company_name(rng, account["country"])
         account["account_holder"] = name
         if kind == "email":
