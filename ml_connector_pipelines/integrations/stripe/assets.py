@@ -356,7 +356,9 @@ def posted_on(state: State, tenant: str, day: date) -> set[str]:
 
 
 def reconciliation_status(stripe_payment: ARPayment | str | None, postings: Sequence[PostedARPayment]) -> str:
-    """How one reference compares: Stripe's side against every line Infor holds for it."""
+    """How one reference compares, Stripe's side against every line Infor holds for it: matched,
+    amount_differs (amount or currency), missing_in_infor, posted_twice (more than one line),
+    not_in_stripe (our ledger posted it, Stripe does not show it) or unmatched (no Infor invoice)."""
     if isinstance(stripe_payment, str):
         return stripe_payment  # unmatched: names no Infor invoice, so nothing to compare
     if stripe_payment is None:
