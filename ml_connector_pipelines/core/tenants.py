@@ -72,15 +72,24 @@ class TenantStore:
 
     def update_config(self, name: str, patch: dict[str, Any]) -> Tenant:
         """Shallow merge: keys in `patch` replace those in the stored config."""
+        return self.update(name, config_patch=patch)
+
+    def update(
+        self, name: str, *, product: Product | None = None, config_patch: dict[str, Any] | None = None
+    ) -> Tenant:
+        """Change a live tenant's product and/or shallow-merge `config_patch` into its config."""
+        if product is not None and product not in get_args(Product):
+            raise ValueError(f"product must be one of {get_args(Product)}, not {product!r}")
         query = sa.select(tenants).where(tenants.c.name == name, tenants.c.removed_at.is_(None))
         with self.store.session() as conn:
             # Read and write in one locked step, so two concurrent patches both survive.
             row = conn.execute(query.with_for_update()).mappings().first()
             if row is None:
                 raise KeyError(f"no tenant {name!r}")
-            config = {**row["config"], **patch}
-            conn.execute(sa.update(tenants).where(tenants.c.name == name).values(config=config))
-        return Tenant(**{**row, "config": config})
+            config = {**row["config"], **(config_patch or {})}
+            values = {"product": product or row["product"], "config": config}
+            conn.execute(sa.update(tenants).where(tenants.c.name == name).values(**values))
+        return Tenant(**{**row, **values})
 
 
 class CredentialStore:

@@ -68,7 +68,7 @@ def register_tenant(
     if tenants.get(name) is None:
         tenants.add(name, product, config or {})  # type: ignore[arg-type]
     else:
-        tenants.update_config(name, {**(config or {}), "product": product})
+        tenants.update(name, product=product, config_patch=config or {})  # type: ignore[arg-type]
     connector.credentials.put(name, "infor", ionapi)
     if wise:
         connector.credentials.put(name, "wise", wise)

@@ -40,3 +40,26 @@ def test_wise_sandbox_signed_event_is_trusted_only_by_wise_sandbox_tenants(
     else:
         with pytest.raises(InvalidWebhook):
             _verify(connector, "ACME")
+
+
+def test_re_adding_a_tenant_with_another_product_switches_its_adapter(connector) -> None:
+    from ml_connector_pipelines.definitions import build_resources
+    from ml_connector_pipelines.systems.infor.adapter import M3Adapter, SyteLineAdapter
+
+    ionapi = sandbox_ionapi("http://127.0.0.1:8700", "ACME")
+    register_tenant(connector, "ACME", ionapi=ionapi, product="m3", config={"cono": "200"})
+    infor = build_resources(db_url=connector.settings.db_url)["infor"]
+    first = infor.adapter("ACME")
+    first.close()
+    assert isinstance(first, M3Adapter)
+
+    register_tenant(
+        connector, "ACME", ionapi=ionapi, product="syteline", config={"mongoose_config": "ACME_S"}
+    )
+
+    stored = connector.state.tenants.get("ACME")
+    assert stored.product == "syteline"
+    assert stored.config == {"cono": "200", "mongoose_config": "ACME_S"}  # merged, no "product" key
+    second = infor.adapter("ACME")
+    second.close()
+    assert isinstance(second, SyteLineAdapter)

@@ -21,6 +21,7 @@ import httpx
 
 from ...core.errors import AuthenticationFailed, HttpError, TargetRejected
 from ...core.http import HttpClient, RetryPolicy
+from ...core.redact import register_secret
 from .ionapi import IonApi
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,10 @@ class IonApiAuth:
         self._access_token = body["access_token"]
         # Refresh tokens are optional per authorized app; a response without one keeps none.
         self._refresh_token = body.get("refresh_token") or None
+        # Bearer tokens are credentials too: mask them in any log line from now on.
+        register_secret(self._access_token)
+        if self._refresh_token:
+            register_secret(self._refresh_token)
         margin = min(REFRESH_MARGIN_SECONDS, expires_in / 10)
         self._renew_at = time.monotonic() + expires_in - margin
 

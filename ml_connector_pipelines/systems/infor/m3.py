@@ -15,7 +15,10 @@ from ...core.errors import ConnectorError, TargetRejected
 from ...core.http import HttpClient, paginate
 
 EXECUTE_PATH = "/M3/m3api-rest/v2/execute"
-EXPORT_SEPARATOR = ";"
+# EXPORTMI joins each row's columns with SEPC. Business text can hold ";" or any printable
+# character, so use BEL: a control character no M3 field holds, and not whitespace (records are
+# right-trimmed, which would otherwise eat the separators of trailing empty columns).
+EXPORT_SEPARATOR = "\x07"
 
 Record = dict[str, str]
 
