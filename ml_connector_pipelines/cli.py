@@ -43,7 +43,7 @@ def _connector(create_key: bool = False) -> Any:
     return Connector.open(create_key=create_key)
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     print("  ".join("-" * widths[c] for c in columns))
@@ -114,7 +114,7 @@ def cmd_tenants_list(args: argparse.Namespace) -> int:
         }
         for t in connector.state.tenants.list(include_removed=args.all)
     ]
-    _print_table(rows, ["tenant", "product", "systems", "created", "removed"])
+    print_table(rows, ["tenant", "product", "systems", "created", "removed"])
     return 0
 
 
@@ -130,7 +130,7 @@ def cmd_tenants_check(args: argparse.Namespace) -> int:
     from .integrations.tenancy import check_tenant
 
     results = check_tenant(_connector(), args.name)
-    _print_table([{"system": k, "result": v} for k, v in results.items()], ["system", "result"])
+    print_table([{"system": k, "result": v} for k, v in results.items()], ["system", "result"])
     return 0 if all(v == "OK" for v in results.values()) else 1
 
 
@@ -234,7 +234,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         }
         for e in events
     ]
-    _print_table(rows, ["at", "flow", "record", "action", "target", "run", "partition", "reason"])
+    print_table(rows, ["at", "flow", "record", "action", "target", "run", "partition", "reason"])
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import httpx
 
+from .cli import print_table
 from .core.webhooks import WebhookServer, create_webhook_app
 from .definitions import defs
 from .integrations.partitions import partition_key
@@ -124,14 +125,6 @@ def _summary(connector: Connector, run_ids: list[str]) -> tuple[list[dict[str, A
     return rows, columns, sum(c.get("failed", 0) for c in counts.values())
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    print("  ".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
-
-
 def _extracted(result: dg.ExecuteInProcessResult) -> str:
     counts = {
         event.asset_key.to_user_string().removeprefix("infor_"): event.materialization.metadata[
@@ -174,7 +167,7 @@ def run_demo(ui: bool = False, port: int = 8700) -> int:
         results.append(_run("main", day_key, instance, "main job again (a replay sends nothing twice)"))
         rows, columns, failed = _summary(connector, [r.run_id for r in results])
         print()
-        _print_table(rows, ["flow", *columns])
+        print_table(rows, ["flow", *columns])
         print()
         print(f"record-level audit trail: ml-connector audit {TENANT}   run history: make ui")
         ok = failed == 0 and all(r.success for r in results)

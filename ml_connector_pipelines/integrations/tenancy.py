@@ -17,7 +17,7 @@ from ..core.settings import Settings
 from ..core.store import State
 from ..core.tenants import CredentialStore
 from ..core.vault import Vault
-from ..core.webhooks import Verifier
+from ..core.webhooks import UnknownTenant, Verifier
 from ..systems.infor.adapter import open_adapter
 from ..systems.infor.ionapi import IonApi
 from ..systems.stripe.client import StripeGateway, StripeWebhookVerifier
@@ -155,8 +155,6 @@ def webhook_verifiers(connector: Connector) -> dict[str, Verifier]:
         def lookup(tenant: str) -> dict[str, Any]:
             creds = connector.credentials.get(tenant, system)
             if creds is None or connector.state.tenants.get(tenant) is None:
-                from ..core.webhooks import UnknownTenant
-
                 raise UnknownTenant(f"no {system} credentials for tenant {tenant!r}")
             return creds
 

@@ -261,28 +261,22 @@ class StripeGateway:
         return [StripeInvoiceItem.model_validate(raw) for raw in rows]
 
     def finalize_invoice(self, invoice_id: str, idempotency_key: str) -> StripeInvoice:
-        invoices = self._stripe.v1.invoices
-        raw = self._write(
-            f"/v1/invoices/{invoice_id}/finalize",
-            lambda opts: invoices.finalize_invoice(invoice_id, options=opts),
-            idempotency_key,
-        )
-        return StripeInvoice.model_validate(raw)
+        return self._transition(invoice_id, "finalize", "finalize_invoice", idempotency_key)
 
     def void_invoice(self, invoice_id: str, idempotency_key: str) -> StripeInvoice:
-        invoices = self._stripe.v1.invoices
-        raw = self._write(
-            f"/v1/invoices/{invoice_id}/void",
-            lambda opts: invoices.void_invoice(invoice_id, options=opts),
-            idempotency_key,
-        )
-        return StripeInvoice.model_validate(raw)
+        return self._transition(invoice_id, "void", "void_invoice", idempotency_key)
 
     def mark_uncollectible(self, invoice_id: str, idempotency_key: str) -> StripeInvoice:
-        invoices = self._stripe.v1.invoices
+        return self._transition(invoice_id, "mark_uncollectible", "mark_uncollectible", idempotency_key)
+
+    def _transition(
+        self, invoice_id: str, action: str, sdk_method: str, idempotency_key: str
+    ) -> StripeInvoice:
+        """One of the invoice state moves (POST /v1/invoices/{id}/{action})."""
+        move = getattr(self._stripe.v1.invoices, sdk_method)
         raw = self._write(
-            f"/v1/invoices/{invoice_id}/mark_uncollectible",
-            lambda opts: invoices.mark_uncollectible(invoice_id, options=opts),
+            f"/v1/invoices/{invoice_id}/{action}",
+            lambda opts: move(invoice_id, options=opts),
             idempotency_key,
         )
         return StripeInvoice.model_validate(raw)
