@@ -15,6 +15,7 @@ from ...core.errors import HttpError
 from ...core.store import State
 from ...systems.stripe.client import StripeGateway
 from ..event_runs import batch_run_key, event_run_request
+from ..partitions import TENANTS
 from ..resources import StateResource, StripeResource
 from .assets import INBOX_SOURCE, PAYMENT_EVENT_TYPES, infor_ar_payments
 
@@ -62,21 +63,20 @@ def poll_events(state: State, gateway: StripeGateway, tenant: str) -> int:
 def stripe_events_sensor(
     context: dg.SensorEvaluationContext, state: StateResource, stripe: StripeResource
 ) -> dg.SensorResult:
-    connector = state.connector()
-    store = connector.state
+    store = state.state()
     run_requests: list[dg.RunRequest] = []
-    for tenant in store.tenants.list():
-        if "stripe" not in connector.credentials.systems(tenant.name):
+    # The same tenants as every sensor: the Dagster partitions, those that use Stripe.
+    for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
+        if not state.configured(tenant, "stripe"):
             continue
         try:
-            with stripe.gateway(tenant.name) as gateway:
-                stored = poll_events(store, gateway, tenant.name)
+            with stripe.gateway(tenant) as gateway:
+                stored = poll_events(store, gateway, tenant)
             if stored:
-                context.log.info(f"{tenant.name}: {stored} new Stripe events from polling")
+                context.log.info(f"{tenant}: {stored} new Stripe events from polling")
         except HttpError as exc:  # one tenant's Stripe trouble must not stop the others
-            context.log.warning(f"{tenant.name}: polling Stripe events failed: {exc}")
-        pending = store.inbox.pending(INBOX_SOURCE, tenant.name)
+            context.log.warning(f"{tenant}: polling Stripe events failed: {exc}")
+        pending = store.inbox.pending(INBOX_SOURCE, tenant)
         if pending:
-            run_key = batch_run_key(context.instance, tenant.name, pending)
-            run_requests.append(event_run_request(tenant.name, run_key))
+            run_requests.append(event_run_request(tenant, batch_run_key(context.instance, tenant, pending)))
     return dg.SensorResult(run_requests=run_requests)
