@@ -182,6 +182,7 @@ class HttpClient:
         self.auth = auth
         self.retry = retry
         self.bucket = shared_bucket(system, credential_id, rate_limit) if rate_limit else None
+        self.max_concurrency = max_concurrency
         self.requests_made = 0
         # Swappable so tests can run without waiting and assert on the delays chosen.
         self.sleep: Callable[[float], None] = time.sleep

@@ -17,14 +17,16 @@ import dagster as dg
 import pandas as pd
 
 from ...core.errors import HttpError, ValidationFailed
+from ...core.ledger import LedgerEntry
 from ...core.store import State
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARInvoice, ARPayment, Customer, PostedARPayment
 from ...systems.stripe.client import StripeGateway
 from ...systems.stripe.models import StripeInvoice
-from ..frames import from_frame
-from ..metadata import log_counts, log_progress, push_session, sync_metadata, sync_result
+from ..kit.push import PushSpec, RecordSource, build_push_asset
+from ..kit.pushers import PushContext
+from ..metadata import log_counts, log_progress, push_session, sync_metadata
 from ..partitions import TENANT_DAY, TENANTS, tenant_day
 from ..resources import InforResource, StateResource, StripeResource, not_configured
 from . import mapping
@@ -96,48 +98,59 @@ def sync_customer(session: SyncSession, gateway: StripeGateway, customer: Custom
     )
 
 
+class CustomerSync:
+    """Infor customer -> Stripe customer: the pusher of `stripe_customers`."""
+
+    def __init__(self, session: SyncSession, gateway: StripeGateway) -> None:
+        self.session = session
+        self.gateway = gateway
+
+    def sync(self, customer: Customer) -> SyncResult:
+        return sync_customer(self.session, self.gateway, customer)
+
+
 # Invoices ----------------------------------------------------------------------------------------
 
 
 class InvoicePush:
-    """Pushes one tenant's AR invoices: open ones are billed, closed ones are closed in Stripe."""
+    """AR invoice -> Stripe: open ones are billed, closed ones are closed (the `stripe_invoices` pusher)."""
 
-    def __init__(
-        self,
-        session: SyncSession,
-        customer_session: SyncSession,
-        gateway: StripeGateway,
-        adapter: InforAdapter,
-        close_action: str,
-    ) -> None:
-        self.session = session
-        self.customer_session = customer_session
-        self.gateway = gateway
-        self.adapter = adapter
-        self.close_action = close_action
+    def __init__(self, ctx: PushContext) -> None:
+        self.session = ctx.session
+        self.customers = CustomerSync(ctx.session_for(CUSTOMERS_FLOW), ctx.target)
+        self.gateway: StripeGateway = ctx.target
+        self.infor = ctx.infor
+        self.dependencies = ctx.dependencies
+        self.close_action = close_action(ctx.config)
 
-    def push(self, invoice: ARInvoice) -> SyncResult:
+    def sync(self, invoice: ARInvoice) -> SyncResult:
         return self.bill(invoice) if invoice.status == "open" else self.close(invoice)
 
     def stripe_customer(self, invoice: ARInvoice) -> str:
         """The Stripe id of the invoice's customer. One the ledger does not know (changed on another
         day, so not in this partition's extract) is read from Infor and synced on the spot."""
-        entry = self.session.ledger.get(self.session.tenant, CUSTOMERS_FLOW, invoice.customer_id)
-        if entry is not None and entry.target_id:
-            return entry.target_id
-        customer = self.adapter.customer(invoice.customer_id)
-        if customer is None:
-            raise ValidationFailed(
-                invoice.invoice_key, "customer_id", f"customer {invoice.customer_id} not found in Infor"
-            )
-        result = sync_customer(self.customer_session, self.gateway, customer)
-        if result.target_id is None:
-            raise ValidationFailed(
-                invoice.invoice_key,
-                "customer_id",
-                f"customer {invoice.customer_id} is not in Stripe: {result.reason}",
-            )
-        return result.target_id
+        customer_id = invoice.customer_id
+
+        def sync_now(entry: LedgerEntry | None) -> None:
+            if entry is not None and entry.target_id:
+                return  # in Stripe already, from an earlier version: good enough to bill
+            customer = self.infor().customer(customer_id)
+            if customer is None:
+                raise ValidationFailed(
+                    invoice.invoice_key, "customer_id", f"customer {customer_id} not found in Infor"
+                )
+            self.customers.sync(customer)
+
+        entry = self.dependencies.resolve(
+            invoice.invoice_key,
+            "customer_id",
+            CUSTOMERS_FLOW,
+            customer_id,
+            sync_now,
+            "the invoice's Stripe customer",
+            usable=lambda found: bool(found.target_id),
+        )
+        return entry.target_id or ""
 
     def bill(self, invoice: ARInvoice) -> SyncResult:
         """Draft invoice, our one item for the open amount, finalized; a changed invoice replaces
@@ -407,73 +420,38 @@ def reconcile(
 # Assets ------------------------------------------------------------------------------------------
 
 
-@dg.asset(
-    group_name="stripe",
-    partitions_def=TENANT_DAY,
-    pool="stripe",
-    kinds={"stripe"},
-    description="Infor customers changed on the partition date, created or updated in Stripe.",
-)
-def stripe_customers(
-    context: dg.AssetExecutionContext,
-    infor_customers: pd.DataFrame,
-    state: StateResource,
-    stripe: StripeResource,
-) -> dg.MaterializeResult:
-    tenant, _ = tenant_day(context)
-    if not state.configured(tenant, "stripe"):
-        return not_configured(context, tenant, "stripe")
-    session = push_session(context, state.state(), tenant, CUSTOMERS_FLOW)
-    customers = from_frame(infor_customers, Customer)
-    with stripe.gateway(tenant) as gateway:
-        for done, customer in enumerate(customers, start=1):
-            sync_customer(session, gateway, customer)
-            log_progress(context, CUSTOMERS_FLOW, done, len(customers))
-        requests = gateway.requests_made
-    log_counts(context, CUSTOMERS_FLOW, session)
-    return sync_result(session, requests)
+def _open_gateway(resource: StripeResource, tenant: str) -> StripeGateway:
+    return resource.gateway(tenant)
 
 
-@dg.asset(
-    group_name="stripe",
-    partitions_def=TENANT_DAY,
-    pool="stripe",
-    kinds={"stripe"},
-    deps=[stripe_customers],  # customers of the same day first, so invoices find them in the ledger
-    description=(
-        "Infor AR invoices changed on the partition date: open ones billed in Stripe (item + "
-        "finalized invoice), closed ones voided or marked uncollectible (`stripe_closed_invoice_action`)."
-    ),
+stripe_customers = build_push_asset(
+    PushSpec(
+        name=CUSTOMERS_FLOW,
+        pair="stripe",
+        target="stripe",
+        records=RecordSource("infor_customers", Customer, lambda customer: customer.customer_id),
+        pusher=lambda ctx: CustomerSync(ctx.session, ctx.target),
+        open_client=_open_gateway,
+        description="Infor customers changed on the partition date, created or updated in Stripe.",
+    )
 )
-def stripe_invoices(
-    context: dg.AssetExecutionContext,
-    infor_ar_invoices: pd.DataFrame,
-    state: StateResource,
-    infor: InforResource,
-    stripe: StripeResource,
-) -> dg.MaterializeResult:
-    tenant, _ = tenant_day(context)
-    if not state.configured(tenant, "stripe"):
-        return not_configured(context, tenant, "stripe")
-    store = state.state()
-    session = push_session(context, store, tenant, INVOICES_FLOW)
-    customer_session = push_session(context, store, tenant, CUSTOMERS_FLOW)
-    action = close_action(state.tenant_config(tenant))
-    invoices = from_frame(infor_ar_invoices, ARInvoice)
-    with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
-        pusher = InvoicePush(session, customer_session, gateway, adapter, action)
-        for done, invoice in enumerate(invoices, start=1):
-            try:
-                pusher.push(invoice)
-            except HttpError as exc:  # Infor unreachable for the customer read: this record only
-                session.note(invoice.invoice_key, "failed", reason=str(exc))
-            log_progress(context, INVOICES_FLOW, done, len(invoices))
-        requests = gateway.requests_made
-    log_counts(context, INVOICES_FLOW, session)
-    if customer_session.results:
-        log_counts(context, f"{CUSTOMERS_FLOW} (on the spot)", customer_session)
-    on_the_spot = dg.MetadataValue.int(len(customer_session.results))
-    return sync_result(session, requests, customers_synced_on_the_spot=on_the_spot)
+
+stripe_invoices = build_push_asset(
+    PushSpec(
+        name=INVOICES_FLOW,
+        pair="stripe",
+        target="stripe",
+        records=RecordSource("infor_ar_invoices", ARInvoice, lambda invoice: invoice.invoice_key),
+        pusher=InvoicePush,
+        open_client=_open_gateway,
+        reads_infor=True,
+        deps=[stripe_customers.key],  # customers of the same day first, so invoices find them in the ledger
+        description=(
+            "Infor AR invoices changed on the partition date: open ones billed in Stripe (item + "
+            "finalized invoice), closed ones voided or marked uncollectible (`stripe_closed_invoice_action`)."
+        ),
+    )
+)
 
 
 @dg.asset(
@@ -505,12 +483,20 @@ def infor_ar_payments(
 
 
 @dg.asset(
+    key_prefix=["stripe"],
     group_name="stripe",
     partitions_def=TENANT_DAY,
     pool="stripe",
     kinds={"stripe", "pandas"},
+    tags={"pair": "stripe", "system": "stripe"},
     # Reads what `infor_ar_payments` (partitioned by tenant only) has posted: run after that job.
-    check_specs=[dg.AssetCheckSpec("stripe_reconciliation_clean", asset="stripe_reconciliation")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "stripe_reconciliation_clean",
+            asset=dg.AssetKey(["stripe", "stripe_reconciliation"]),
+            description="Every Stripe payment and refund of the day is posted once in Infor, same amount.",
+        )
+    ],
     description="One day of Stripe payments and refunds against the AR postings Infor holds.",
 )
 def stripe_reconciliation(

@@ -11,13 +11,11 @@
 """
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from ...core.errors import TargetRejected, ValidationFailed
 from ...core.inbox import InboxEvent
@@ -27,9 +25,10 @@ from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import APInvoice, InvoiceExtension, Supplier
 from ...systems.wise.client import WiseClient
 from ...systems.wise.models import Transfer
-from ..frames import from_frame
-from ..metadata import log_counts, log_progress, push_session, sync_result
-from ..partitions import TENANT_DAY, TENANTS, tenant_day
+from ..kit.push import PushSpec, RecordSource, build_push_asset
+from ..kit.pushers import PushContext
+from ..metadata import log_counts, push_session, sync_result
+from ..partitions import TENANTS
 from ..resources import InforResource, StateResource, WiseResource, not_configured
 from .mapping import (
     bank_details_hash,
@@ -106,35 +105,18 @@ class RecipientSync:
         return None
 
 
-@dg.asset(
-    group_name="wise",
-    partitions_def=TENANT_DAY,
-    pool="wise",
-    kinds={"wise"},
-    description="Suppliers with bank details as Wise recipients (changed details: delete + recreate).",
+AP_INVOICES = RecordSource("infor_ap_invoices", APInvoice, lambda invoice: invoice.invoice_key)
+
+wise_recipients = build_push_asset(
+    PushSpec(
+        name=RECIPIENTS,
+        pair="wise",
+        target="wise",
+        records=RecordSource("infor_suppliers", Supplier, lambda supplier: supplier.supplier_id),
+        pusher=lambda ctx: RecipientSync(ctx.session, ctx.target),
+        description="Suppliers with bank details as Wise recipients (changed details: delete + recreate).",
+    )
 )
-def wise_recipients(
-    context: dg.AssetExecutionContext,
-    infor_suppliers: pd.DataFrame,
-    state: StateResource,
-    wise: WiseResource,
-) -> dg.MaterializeResult:
-    tenant, _ = tenant_day(context)
-    if not state.configured(tenant, "wise"):
-        return not_configured(context, tenant, "wise")
-    session = push_session(context, state.state(), tenant, RECIPIENTS)
-    suppliers = from_frame(infor_suppliers, Supplier)
-    with wise.client(tenant) as client:
-        recipients = RecipientSync(session, client)
-        for done, supplier in enumerate(suppliers, start=1):
-            try:
-                recipients.sync(supplier)
-            except Exception as exc:  # e.g. the profile lookup failed: this record only, not the run
-                session.note(supplier.supplier_id, "failed", reason=f"{type(exc).__name__}: {exc}")
-            log_progress(context, RECIPIENTS, done, len(suppliers))
-        requests = client.requests_made
-    log_counts(context, RECIPIENTS, session)
-    return sync_result(session, requests)
 
 
 # Quotes -----------------------------------------------------------------------------------------------
@@ -143,23 +125,15 @@ def wise_recipients(
 class QuoteSync:
     """Open AP invoice -> Wise quote with the supplier's recipient attached."""
 
-    def __init__(
-        self,
-        quotes: SyncSession,
-        recipients: RecipientSync,
-        client: WiseClient,
-        infor: Callable[[], InforAdapter],
-        source_currency: str,
-    ) -> None:
-        self.quotes = quotes
-        self.recipients = recipients
-        self.client = client
-        self.infor = infor
-        self.source_currency = source_currency
-        self.ledger: Ledger = quotes.ledger
-        self.tenant = quotes.tenant
-        # Suppliers already synced on the spot in this run: at most one attempt (and alert) each.
-        self._synced_on_the_spot: set[str] = set()
+    def __init__(self, ctx: PushContext) -> None:
+        self.quotes = ctx.session
+        self.recipients = RecipientSync(ctx.session_for(RECIPIENTS), ctx.target)
+        self.client: WiseClient = ctx.target
+        self.infor = ctx.infor
+        self.source_currency = str(ctx.config.get("wise_source_currency") or DEFAULT_SOURCE_CURRENCY)
+        self.dependencies = ctx.dependencies
+        self.ledger: Ledger = self.quotes.ledger
+        self.tenant = self.quotes.tenant
 
     def sync(self, invoice: APInvoice) -> SyncResult:
         key = invoice.invoice_key
@@ -172,10 +146,7 @@ class QuoteSync:
             request = quote_request(invoice, self.source_currency)
         except ValidationFailed as exc:
             return self.quotes.flag(key, exc.reason, field=exc.field)
-        recipient = self._recipient(key, invoice.supplier_id)
-        if isinstance(recipient, SyncResult):
-            return recipient
-        recipient_id = recipient.target_id or ""
+        recipient_id = self._recipient(key, invoice.supplier_id)
 
         renews = current.extra.get("renews") if current else None
         digest = _quote_hash(request, recipient_id, renews)
@@ -205,30 +176,26 @@ class QuoteSync:
             },
         )
 
-    def _recipient(self, key: str, supplier_id: str) -> LedgerEntry | SyncResult:
-        """The supplier's done recipient entry, creating it now if needed; else the quote's outcome."""
-        entry = self.ledger.get(self.tenant, RECIPIENTS, supplier_id)
-        if (entry is None or entry.status != "done") and supplier_id not in self._synced_on_the_spot:
-            # Its supplier changed on another day than this invoice: create it now, a quote never waits.
-            self._synced_on_the_spot.add(supplier_id)
+    def _recipient(self, key: str, supplier_id: str) -> str:
+        """The supplier's Wise recipient id. One not created yet (its supplier changed on another day
+        than this invoice) is created now: a quote never waits for the next recipients run."""
+
+        def sync_now(entry: LedgerEntry | None) -> None:
             supplier = self.infor().supplier(supplier_id)
             if supplier is None:
-                return self.quotes.flag(key, f"supplier {supplier_id} not found in Infor")
+                raise ValidationFailed(key, "supplier_id", f"supplier {supplier_id} not found in Infor")
+            # A flagged recipient is retried only once its bank details changed.
             if (
                 entry is None
                 or entry.status != "flagged"
                 or entry.content_hash != bank_details_hash(supplier)
             ):
                 self.recipients.sync(supplier)
-            entry = self.ledger.get(self.tenant, RECIPIENTS, supplier_id)
-        if entry is not None and entry.status == "done":
-            return entry
-        if entry is not None and entry.status == "flagged":
-            return self.quotes.flag(key, f"the supplier's Wise recipient is flagged: {entry.reason}")
-        reason = entry.reason if entry is not None and entry.reason else "recipient not created yet"
-        return self.quotes.note(
-            key, "failed", reason=f"no Wise recipient for supplier {supplier_id}: {reason}"
+
+        entry = self.dependencies.resolve(
+            key, "supplier_id", RECIPIENTS, supplier_id, sync_now, "the supplier's Wise recipient"
         )
+        return entry.target_id or ""
 
     def _expired(self, quote_id: str) -> bool:
         """Ask Wise: a quote past its 30-minute rate lock reads EXPIRED, and 404 after ~48 h."""
@@ -246,108 +213,69 @@ def _quote_hash(request: dict[str, Any], recipient_id: str, renews: str | None) 
     return content_hash({"request": request, "recipient": recipient_id, "renews": renews})
 
 
-@dg.asset(
-    group_name="wise",
-    partitions_def=TENANT_DAY,
-    pool="wise",
-    kinds={"wise"},
-    deps=[wise_recipients],
-    description="One Wise quote per open AP invoice, recipient attached; expired quotes renewed.",
+wise_quotes = build_push_asset(
+    PushSpec(
+        name=QUOTES,
+        pair="wise",
+        target="wise",
+        records=AP_INVOICES,
+        pusher=QuoteSync,
+        deps=[wise_recipients.key],
+        reads_infor=True,
+        description="One Wise quote per open AP invoice, recipient attached; expired quotes renewed.",
+    )
 )
-def wise_quotes(
-    context: dg.AssetExecutionContext,
-    infor_ap_invoices: pd.DataFrame,
-    state: StateResource,
-    infor: InforResource,
-    wise: WiseResource,
-) -> dg.MaterializeResult:
-    tenant, _ = tenant_day(context)
-    if not state.configured(tenant, "wise"):
-        return not_configured(context, tenant, "wise")
-    store = state.state()
-    config = state.tenant_config(tenant)
-    source_currency = str(config.get("wise_source_currency") or DEFAULT_SOURCE_CURRENCY)
-    session = push_session(context, store, tenant, QUOTES)
-    invoices = from_frame(infor_ap_invoices, APInvoice)
-    adapters: list[InforAdapter] = []
-
-    def infor_adapter() -> InforAdapter:
-        # Opened only when a supplier has to be read: most runs never need Infor here.
-        if not adapters:
-            adapters.append(infor.adapter(tenant))
-        return adapters[0]
-
-    try:
-        with wise.client(tenant) as client:
-            recipients = RecipientSync(push_session(context, store, tenant, RECIPIENTS), client)
-            quotes = QuoteSync(session, recipients, client, infor_adapter, source_currency)
-            for done, invoice in enumerate(invoices, start=1):
-                try:
-                    quotes.sync(invoice)
-                except Exception as exc:  # one invoice's trouble (an Infor read) never stops the rest
-                    session.note(invoice.invoice_key, "failed", reason=f"{type(exc).__name__}: {exc}")
-                log_progress(context, QUOTES, done, len(invoices))
-            requests = client.requests_made
-    finally:
-        for adapter in adapters:
-            adapter.close()
-    log_counts(context, QUOTES, session)
-    return sync_result(session, requests)
 
 
 # Transfers (opt-in, never funded) ---------------------------------------------------------------------
 
 
-@dg.asset(
-    group_name="wise",
-    partitions_def=TENANT_DAY,
-    pool="wise",
-    kinds={"wise"},
-    deps=[wise_quotes],
-    description="Unfunded Wise transfers for quoted invoices, only for tenants that opted in. "
-    "Funding is always a human action in Wise.",
-)
-def wise_transfers(
-    context: dg.AssetExecutionContext,
-    infor_ap_invoices: pd.DataFrame,
-    state: StateResource,
-    wise: WiseResource,
-) -> dg.MaterializeResult:
-    tenant, _ = tenant_day(context)
-    if not state.configured(tenant, "wise"):
-        return not_configured(context, tenant, "wise")
-    store = state.state()
-    session = push_session(context, store, tenant, TRANSFERS)
-    invoices = [i for i in from_frame(infor_ap_invoices, APInvoice) if i.status == "open"]
-    if state.tenant_config(tenant).get("wise_create_transfers") is not True:
-        for invoice in invoices:
-            session.note(invoice.invoice_key, "skipped", reason="not opted in")
-        return sync_result(session, 0)
-    with wise.client(tenant) as client:
-        for done, invoice in enumerate(invoices, start=1):
-            _create_transfer(session, client, invoice)
-            log_progress(context, TRANSFERS, done, len(invoices))
-        requests = client.requests_made
-    log_counts(context, TRANSFERS, session)
-    return sync_result(session, requests)
+class TransferSync:
+    """Quoted open invoice -> unfunded Wise transfer, only for tenants with `wise_create_transfers`."""
+
+    def __init__(self, ctx: PushContext) -> None:
+        self.session = ctx.session
+        self.client: WiseClient = ctx.target
+        self.opted_in = ctx.config.get("wise_create_transfers") is True
+
+    def sync(self, invoice: APInvoice) -> SyncResult:
+        key = invoice.invoice_key
+        if not self.opted_in:
+            return self.session.note(key, "skipped", reason="not opted in")
+        session = self.session
+        quote = session.ledger.get(session.tenant, QUOTES, key)
+        if quote is None or quote.status != "done" or not quote.target_id:
+            return session.note(key, "skipped", reason="no Wise quote for this invoice yet")
+        quote_id, recipient_id = quote.target_id, int(quote.extra["recipient_id"])
+        # Wise dedupes on customerTransactionId: the same key on every run makes the create idempotent.
+        transaction_id = transfer_customer_transaction_id(session.tenant, key)
+        return session.sync(
+            key,
+            transaction_id,
+            create=lambda: str(
+                self.client.create_transfer(recipient_id, quote_id, transaction_id, invoice.invoice_number).id
+            ),
+            extra={
+                "customer_transaction_id": transaction_id,
+                "quote_id": quote_id,
+                "recipient_id": recipient_id,
+            },
+        )
 
 
-def _create_transfer(session: SyncSession, client: WiseClient, invoice: APInvoice) -> SyncResult:
-    key = invoice.invoice_key
-    quote = session.ledger.get(session.tenant, QUOTES, key)
-    if quote is None or quote.status != "done" or not quote.target_id:
-        return session.note(key, "skipped", reason="no Wise quote for this invoice yet")
-    quote_id, recipient_id = quote.target_id, int(quote.extra["recipient_id"])
-    # Wise dedupes on customerTransactionId: the same key on every run makes the create idempotent.
-    transaction_id = transfer_customer_transaction_id(session.tenant, key)
-    return session.sync(
-        key,
-        transaction_id,
-        create=lambda: str(
-            client.create_transfer(recipient_id, quote_id, transaction_id, invoice.invoice_number).id
-        ),
-        extra={"customer_transaction_id": transaction_id, "quote_id": quote_id, "recipient_id": recipient_id},
+wise_transfers = build_push_asset(
+    PushSpec(
+        name=TRANSFERS,
+        pair="wise",
+        target="wise",
+        records=AP_INVOICES,
+        pusher=TransferSync,
+        where=lambda invoice: invoice.status == "open",
+        deps=[wise_quotes.key],
+        description="Unfunded Wise transfers for quoted invoices, only for tenants that opted in. "
+        "Funding is always a human action in Wise.",
     )
+)
 
 
 # Payout status back to Infor --------------------------------------------------------------------------

@@ -54,6 +54,8 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 # Stripe's documented request rates per account: 25/s for test keys, 100/s in live mode.
 TEST_MODE_RATE = RateLimit(per_second=25, burst=25)
 LIVE_MODE_RATE = RateLimit(per_second=100, burst=100)
+# Requests in flight at once: enough for 100/s at up to 160 ms per request.
+MAX_CONCURRENCY = 16
 PAGE_SIZE = 100  # Stripe's maximum
 MAX_EVENT_TYPES = 20  # Stripe's limit for `types[]`
 
@@ -129,6 +131,7 @@ class StripeGateway:
             credential_id=hashlib.sha256(api_key.encode()).hexdigest()[:16],
             rate_limit=TEST_MODE_RATE if api_key.startswith("sk_test_") else LIVE_MODE_RATE,
             timeout=timeout,
+            max_concurrency=MAX_CONCURRENCY,
         )
         self._stripe = stripe.StripeClient(
             api_key,
@@ -137,6 +140,11 @@ class StripeGateway:
             http_client=_SdkTransport(self._http),
             max_network_retries=0,  # retries are the HTTP layer's
         )
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests this gateway may have in flight at once: the push factory's worker count."""
+        return self._http.max_concurrency
 
     @property
     def requests_made(self) -> int:

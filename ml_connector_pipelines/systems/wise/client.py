@@ -29,6 +29,11 @@ SYSTEM = "wise"
 RECIPIENT_PAGE_SIZE = 20  # the v2 list documents "a maximum of 20" (wise.md §5.2)
 TRANSFER_PAGE_SIZE = 100
 TRANSFER_STATE_CHANGE = "transfers#state-change"
+# Wise publishes no numeric rate limit (wise.md §8: dynamic per account, 429 when exceeded). We
+# assume 100 requests/s per credential and keep 20 requests in flight (100/s at up to 200 ms each);
+# pass `rate_limit` to change it. 429s are retried either way.
+DEFAULT_RATE_LIMIT = RateLimit(per_second=100, burst=10)
+MAX_CONCURRENCY = 20
 
 
 class WiseClientCredentials:
@@ -102,9 +107,10 @@ class WiseClient:
         client_secret: str | None = None,
         profile_id: int | None = None,
         *,
-        rate_limit: RateLimit | None = None,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 60.0,
+        max_concurrency: int = MAX_CONCURRENCY,
     ) -> None:
         # A personal token never changes, so it is a fixed header; OAuth needs a refreshing AuthHook.
         self._credentials: WiseClientCredentials | None = None
@@ -129,6 +135,7 @@ class WiseClient:
             rate_limit=rate_limit,
             retry=retry,
             timeout=timeout,
+            max_concurrency=max_concurrency,
         )
         self._profile_id = profile_id
 
@@ -277,6 +284,11 @@ class WiseClient:
         return [Subscription.model_validate(item) for item in items]
 
     # Lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests this client may have in flight at once: the push factory's worker count."""
+        return self.http.max_concurrency
 
     @property
     def requests_made(self) -> int:
