@@ -6,6 +6,7 @@ writers queue up on the lock instead of failing half-way when two processes read
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ml_connector_pipelines.core import tables
 from ml_connector_pipelines.core.alerts import Alerts
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.cursors import Cursors
+from ml_connector_pipelines.core.http import RateLimit
 from ml_connector_pipelines.core.inbox import Inbox
 from ml_connector_pipelines.core.ledger import Ledger
 from ml_connector_pipelines.core.settings import Settings
@@ -70,6 +72,46 @@ class StateStore:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+
+    def next_sequence(self, name: str) -> int:
+        """The next value of a named counter: 1 first, then strictly increasing, never handed out
+        twice, even to two processes at once (one atomic upsert ... RETURNING)."""
+        table = tables.sequences
+        insert = tables.dialect_insert(self.backend, table).values(
+            name=name, value=1, updated_at=tables.utcnow()
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"value": table.c.value + 1, "updated_at": insert.excluded.updated_at},
+        ).returning(table.c.value)
+        with self.session() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def lease_tokens(self, system: str, credential: str, limit: RateLimit, count: int) -> float:
+        """Take `count` tokens from the shared bucket of (system, credential): the seconds to wait
+        before spending them. Reservations may drive the bucket negative; each later caller then
+        waits for its own refill, so together all processes stay within `limit`."""
+        table = tables.rate_buckets
+        key = (table.c.system == system) & (table.c.credential == credential)
+        with self.session() as conn:
+            now = time.time()
+            tables.insert_or_ignore(
+                conn,
+                table,
+                {"system": system, "credential": credential, "tokens": float(limit.burst), "updated_at": now},
+                ["system", "credential"],
+            )
+            # The row lock (FOR UPDATE on Postgres; SQLite's BEGIN IMMEDIATE already holds the
+            # database) makes read-modify-write atomic across processes.
+            row = conn.execute(
+                sa.select(table.c.tokens, table.c.updated_at).where(key).with_for_update()
+            ).one()
+            refilled = row.tokens + max(0.0, now - row.updated_at) * limit.per_second
+            tokens = min(float(limit.burst), refilled) - count
+            conn.execute(
+                sa.update(table).where(key).values(tokens=tokens, updated_at=max(now, row.updated_at))
+            )
+        return 0.0 if tokens >= 0 else -tokens / limit.per_second
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -129,6 +171,10 @@ class State:
         return SyncSession(
             self.store, tenant=tenant, flow=flow, run_id=run_id, partition=partition, alerts=self.alerts
         )
+
+    def next_sequence(self, name: str) -> int:
+        """See `StateStore.next_sequence`: e.g. X12 control numbers per sender/receiver pair."""
+        return self.store.next_sequence(name)
 
     def forget_sync_state(self, tenant: str) -> None:
         """Drop a tenant's ledger, cursors and inbox; the audit trail stays.

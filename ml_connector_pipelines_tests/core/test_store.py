@@ -23,7 +23,7 @@ def test_migrations_match_tables_and_run_twice(state_store: StateStore) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         version = conn.execute(sa.text("select version_num from alembic_version")).scalar_one()
     assert diff == []
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:

@@ -19,8 +19,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
+
 from ml_connector_pipelines.core.errors import ConnectorError, TargetRejected
-from ml_connector_pipelines.core.http import HttpClient, RateLimit, RetryPolicy, paginate
+from ml_connector_pipelines.core.http import (
+    ErrorHooks,
+    HttpClient,
+    RateLimit,
+    RateStore,
+    RetryPolicy,
+    generic_error_message,
+    paginate,
+)
 from ml_connector_pipelines.core.redact import register_secret
 
 from .models import Profile, Quote, Recipient, Subscription, Transfer
@@ -55,7 +65,9 @@ class WiseClientCredentials:
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 60.0,
     ) -> None:
-        self._token_http = HttpClient(SYSTEM, base_url, credential_id=client_id, retry=retry, timeout=timeout)
+        self._token_http = HttpClient(
+            SYSTEM, base_url, credential_id=client_id, retry=retry, timeout=timeout, hooks=WISE_HOOKS
+        )
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
         self._basic_header = f"Basic {basic}"
         self._token: str | None = None
@@ -93,6 +105,28 @@ class WiseClientCredentials:
         self._token_http.close()
 
 
+def wise_error_message(response: httpx.Response) -> str:
+    """Wise's error text: validation errors list one entry per failing field
+    (`{"errors": [{"code", "message", "path"}]}`), other errors carry `message` (wise.md §8)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
+            if messages:
+                return "; ".join(messages)
+        if isinstance(body.get("message"), str) and body["message"].strip():
+            return body["message"].strip()
+    return generic_error_message(response)
+
+
+# A 409 from Wise is its duplicate answer, never "try again": the default classes already say so.
+WISE_HOOKS = ErrorHooks(message=wise_error_message)
+
+
 def _money(amount: Decimal | None) -> float | None:
     # Wise takes JSON numbers; invoice amounts have at most a few decimals, exact as a float repr.
     return None if amount is None else float(amount)
@@ -111,6 +145,7 @@ class WiseClient:
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 60.0,
         max_concurrency: int = MAX_CONCURRENCY,
+        rate_store: RateStore | None = None,
     ) -> None:
         # A personal token never changes, so it is a fixed header; OAuth needs a refreshing AuthHook.
         self._credentials: WiseClientCredentials | None = None
@@ -136,6 +171,9 @@ class WiseClient:
             retry=retry,
             timeout=timeout,
             max_concurrency=max_concurrency,
+            hooks=WISE_HOOKS,
+            # Given the state store, the rate budget holds across every process using this credential.
+            rate_store=rate_store,
         )
         self._profile_id = profile_id
 
