@@ -32,6 +32,8 @@ from .dependencies import Dependencies
 from .pushers import PushContext, Pusher, push_all
 
 M = TypeVar("M", bound=BaseModel)
+# Tenant config `push_time_budget_seconds`: no record of a push starts after this long (pushers.py).
+DEFAULT_TIME_BUDGET_SECONDS = 3600.0
 CHECK_SAMPLE = 100  # offending records listed in a check's metadata
 
 
@@ -139,11 +141,12 @@ def run_push(
     records = [r for r in from_frame(frame, spec.records.model) if spec.where is None or spec.where(r)]
     infor_resource = context.resources.infor if spec.reads_infor else None
     with spec.open_client(getattr(context.resources, spec.target), tenant) as client:
+        config = state.tenant_config(tenant)
         pctx = PushContext(
             tenant=tenant,
             session=session,
             target=client,
-            config=state.tenant_config(tenant),
+            config=config,
             dependencies=Dependencies(store.ledger, tenant),
             open_infor=(lambda: infor_resource.adapter(tenant)) if infor_resource is not None else None,
             open_session=lambda flow: push_session(context, store, tenant, flow),
@@ -158,6 +161,7 @@ def run_push(
                 spec.records.record_id,
                 workers=workers,
                 progress=_progress(context, spec.name),
+                time_budget=float(config.get("push_time_budget_seconds") or DEFAULT_TIME_BUDGET_SECONDS),
             )
         finally:
             pctx.close()

@@ -9,7 +9,10 @@ of worker threads and applies the one per-record error policy (`push_one`):
 - anything else (RetryExhausted after 429s, a dependency held by another run, Infor unreachable):
   failed for that record only, never flagged, retried by the next run.
 
-A run never stops halfway because of one record. Several threads share one SyncSession: each
+A run never stops halfway because of one record. Its time is bounded: given `time_budget`, no
+record starts once the budget is spent; those left are failed ("not attempted") for the next run,
+so a push ends within the budget plus one record's worst case (its requests times the HTTP
+client's retry budget, see `core.http.HttpClient`). Several threads share one SyncSession: each
 record is claimed in the ledger before any call, the audit rows are separate transactions, and
 `SyncSession.results` only grows by `list.append` (atomic), read once the pool is done.
 """
@@ -17,6 +20,7 @@ record is claimed in the ledger before any call, the audit rows are separate tra
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -121,8 +125,10 @@ def push_all(
     *,
     workers: int,
     progress: Callable[[int, int], None] | None = None,
+    time_budget: float | None = None,
 ) -> list[SyncResult]:
     """Push every record with at most `workers` at once; the results in record order.
+    Records not started within `time_budget` seconds are failed without a call (module docstring).
 
     Records sharing an id (never expected from an extract) go to one worker in their order, since
     the ledger lets one run claim a record it already holds.
@@ -132,13 +138,18 @@ def push_all(
         groups.setdefault(record_id(record), []).append(record)
     total, done = len(records), 0
     lock = threading.Lock()
+    deadline = None if time_budget is None else time.monotonic() + time_budget
 
     def push_group(item: tuple[str, list[R]]) -> list[SyncResult]:
         nonlocal done
         key, members = item
         results = []
         for record in members:
-            results.append(push_one(pusher, session, record, key))
+            if deadline is not None and time.monotonic() >= deadline:
+                reason = f"not attempted: the run's time budget of {time_budget:g} s was spent"
+                results.append(session.note(key, "failed", reason=reason))
+            else:
+                results.append(push_one(pusher, session, record, key))
             with lock:
                 done += 1
                 count = done

@@ -40,10 +40,10 @@ RECIPIENT_PAGE_SIZE = 20  # the v2 list documents "a maximum of 20" (wise.md §5
 TRANSFER_PAGE_SIZE = 100
 TRANSFER_STATE_CHANGE = "transfers#state-change"
 # Wise publishes no numeric rate limit (wise.md §8: dynamic per account, 429 when exceeded). We
-# assume 100 requests/s per credential and keep 20 requests in flight (100/s at up to 200 ms each);
+# assume 100 requests/s per credential and keep 32 requests in flight (100/s at up to 320 ms each);
 # pass `rate_limit` to change it. 429s are retried either way.
 DEFAULT_RATE_LIMIT = RateLimit(per_second=100, burst=10)
-MAX_CONCURRENCY = 20
+MAX_CONCURRENCY = 32
 
 
 class WiseClientCredentials:

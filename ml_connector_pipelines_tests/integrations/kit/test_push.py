@@ -136,3 +136,24 @@ def test_workers_needing_one_dependency_create_it_once(tenant: TenantEnv) -> Non
     ours = [c for c in account["customers"] if c["metadata"].get("infor_customer_id") == customer.customer_id]
     assert len(ours) == 1 and found == [ours[0]["id"]] * 8
     assert [r.action for r in session.results] == ["created"]
+
+
+def test_a_spent_time_budget_fails_the_records_left_and_the_next_run_does_them(tenant: TenantEnv) -> None:
+    tenants = tenant.connector.state.tenants
+    tenants.update(tenant.name, config_patch={"push_time_budget_seconds": 1e-9})
+    day = datetime.now(UTC).date()
+
+    result = tenant.materialize(PIPELINE, day)
+
+    assert not result.success
+    metadata = _materialized(result, "wise_recipients")
+    assert metadata["failed"] > 0 and metadata["created"] == 0
+    failed = _checks(result)["wise_recipients_no_failed_records"]
+    assert all("time budget" in r["reason"] for r in failed.metadata["records"].value)
+
+    tenants.update(tenant.name, config_patch={"push_time_budget_seconds": 600})
+    rerun = tenant.materialize(PIPELINE, day)
+
+    assert rerun.success
+    again = _materialized(rerun, "wise_recipients")
+    assert again["failed"] == 0 and again["created"] > 0
