@@ -81,6 +81,40 @@ class PushSpec(Generic[M]):
         return f"{self.name}_no_flagged_records"
 
 
+@dataclass(frozen=True)
+class PushPair:
+    """What every push asset of one pair shares: the pair's name, its target, how to open the client.
+
+    WISE = PushPair("wise", "wise")
+    wise_recipients = WISE.asset(RECIPIENTS, SUPPLIERS, RecipientSync.of, "Suppliers as ...")
+    """
+
+    pair: str
+    target: str
+    open_client: Callable[[Any, str], Any] = _open_client
+
+    def asset(
+        self,
+        name: str,
+        records: RecordSource[Any],
+        pusher: Callable[[PushContext], Pusher[Any]],
+        description: str,
+        **options: Any,
+    ) -> dg.AssetsDefinition:
+        """`build_push_asset` for one flow of this pair; `options` are the other PushSpec fields."""
+        spec = PushSpec(
+            name=name,
+            pair=self.pair,
+            target=self.target,
+            records=records,
+            pusher=pusher,
+            description=description,
+            open_client=self.open_client,
+            **options,
+        )
+        return build_push_asset(spec)
+
+
 def build_push_asset(spec: PushSpec[Any]) -> dg.AssetsDefinition:
     """The Dagster asset (tenant x day, pool = target system) and its two checks for one flow."""
     resource_keys = {"state", spec.target} | ({"infor"} if spec.reads_infor else set())

@@ -24,7 +24,7 @@ from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARInvoice, ARPayment, Customer, PostedARPayment
 from ...systems.stripe.client import StripeGateway
 from ...systems.stripe.models import StripeInvoice
-from ..kit.push import PushSpec, RecordSource, build_push_asset
+from ..kit.push import PushPair, RecordSource
 from ..kit.pushers import PushContext
 from ..metadata import log_counts, log_progress, push_session, sync_metadata
 from ..partitions import TENANT_DAY, TENANTS, tenant_day
@@ -424,33 +424,23 @@ def _open_gateway(resource: StripeResource, tenant: str) -> StripeGateway:
     return resource.gateway(tenant)
 
 
-stripe_customers = build_push_asset(
-    PushSpec(
-        name=CUSTOMERS_FLOW,
-        pair="stripe",
-        target="stripe",
-        records=RecordSource("infor_customers", Customer, lambda customer: customer.customer_id),
-        pusher=lambda ctx: CustomerSync(ctx.session, ctx.target),
-        open_client=_open_gateway,
-        description="Infor customers changed on the partition date, created or updated in Stripe.",
-    )
+STRIPE = PushPair("stripe", "stripe", open_client=_open_gateway)
+
+stripe_customers = STRIPE.asset(
+    CUSTOMERS_FLOW,
+    RecordSource("infor_customers", Customer, lambda customer: customer.customer_id),
+    lambda ctx: CustomerSync(ctx.session, ctx.target),
+    "Infor customers changed on the partition date, created or updated in Stripe.",
 )
 
-stripe_invoices = build_push_asset(
-    PushSpec(
-        name=INVOICES_FLOW,
-        pair="stripe",
-        target="stripe",
-        records=RecordSource("infor_ar_invoices", ARInvoice, lambda invoice: invoice.invoice_key),
-        pusher=InvoicePush,
-        open_client=_open_gateway,
-        reads_infor=True,
-        deps=[stripe_customers.key],  # customers of the same day first, so invoices find them in the ledger
-        description=(
-            "Infor AR invoices changed on the partition date: open ones billed in Stripe (item + "
-            "finalized invoice), closed ones voided or marked uncollectible (`stripe_closed_invoice_action`)."
-        ),
-    )
+stripe_invoices = STRIPE.asset(
+    INVOICES_FLOW,
+    RecordSource("infor_ar_invoices", ARInvoice, lambda invoice: invoice.invoice_key),
+    InvoicePush,
+    "Infor AR invoices changed on the partition date: open ones billed in Stripe (item + finalized "
+    "invoice), closed ones voided or marked uncollectible (`stripe_closed_invoice_action`).",
+    reads_infor=True,
+    deps=[stripe_customers.key],  # customers of the same day first, so invoices find them in the ledger
 )
 
 

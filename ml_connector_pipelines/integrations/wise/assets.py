@@ -25,7 +25,7 @@ from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import APInvoice, InvoiceExtension, Supplier
 from ...systems.wise.client import WiseClient
 from ...systems.wise.models import Transfer
-from ..kit.push import PushSpec, RecordSource, build_push_asset
+from ..kit.push import PushPair, RecordSource
 from ..kit.pushers import PushContext
 from ..metadata import log_counts, push_session, sync_result
 from ..partitions import TENANTS
@@ -105,17 +105,14 @@ class RecipientSync:
         return None
 
 
+WISE = PushPair("wise", "wise")
 AP_INVOICES = RecordSource("infor_ap_invoices", APInvoice, lambda invoice: invoice.invoice_key)
 
-wise_recipients = build_push_asset(
-    PushSpec(
-        name=RECIPIENTS,
-        pair="wise",
-        target="wise",
-        records=RecordSource("infor_suppliers", Supplier, lambda supplier: supplier.supplier_id),
-        pusher=lambda ctx: RecipientSync(ctx.session, ctx.target),
-        description="Suppliers with bank details as Wise recipients (changed details: delete + recreate).",
-    )
+wise_recipients = WISE.asset(
+    RECIPIENTS,
+    RecordSource("infor_suppliers", Supplier, lambda supplier: supplier.supplier_id),
+    lambda ctx: RecipientSync(ctx.session, ctx.target),
+    "Suppliers with bank details as Wise recipients (changed details: delete + recreate).",
 )
 
 
@@ -213,17 +210,13 @@ def _quote_hash(request: dict[str, Any], recipient_id: str, renews: str | None) 
     return content_hash({"request": request, "recipient": recipient_id, "renews": renews})
 
 
-wise_quotes = build_push_asset(
-    PushSpec(
-        name=QUOTES,
-        pair="wise",
-        target="wise",
-        records=AP_INVOICES,
-        pusher=QuoteSync,
-        deps=[wise_recipients.key],
-        reads_infor=True,
-        description="One Wise quote per open AP invoice, recipient attached; expired quotes renewed.",
-    )
+wise_quotes = WISE.asset(
+    QUOTES,
+    AP_INVOICES,
+    QuoteSync,
+    "One Wise quote per open AP invoice, recipient attached; expired quotes renewed.",
+    deps=[wise_recipients.key],
+    reads_infor=True,
 )
 
 
@@ -263,18 +256,14 @@ class TransferSync:
         )
 
 
-wise_transfers = build_push_asset(
-    PushSpec(
-        name=TRANSFERS,
-        pair="wise",
-        target="wise",
-        records=AP_INVOICES,
-        pusher=TransferSync,
-        where=lambda invoice: invoice.status == "open",
-        deps=[wise_quotes.key],
-        description="Unfunded Wise transfers for quoted invoices, only for tenants that opted in. "
-        "Funding is always a human action in Wise.",
-    )
+wise_transfers = WISE.asset(
+    TRANSFERS,
+    AP_INVOICES,
+    TransferSync,
+    "Unfunded Wise transfers for quoted invoices, only for tenants that opted in. "
+    "Funding is always a human action in Wise.",
+    where=lambda invoice: invoice.status == "open",
+    deps=[wise_quotes.key],
 )
 
 
