@@ -32,6 +32,8 @@ class Dependencies:
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._attempted: set[tuple[str, str]] = set()
+        # A dependency that cannot exist (e.g. not found in Infor): every record needing it is told so.
+        self._unfit: dict[tuple[str, str], str] = {}
 
     @property
     def synced_on_the_spot(self) -> int:
@@ -67,7 +69,13 @@ class Dependencies:
                     self._attempted.add(key)
                     entry = self.ledger.get(self.tenant, flow, source_id)
                     if entry is None or not usable(entry):
-                        sync_now(entry)
+                        try:
+                            sync_now(entry)
+                        except ValidationFailed as exc:
+                            self._unfit[key] = exc.reason
+                            raise
+                if key in self._unfit:
+                    raise ValidationFailed(record_id, field, self._unfit[key])
                 entry = self.ledger.get(self.tenant, flow, source_id)
         if entry is not None and usable(entry):
             return entry

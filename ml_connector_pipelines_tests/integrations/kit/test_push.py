@@ -9,7 +9,11 @@ from typing import Any
 
 import dagster as dg
 import httpx
+import pytest
 
+from ml_connector_pipelines.core.errors import ValidationFailed
+from ml_connector_pipelines.core.ledger import Ledger
+from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.integrations.infor.assets import infor_extracts
 from ml_connector_pipelines.integrations.kit.dependencies import Dependencies
 from ml_connector_pipelines.integrations.stripe.assets import (
@@ -157,3 +161,21 @@ def test_a_spent_time_budget_fails_the_records_left_and_the_next_run_does_them(t
     assert rerun.success
     again = _materialized(rerun, "wise_recipients")
     assert again["failed"] == 0 and again["created"] > 0
+
+
+def test_a_dependency_that_cannot_exist_flags_every_record_needing_it_with_one_lookup(tmp_path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    dependencies = Dependencies(Ledger(store), "ACME")
+    lookups: list[str] = []
+
+    def not_in_infor(entry: Any) -> None:
+        lookups.append("C1")
+        raise ValidationFailed("inv-1", "customer_id", "customer C1 not found in Infor")
+
+    for invoice in ("inv-1", "inv-2"):
+        with pytest.raises(ValidationFailed) as raised:
+            dependencies.resolve(invoice, "customer_id", CUSTOMERS_FLOW, "C1", not_in_infor, "the customer")
+        assert (raised.value.record_id, raised.value.reason) == (invoice, "customer C1 not found in Infor")
+    assert lookups == ["C1"]
+    store.dispose()
