@@ -81,9 +81,9 @@ def test_sequence_never_repeats_across_processes(state_db_url: str) -> None:
 
 
 def test_two_processes_on_one_credential_stay_within_its_rate_limit(
-    stamp_server: SandboxServer, tmp_path
+    stamp_server: SandboxServer, state_db_url: str
 ) -> None:
-    url = _migrated(f"sqlite:///{tmp_path}/state.db")
+    url = _migrated(state_db_url)
     limit = RateLimit(per_second=20, burst=4)
     per_process = 30
 
