@@ -390,16 +390,18 @@ def test_invalid_quote_requests_are_422(
 
 def test_patching_a_recipient_onto_a_quote_rechecks_the_route(api: httpx.Client) -> None:
     profile_id = profiles(api)["BUSINESS"]
+    # USD to a bank outside the US is a swift_code recipient (an iban one is refused in USD).
     usd_to_iban = api.post(
         "/v1/accounts",
         json={
             "currency": "USD",
-            "type": "iban",
+            "type": "swift_code",
             "profile": profile_id,
             "accountHolderName": "Acme GmbH",
             "details": {
                 "legalType": "BUSINESS",
-                "IBAN": VALID_DE_IBAN,
+                "swiftCode": "COBADEFFXXX",
+                "accountNumber": VALID_DE_IBAN,
                 "address": {
                     "country": "DE",
                     "city": "Berlin",
