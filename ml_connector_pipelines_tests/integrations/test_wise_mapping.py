@@ -18,9 +18,19 @@ from ml_connector_pipelines.integrations.wise.mapping import (
     recipient_payload,
     transfer_customer_transaction_id,
 )
+from ml_connector_pipelines.sandbox.wise.requirements import requirements_json
 from ml_connector_pipelines.systems.infor.models import APInvoice, BankAccount, Supplier
+from ml_connector_pipelines.systems.wise.models import AccountRequirement
 
 PROFILE = 14575282
+
+
+def wise_requirements(currency: str) -> list[AccountRequirement]:
+    """What the Wise simulator serves for EUR -> `currency` (v1.1), as the client reads it."""
+    return [
+        AccountRequirement.model_validate(item)
+        for item in requirements_json("EUR", currency, address=False, names=True)
+    ]
 
 
 def supplier(**bank: Any) -> Supplier:
@@ -62,13 +72,15 @@ def us_supplier(**bank: Any) -> Supplier:
 
 def flagged_field(record: Supplier) -> str:
     with pytest.raises(ValidationFailed) as caught:
-        recipient_payload(record, PROFILE)
+        recipient_payload(record, PROFILE, wise_requirements)
     assert caught.value.record_id == "S100"
     return caught.value.field
 
 
 def test_iban_payload() -> None:
-    payload = recipient_payload(supplier(iban="de89 3704 0044 0532 0130 00", bic="cobadeffxxx"), PROFILE)
+    payload = recipient_payload(
+        supplier(iban="de89 3704 0044 0532 0130 00", bic="cobadeffxxx"), PROFILE, wise_requirements
+    )
     assert payload == {
         "profile": PROFILE,
         "currency": "EUR",
@@ -83,12 +95,12 @@ def test_sort_code_payload() -> None:
     record = supplier(
         kind="sort_code", currency="GBP", iban=None, sort_code="40-47-84", account_number="7087 2490"
     )
-    details = recipient_payload(record, PROFILE)["details"]
+    details = recipient_payload(record, PROFILE, wise_requirements)["details"]
     assert details == {"legalType": "BUSINESS", "sortCode": "404784", "accountNumber": "70872490"}
 
 
 def test_aba_payload_carries_the_address() -> None:
-    payload = recipient_payload(us_supplier(), PROFILE)
+    payload = recipient_payload(us_supplier(), PROFILE, wise_requirements)
     assert payload["type"] == "aba"
     assert payload["details"] == {
         "legalType": "BUSINESS",
@@ -107,7 +119,7 @@ def test_aba_payload_carries_the_address() -> None:
 
 def test_email_payload() -> None:
     record = supplier(kind="email", iban=None, email=" pay@acme.example ")
-    assert recipient_payload(record, PROFILE)["details"] == {
+    assert recipient_payload(record, PROFILE, wise_requirements)["details"] == {
         "legalType": "BUSINESS",
         "email": "pay@acme.example",
     }
@@ -170,10 +182,12 @@ def test_bad_us_details_are_flagged_on_their_field(bank: dict[str, Any], field: 
 
 
 def test_address_falls_back_to_the_supplier_country_and_is_required_for_usd_iban() -> None:
-    # A USD payout to an IBAN account still needs an address (wise.md §5.1).
-    assert flagged_field(supplier(currency="USD")) == "city"
-    record = supplier(currency="USD", city="Berlin", post_code="10115", address_line="Unter den Linden 1")
-    address = recipient_payload(record, PROFILE)["details"]["address"]
+    # A USD payout to an IBAN account (a swift_code recipient, so with a BIC) needs an address (§5.1).
+    assert flagged_field(supplier(currency="USD", bic="COBADEFFXXX")) == "city"
+    record = supplier(
+        currency="USD", bic="COBADEFFXXX", city="Berlin", post_code="10115", address_line="Unter den Linden 1"
+    )
+    address = recipient_payload(record, PROFILE, wise_requirements)["details"]["address"]
     assert address == {
         "country": "DE",
         "city": "Berlin",
