@@ -327,8 +327,8 @@ def check_details(
 ) -> list[FieldError]:
     """The create body against the type's fields: known keys only, required ones present, patterns met.
 
-    Recipient creation has no source currency, so the route-dependent address rule is the target's."""
-    fields = fields_for(account_type, currency, currency, address=False, names=True)
+    A create names no source currency, so only the target's address rule applies here."""
+    fields = fields_for(account_type, "", currency, address=False, names=True)
     known = {field.key for field in fields if not field.key.startswith("address.")} | {"address"}
     errors = [
         FieldError(
