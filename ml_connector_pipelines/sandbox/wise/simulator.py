@@ -35,6 +35,10 @@ Behaviour the contract leaves open ([I] items), decided here
   whose ``payIn`` is ``preferredPayIn`` (``payIn`` is accepted as an alias), else ``BANK_TRANSFER``.
   USD to an account outside the US is routed over ``SWIFT``. A recipient must belong to the quote's
   profile and be in its target currency. Expired quotes read back as ``EXPIRED`` for 48 h, then 404.
+- Account requirements (``GET /v1/account-requirements``, ``GET /v1/quotes/{id}/account-requirements``)
+  and recipient creation follow ``requirements.py``: per currency, the recipient types offered and
+  their fields; a create with a type the currency lacks, an unknown ``details`` key, a missing field
+  or a value failing its pattern is a 422 naming ``details.<key>`` (sources in docs/wise.md).
 - ``GET /v2/accounts``: ``profileId`` (or ``profile``) is required; ``size`` defaults to 20 and is capped
   at 20; pass ``seekPositionForNext`` back as ``seekPosition``; it is null on the last page.
 - ``GET /v1/transfers``: newest first; ``limit`` defaults to 100 and is clamped to 1..100.
