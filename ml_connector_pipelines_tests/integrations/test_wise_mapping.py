@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ml_connector_pipelines.core.errors import ValidationFailed
+from ml_connector_pipelines.core.errors import TargetRejected, ValidationFailed
 from ml_connector_pipelines.integrations.wise.mapping import (
     PAYOUT_STATUS_BY_STATE,
     bank_details_hash,
@@ -287,3 +287,67 @@ def test_payout_status_for_every_documented_state() -> None:
     assert payout_status_for("funds_refunded") == "refunded"
     assert payout_status_for("unknown") == "unknown"
     assert payout_status_for("some_future_state") == "unknown"
+
+
+# Account requirements --------------------------------------------------------------------------
+
+
+def test_usd_to_a_bank_abroad_is_a_swift_code_recipient_with_an_address() -> None:
+    record = supplier(
+        currency="USD", bic="COBADEFFXXX", city="Berlin", post_code="10115", address_line="Unter den Linden 1"
+    )
+    payload = recipient_payload(record, PROFILE, wise_requirements)
+    assert payload["type"] == "swift_code"
+    assert payload["details"] == {
+        "legalType": "BUSINESS",
+        "swiftCode": "COBADEFFXXX",
+        "accountNumber": "DE89370400440532013000",
+        "address": {
+            "country": "DE",
+            "city": "Berlin",
+            "postCode": "10115",
+            "firstLine": "Unter den Linden 1",
+        },
+    }
+
+
+def test_a_flag_names_the_infor_field_and_the_wise_requirement() -> None:
+    with pytest.raises(ValidationFailed) as german_in_gbp:
+        recipient_payload(supplier(currency="GBP"), PROFILE, wise_requirements)
+    assert german_in_gbp.value.field == "iban"
+    assert german_in_gbp.value.reason.startswith("Wise requirement IBAN of iban recipients in GBP")
+    bad_sort_code = supplier(kind="sort_code", currency="GBP", sort_code="4047", account_number="70872490")
+    with pytest.raises(ValidationFailed) as short:
+        recipient_payload(bad_sort_code, PROFILE, wise_requirements)
+    assert short.value.field == "sort_code" and "Wise requirement sortCode" in short.value.reason
+    with pytest.raises(ValidationFailed) as long_name:
+        recipient_payload(supplier(account_holder="Acme " * 40), PROFILE, wise_requirements)
+    assert long_name.value.field == "account_holder" and "accountHolderName" in long_name.value.reason
+    with pytest.raises(ValidationFailed) as no_type:
+        recipient_payload(supplier(currency="AUD"), PROFILE, wise_requirements)
+    assert no_type.value.field == "currency" and "offered: australian, email" in no_type.value.reason
+
+
+def test_requirements_are_asked_only_for_records_that_passed_their_own_checks() -> None:
+    asked: list[str] = []
+
+    def lookup(currency: str) -> list[AccountRequirement]:
+        asked.append(currency)
+        return wise_requirements(currency)
+
+    with pytest.raises(ValidationFailed):
+        recipient_payload(supplier(iban="DE89370400440532013001"), PROFILE, lookup)
+    assert asked == []
+    recipient_payload(supplier(), PROFILE, lookup)
+    assert asked == ["EUR"]
+
+
+def test_a_route_wise_refuses_is_flagged_on_the_currency() -> None:
+    def refusing(currency: str) -> list[AccountRequirement]:
+        raise TargetRejected(
+            "wise", "GET", "/v1/account-requirements", 422, f"We don't support EUR-{currency}: not supported"
+        )
+
+    with pytest.raises(ValidationFailed) as caught:
+        recipient_payload(supplier(), PROFILE, refusing)
+    assert caught.value.field == "currency" and "not supported" in caught.value.reason

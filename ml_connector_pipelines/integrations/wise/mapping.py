@@ -39,6 +39,7 @@ RequirementsLookup = Callable[[str], Sequence[AccountRequirement]]
 # branch_code and clearing_number are the local bank identifiers (BSB, institution / transit number,
 # IFSC, Japanese bank / branch code, Swedish clearing number); a model without them reads as missing.
 _SOURCES: dict[str, tuple[str, ...]] = {
+    "accountHolderName": ("account_holder",),  # listed as a field by requirements v1.1
     "IBAN": ("iban",),
     "BIC": ("bic",),
     "swiftCode": ("bic",),
@@ -175,24 +176,20 @@ class _Unfillable(Exception):
         self.key, self.problem = key, problem
 
 
-def _fill(requirement: AccountRequirement, values: dict[str, str], holder: str) -> dict[str, Any]:
+def _fill(requirement: AccountRequirement, values: dict[str, str]) -> dict[str, Any]:
     """The ``details`` for one recipient type, or _Unfillable naming the first field at fault."""
     details: dict[str, Any] = {}
     address: dict[str, str] = {}
     for field in requirement.fields:
-        if field.key == "accountHolderName":
-            value: str | None = holder
-        elif field.key == "legalType":
-            value = "BUSINESS"  # suppliers are businesses
-        else:
-            value = values.get(field.key)
+        # Suppliers are businesses; every other value comes from the Infor bank account.
+        value = "BUSINESS" if field.key == "legalType" else values.get(field.key)
         if value and field.values_allowed:
             value = _allowed(value, [allowed.key for allowed in field.values_allowed])
         problem = field.problem(value)
         if problem is not None:
             raise _Unfillable(field.key, problem)
         if not value or field.key == "accountHolderName":
-            continue
+            continue  # the name is a top-level field of the create body
         if field.key.startswith("address."):
             address[field.key.split(".", 1)[1]] = value
         else:
@@ -240,7 +237,7 @@ def recipient_payload(
     failures: list[tuple[AccountRequirement, _Unfillable]] = []
     for requirement in candidates:
         try:
-            details = _fill(requirement, values, holder)
+            details = _fill(requirement, values)
         except _Unfillable as exc:
             failures.append((requirement, exc))
             continue

@@ -223,3 +223,32 @@ def test_errors_are_typed(sandbox: SandboxServer, wise: WiseClient) -> None:
     with WiseClient(f"{sandbox.url}/wise", token="not-a-sandbox-token", retry=FAST_RETRY) as stranger:
         with pytest.raises(AuthenticationFailed):
             stranger.profiles()
+
+
+def test_account_requirements_are_read_once_per_route(wise: WiseClient) -> None:
+    before = wise.requests_made
+    gbp = wise.account_requirements("GBP")
+    assert [requirement.type for requirement in gbp] == ["sort_code", "iban", "email"]
+    sort_code = gbp[0]
+    # Fields come flattened out of Wise's groups, with v1.1's name field.
+    assert [field.key for field in sort_code.fields][:4] == [
+        "legalType",
+        "accountHolderName",
+        "sortCode",
+        "accountNumber",
+    ]
+    account_number = sort_code.field("accountNumber")
+    assert account_number is not None and account_number.required and account_number.validation_regexp
+    assert account_number.problem("7087249") and account_number.problem("70872490") is None
+    legal_type = sort_code.field("legalType")
+    assert legal_type is not None and {v.key for v in legal_type.values_allowed or []} == {
+        "PRIVATE",
+        "BUSINESS",
+    }
+    assert wise.account_requirements("GBP") is gbp  # cached: no second call
+    assert wise.requests_made - before == 1
+    wise.account_requirements("GBP", source_currency="USD")
+    assert wise.requests_made - before == 2
+    with pytest.raises(TargetRejected) as caught:
+        wise.account_requirements("KRW")
+    assert caught.value.status == 422 and "KRW" in caught.value.target_message
