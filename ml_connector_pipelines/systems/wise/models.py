@@ -130,7 +130,8 @@ class RequirementField(WiseModel):
         if self.max_length is not None and len(value) > self.max_length:
             return f"must be at most {self.max_length} characters"
         if self.validation_regexp and not _matches(self.validation_regexp, value):
-            return f"does not match {self.validation_regexp}"
+            example = f" (e.g. {self.example})" if self.example else ""
+            return f"does not match {self.validation_regexp}{example}"
         if self.values_allowed and value not in {allowed.key for allowed in self.values_allowed}:
             return "must be one of " + ", ".join(allowed.key for allowed in self.values_allowed)
         return None
