@@ -162,7 +162,7 @@ class InvoicePush:
             item = mapping.invoice_item_params(invoice, customer_id, "")
         except ValidationFailed as exc:
             return self.session.flag(source_id, exc.reason, field=exc.field)
-        digest = content_hash([params, item])
+        digest = content_hash([mapping.invoice_digest(params), item])
         key = _keys(self.session, source_id, digest)
         gateway = self.gateway
 

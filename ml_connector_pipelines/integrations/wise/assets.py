@@ -71,7 +71,9 @@ class RecipientSync:
         digest = bank_details_hash(supplier)
         try:
             # Validated (schwifty for IBANs, checksums, formats) before any call to Wise.
-            payload = recipient_payload(supplier, self.client.business_profile_id())
+            payload = recipient_payload(
+                supplier, self.client.business_profile_id(), self.client.account_requirements
+            )
         except ValidationFailed as exc:
             return self.session.flag(supplier_id, exc.reason, field=exc.field, content_hash=digest)
 

@@ -33,7 +33,7 @@ from ml_connector_pipelines.core.http import (
 )
 from ml_connector_pipelines.core.redact import register_secret
 
-from .models import Profile, Quote, Recipient, Subscription, Transfer
+from .models import AccountRequirement, Profile, Quote, Recipient, Subscription, Transfer
 
 SYSTEM = "wise"
 RECIPIENT_PAGE_SIZE = 20  # the v2 list documents "a maximum of 20" (wise.md §5.2)
@@ -44,6 +44,11 @@ TRANSFER_STATE_CHANGE = "transfers#state-change"
 # pass `rate_limit` to change it. 429s are retried either way.
 DEFAULT_RATE_LIMIT = RateLimit(per_second=100, burst=10)
 MAX_CONCURRENCY = 32
+# Account requirements are asked for a route and an amount (wise.md §5.4). Recipients are created before
+# any quote, so the route's source defaults to the tenant default (EUR) and the amount to the docs'
+# example, 1000 [I]; callers that know the funding currency pass it.
+REQUIREMENTS_SOURCE_CURRENCY = "EUR"
+REQUIREMENTS_SOURCE_AMOUNT = Decimal("1000")
 
 
 class WiseClientCredentials:
@@ -176,6 +181,9 @@ class WiseClient:
             rate_store=rate_store,
         )
         self._profile_id = profile_id
+        # Requirements per (source, target) route, asked once per client (one client per run).
+        self._requirements: dict[tuple[str, str], list[AccountRequirement]] = {}
+        self._requirements_lock = threading.Lock()
 
     # Profiles ------------------------------------------------------------------------------------
 
@@ -236,6 +244,28 @@ class WiseClient:
         return Quote.model_validate(response.json())
 
     # Recipients ----------------------------------------------------------------------------------
+
+    def account_requirements(
+        self, target_currency: str, source_currency: str = REQUIREMENTS_SOURCE_CURRENCY
+    ) -> list[AccountRequirement]:
+        """The recipient types Wise offers for paying out in `target_currency`, with their fields
+        (v1.1, so the name field is included). Cached per route for the life of the client."""
+        route = (source_currency, target_currency)
+        with self._requirements_lock:
+            if route not in self._requirements:
+                response = self.http.get(
+                    "/v1/account-requirements",
+                    params={
+                        "source": source_currency,
+                        "target": target_currency,
+                        "sourceAmount": str(REQUIREMENTS_SOURCE_AMOUNT),
+                    },
+                    headers={"Accept-Minor-Version": "1"},
+                )
+                self._requirements[route] = [
+                    AccountRequirement.model_validate(item) for item in response.json()
+                ]
+            return self._requirements[route]
 
     def create_recipient(self, payload: dict[str, Any]) -> Recipient:
         """POST /v1/accounts. Not idempotent: a timeout raises OutcomeUnknown, look it up before retrying."""
