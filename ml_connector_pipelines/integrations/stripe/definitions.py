@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from .assets import infor_ar_payments, stripe_customers, stripe_invoices, stripe_reconciliation
+from .assets import stripe_customers, stripe_invoices, stripe_reconciliation
+from .payments import infor_ar_payments
 from .sensors import stripe_ar_payments_job, stripe_events_sensor
 
 defs = dg.Definitions(

@@ -17,7 +17,7 @@ from ...systems.stripe.client import StripeGateway
 from ..event_runs import batch_run_key, event_run_request
 from ..partitions import TENANTS
 from ..resources import StateResource, StripeResource
-from .assets import INBOX_SOURCE, PAYMENT_EVENT_TYPES, infor_ar_payments
+from .payments import INBOX_SOURCE, PAYMENT_EVENT_TYPES, infor_ar_payments
 
 EVENTS_CURSOR = "stripe_events_created"  # unix seconds of the newest event stored
 

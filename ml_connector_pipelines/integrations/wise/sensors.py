@@ -12,7 +12,7 @@ import dagster as dg
 from ..event_runs import batch_run_key, event_run_request, poll_run_key
 from ..partitions import TENANTS
 from ..resources import StateResource
-from .assets import INBOX_SOURCE, wise_payout_status
+from .payout_status import INBOX_SOURCE, wise_payout_status
 
 POLL_MINUTES = 15
 
