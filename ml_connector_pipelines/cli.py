@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .console import print_table
 from .core.errors import ConnectorError
 
 DEMO_INSTANCE_YAML = """\
@@ -41,14 +42,6 @@ def _connector(create_key: bool = False) -> Any:
     from .integrations.tenancy import Connector
 
     return Connector.open(create_key=create_key)
-
-
-def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    print("  ".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
 # tenants -------------------------------------------------------------------------------------------
@@ -153,7 +146,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     this re-encrypts with it; no key is ever printed here.
     """
     from .core.settings import Settings
-    from .core.store import State
+    from .core.state import State
     from .core.tenants import CredentialStore
     from .core.vault import Vault, generate_key, read_key_file, write_key_file
 

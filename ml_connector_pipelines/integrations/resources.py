@@ -10,7 +10,7 @@ from functools import cache
 import dagster as dg
 
 from ..core.settings import Settings
-from ..core.store import State
+from ..core.state import State
 from ..systems.infor.adapter import InforAdapter, open_adapter
 from ..systems.infor.ionapi import IonApi
 from ..systems.stripe.client import StripeGateway

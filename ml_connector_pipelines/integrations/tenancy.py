@@ -14,7 +14,7 @@ import dagster as dg
 
 from ..core.redact import install_redaction
 from ..core.settings import Settings
-from ..core.store import State
+from ..core.state import State
 from ..core.tenants import CredentialStore
 from ..core.vault import Vault
 from ..core.webhooks import UnknownTenant, Verifier

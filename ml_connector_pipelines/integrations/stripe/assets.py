@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from ...core.errors import HttpError, ValidationFailed
-from ...core.store import State
+from ...core.state import State
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARInvoice, ARPayment, Customer, PostedARPayment

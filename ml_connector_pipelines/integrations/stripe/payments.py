@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 
 from ...core.errors import HttpError, ValidationFailed
-from ...core.store import State
+from ...core.state import State
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARPayment

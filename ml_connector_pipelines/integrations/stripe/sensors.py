@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from ...core.errors import HttpError
-from ...core.store import State
+from ...core.state import State
 from ...systems.stripe.client import StripeGateway
 from ..event_runs import batch_run_key, event_run_request
 from ..partitions import TENANTS

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..host import SandboxContext
+from ..context import SandboxContext
 from .account import Account, Delivery, Obj, SavedResponse, StripeError, expanded
 from .forms import FormError, parse_form
 
