@@ -8,12 +8,12 @@ from typing import Any
 
 import dagster as dg
 
-from ...core.errors import HttpError, ValidationFailed
-from ...core.state import State
+from ...core.errors import ValidationFailed
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARPayment
 from ...systems.stripe.client import StripeGateway
+from ..kit.inbox import InboxFlow, consume, inbox_batch
 from ..metadata import log_counts, log_progress, push_session, sync_metadata
 from ..partitions import TENANTS
 from ..resources import InforResource, StateResource, StripeResource, not_configured
@@ -26,6 +26,7 @@ INBOX_SOURCE = "stripe"  # the receiver's `/webhooks/stripe/{tenant}` and the po
 DEFAULT_AR_DIMENSIONS = ("1000",)
 # The events that carry payments and refunds: what the poller asks for and webhooks should send.
 PAYMENT_EVENT_TYPES = (mapping.PAYMENT_EVENT, *sorted(mapping.REFUND_EVENTS))
+PAYMENTS = InboxFlow(PAYMENTS_FLOW, INBOX_SOURCE, job="stripe_ar_payments_job", asset="infor_ar_payments")
 
 
 def ar_dimensions(config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -101,38 +102,6 @@ def post_event(
     )
 
 
-def process_inbox(
-    context: dg.AssetExecutionContext,
-    state: State,
-    session: SyncSession,
-    gateway: StripeGateway,
-    adapter: InforAdapter,
-    dimensions: tuple[str, ...],
-) -> None:
-    """Claim the tenant's pending Stripe events and post them. An event is marked processed only
-    once its outcome is durable (posted, skipped or flagged); after a failure it is handed back."""
-    pending = state.inbox.pending(INBOX_SOURCE, session.tenant)
-    claimed = set(state.inbox.claim([event.id for event in pending], session.run_id))
-    events = [event for event in pending if event.id in claimed]
-    unfinished = [event.id for event in events]
-    try:
-        for done, event in enumerate(events, start=1):
-            try:
-                result = post_event(session, gateway, adapter, json.loads(event.payload), dimensions)
-            except HttpError as exc:  # Stripe unreachable before the posting: try again next run
-                session.note(event.event_id, "failed", reason=str(exc))
-                continue
-            if result is not None and (result.action == "failed" or result.in_progress):
-                continue  # handed back: retried later, also if the run holding it dies
-            # A flagged event is kept as a dead letter with its reason; anything else is done.
-            error = result.reason if result is not None and result.action == "flagged" else None
-            state.inbox.mark_processed([event.id], session.run_id, error=error)
-            unfinished.remove(event.id)
-            log_progress(context, PAYMENTS_FLOW, done, len(events))
-    finally:
-        state.inbox.release(unfinished)
-
-
 @dg.asset(
     group_name="stripe",
     partitions_def=TENANTS,
@@ -155,7 +124,13 @@ def infor_ar_payments(
     store = state.state()
     session = push_session(context, store, tenant, PAYMENTS_FLOW)
     dimensions = ar_dimensions(state.tenant_config(tenant))
+    # Clients first: missing credentials fail the run before any inbox row is claimed.
     with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
-        process_inbox(context, store, session, gateway, adapter, dimensions)
+        with inbox_batch(store, INBOX_SOURCE, session) as batch:
+            consume(
+                batch,
+                lambda event: post_event(session, gateway, adapter, json.loads(event.payload), dimensions),
+                progress=lambda done, total: log_progress(context, PAYMENTS_FLOW, done, total),
+            )
     log_counts(context, PAYMENTS_FLOW, session)
     return dg.MaterializeResult(metadata=sync_metadata(session))

@@ -16,6 +16,7 @@ from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import InvoiceExtension
 from ...systems.wise.client import WiseClient
 from ...systems.wise.models import Transfer
+from ..kit.inbox import InboxFlow, inbox_batch
 from ..metadata import log_counts, push_session, sync_result
 from ..partitions import TENANTS
 from ..resources import InforResource, StateResource, WiseResource, not_configured
@@ -29,6 +30,7 @@ POLL_CURSOR = "wise_transfers_created_since"
 FIRST_POLL_LOOKBACK = timedelta(days=30)
 # Transfers in these states need no more polling; a later bounce still arrives by webhook.
 SETTLED_STATES = frozenset({"outgoing_payment_sent", "cancelled", "funds_refunded", "charged_back"})
+PAYOUT_STATUS_FLOW = InboxFlow(PAYOUT_STATUS, INBOX_SOURCE, job="wise_payout_status_job", asset=PAYOUT_STATUS)
 
 
 @dataclass(frozen=True)
@@ -201,44 +203,41 @@ def wise_payout_status(
     session = push_session(context, store, tenant, PAYOUT_STATUS)
     # Clients first: missing credentials fail the run before any inbox row is claimed.
     with wise.client(tenant) as client, infor.adapter(tenant) as adapter:
-        pending = store.inbox.pending(INBOX_SOURCE, tenant)
-        claimed = store.inbox.claim([event.id for event in pending], context.run.run_id)
-        observed: list[ObservedState] = []
-        for event in (event for event in pending if event.id in claimed):
-            parsed = parse_state_change(event)
-            if parsed is None:
-                # Kept as a dead letter with the reason, never retried.
-                store.inbox.mark_processed(
-                    [event.id], context.run.run_id, error="not a transfer state change"
-                )
-                session.note(f"inbox {event.id}", "skipped", reason="not a transfer state change")
-            else:
-                observed.append(parsed)
+        with inbox_batch(store, INBOX_SOURCE, session) as batch:
+            observed: list[ObservedState] = []
+            for event in batch.events:
+                parsed = parse_state_change(event)
+                if parsed is None:
+                    # Kept as a dead letter with the reason.
+                    batch.done(event, error="not a transfer state change")
+                    session.note(f"inbox {event.id}", "skipped", reason="not a transfer state change")
+                else:
+                    observed.append(parsed)
 
-        polled_at = datetime.now(UTC)
-        cursor = store.cursors.get(tenant, POLL_CURSOR)
-        since = datetime.fromisoformat(cursor) if cursor else polled_at - FIRST_POLL_LOOKBACK
-        try:
-            polled = list(client.list_transfers(created_after=since))
-        except Exception as exc:  # the safety net failing must not hold back the webhook events
-            polled = []
-            session.note("transfer list", "failed", reason=f"polling failed: {type(exc).__name__}: {exc}")
-        index = InvoiceIndex.load(store.ledger, tenant)
-        writer = PayoutStatusWriter(session, client, adapter, index)
-        writer.transfers.update({t.id: t for t in polled})
-        observed += [ObservedState(t.id, t.status, polled_at) for t in polled]
-        # Oldest first, so a late "processing" never lands after "outgoing_payment_sent".
-        for seen in sorted(observed, key=lambda s: (s.occurred_at, s.inbox_id is None)):
+            polled_at = datetime.now(UTC)
+            cursor = store.cursors.get(tenant, POLL_CURSOR)
+            since = datetime.fromisoformat(cursor) if cursor else polled_at - FIRST_POLL_LOOKBACK
             try:
-                writer.apply(seen)
-            except Exception as exc:  # one invoice's write failing never stops the others
-                session.note(f"transfer {seen.transfer_id}", "failed", reason=f"{type(exc).__name__}: {exc}")
+                polled = list(client.list_transfers(created_after=since))
+            except Exception as exc:  # the safety net failing must not hold back the webhook events
+                polled = []
+                reason = f"polling failed: {type(exc).__name__}: {exc}"
+                session.note("transfer list", "failed", reason=reason)
+            index = InvoiceIndex.load(store.ledger, tenant)
+            writer = PayoutStatusWriter(session, client, adapter, index)
+            writer.transfers.update({t.id: t for t in polled})
+            observed += [ObservedState(t.id, t.status, polled_at) for t in polled]
+            # Oldest first, so a late "processing" never lands after "outgoing_payment_sent".
+            for seen in sorted(observed, key=lambda s: (s.occurred_at, s.inbox_id is None)):
+                try:
+                    result = writer.apply(seen)
+                except Exception as exc:  # one invoice's write failing never stops the others
+                    reason = f"{type(exc).__name__}: {exc}"
+                    session.note(f"transfer {seen.transfer_id}", "failed", reason=reason)
+                    continue  # its event is handed back when the batch closes
                 if seen.inbox_id is not None:
-                    store.inbox.release([seen.inbox_id])
-                continue
-            if seen.inbox_id is not None:
-                # Only now is the status durable in Infor (or deliberately not written).
-                store.inbox.mark_processed([seen.inbox_id], context.run.run_id)
+                    # Only now is the status durable in Infor (or deliberately not written).
+                    batch.settle(seen.inbox_id, result)
         requests = client.requests_made + adapter.requests_made
     if not session.counts["failed"]:
         ours = [t for t in polled if index.invoice_for(t) is not None]
