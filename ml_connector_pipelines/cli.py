@@ -251,6 +251,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .definitions import defs
+    from .integrations.kit.replay import replay
+    from .integrations.resources import build_resources
+
+    if not args.flagged and not args.record:
+        raise ValueError("say what to replay: --record ID or --flagged")
+    connector = _connector()
+    report = replay(
+        connector.state, defs, _instance(), build_resources(), args.tenant, args.flow, record=args.record
+    )
+    print(f"replayed {len(report.records)} record(s) of {args.flow}: {', '.join(report.records)}")
+    for run_id, success in report.runs.items():
+        print(f"run {run_id}: {'success' if success else 'FAILED'}")
+    return 0 if all(report.runs.values()) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -339,6 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--flow")
     audit.add_argument("--record")
     audit.set_defaults(func=cmd_audit)
+
+    rep = sub.add_parser(
+        "replay",
+        help="retry flagged records once their cause is fixed: requeue flagged events (inbox flows) "
+        "or rerun the partitions they came from (extract flows); each replay is an audit row",
+    )
+    rep.add_argument("tenant")
+    rep.add_argument("--flow", required=True, help="e.g. infor_ar_payments, wise_recipients")
+    which = rep.add_mutually_exclusive_group(required=True)
+    which.add_argument("--record", help="one record (its source id, as `audit` shows it)")
+    which.add_argument("--flagged", action="store_true", help="every flagged record of the flow")
+    rep.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded sandbox and print a summary")
     demo.add_argument("--ui", action="store_true", help="leave the sandbox and `dagster dev` running")

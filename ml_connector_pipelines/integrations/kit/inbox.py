@@ -28,6 +28,8 @@ from ...core.state import State
 from ...core.sync import SyncResult, SyncSession
 from ...core.tables import inbox as inbox_table
 
+INBOX_FLOW_TAG = "ml_connector/inbox_flow"
+INBOX_SOURCE_TAG = "ml_connector/inbox_source"
 # How a dead letter names what was flagged: "<record id>: <reason>".
 _DEAD_LETTER_SEPARATOR = ": "
 

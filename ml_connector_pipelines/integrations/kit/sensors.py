@@ -20,13 +20,15 @@ from ..event_runs import batch_run_key, event_run_request, poll_run_key
 from ..partitions import TENANTS
 from ..resources import StateResource
 from ..tenancy import open_client
-from .inbox import InboxFlow
+from .inbox import INBOX_FLOW_TAG, INBOX_SOURCE_TAG, InboxFlow
 
 Collect = Callable[[str, State, Any], int]  # (tenant, state, client) -> events newly stored
 
 
 def inbox_job(flow: InboxFlow, asset: dg.AssetsDefinition, description: str) -> Any:
-    return dg.define_asset_job(flow.job, selection=[asset], description=description)
+    # The tags name the flow on the job (and its runs), so `ml-connector replay` finds it.
+    tags = {INBOX_FLOW_TAG: flow.flow, INBOX_SOURCE_TAG: flow.source}
+    return dg.define_asset_job(flow.job, selection=[asset], description=description, tags=tags)
 
 
 def inbox_sensor(
