@@ -284,6 +284,7 @@ def _add_system_options(parser: argparse.ArgumentParser) -> None:
         for option in spec.cli_options:
             kwargs: dict[str, Any] = {
                 "dest": _option_dest(spec.name, option.flag),
+                "metavar": "FILE" if option.file else "VALUE",
                 "help": option.help or None,
             }
             if option.repeat:

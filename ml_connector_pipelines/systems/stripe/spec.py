@@ -49,5 +49,11 @@ SYSTEM = SystemSpec(
         CliOption("--stripe-key", "api_key", "Stripe secret key"),
         CliOption("--stripe-base-url", "base_url", default="https://api.stripe.com"),
         CliOption("--stripe-webhook-secret", "webhook_secret", "Stripe endpoint secret (whsec_...)"),
+        CliOption(
+            "--stripe-billing-cron",
+            "stripe_billing_cron",
+            "billing cycle, cron (default: daily 05:00 UTC)",
+            target="config",
+        ),
     ),
 )
