@@ -63,8 +63,9 @@ class ExtractSpec:
         return self.read if isinstance(self.read, str) else self.asset_name
 
     def read_day(self, client: Any, day: date) -> list[BaseModel]:
-        reader = getattr(client, self.read) if isinstance(self.read, str) else lambda d: self.read(client, d)  # type: ignore[operator]
-        return list(reader(day))
+        if isinstance(self.read, str):
+            return list(getattr(client, self.read)(day))
+        return list(self.read(client, day))
 
 
 def check_names(spec: ExtractSpec) -> list[str]:
