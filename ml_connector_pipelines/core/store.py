@@ -1,4 +1,5 @@
 """The state store: one SQLAlchemy engine on SQLite (default) or Postgres (production).
+`State` (in `state.py`) bundles what flows use of it.
 
 SQLite runs in WAL mode with a busy timeout, and every transaction starts with BEGIN IMMEDIATE:
 writers queue up on the lock instead of failing half-way when two processes read then write.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from ml_connector_pipelines.core import tables
-from ml_connector_pipelines.core.alerts import Alerts
-from ml_connector_pipelines.core.audit import AuditWriter
-from ml_connector_pipelines.core.cursors import Cursors
 from ml_connector_pipelines.core.http import RateLimit
-from ml_connector_pipelines.core.inbox import Inbox
-from ml_connector_pipelines.core.ledger import Ledger
 from ml_connector_pipelines.core.settings import Settings
-from ml_connector_pipelines.core.sync import SyncSession
-from ml_connector_pipelines.core.tenants import TenantStore
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -138,50 +131,3 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-@dataclass
-class State:
-    """Everything a flow needs from the state store, opened and migrated in one call."""
-
-    store: StateStore
-    tenants: TenantStore
-    ledger: Ledger
-    audit: AuditWriter
-    inbox: Inbox
-    cursors: Cursors
-    alerts: Alerts
-
-    @classmethod
-    def open(cls, settings: Settings) -> State:
-        store = StateStore.from_settings(settings)
-        store.migrate()
-        audit = AuditWriter(store)
-        return cls(
-            store=store,
-            tenants=TenantStore(store),
-            ledger=Ledger(store),
-            audit=audit,
-            inbox=Inbox(store),
-            cursors=Cursors(store),
-            alerts=Alerts(audit),
-        )
-
-    def sync_session(self, *, tenant: str, flow: str, run_id: str, partition: str | None) -> SyncSession:
-        return SyncSession(
-            self.store, tenant=tenant, flow=flow, run_id=run_id, partition=partition, alerts=self.alerts
-        )
-
-    def next_sequence(self, name: str) -> int:
-        """See `StateStore.next_sequence`: e.g. X12 control numbers per sender/receiver pair."""
-        return self.store.next_sequence(name)
-
-    def forget_sync_state(self, tenant: str) -> None:
-        """Drop a tenant's ledger, cursors and inbox; the audit trail stays.
-
-        Only for sandbox tenants whose targets were thrown away (the demo starts a fresh sandbox on
-        every run): the ledger would otherwise claim records exist that the new sandbox never saw.
-        """
-        with self.store.session() as conn:
-            for table in (tables.ledger, tables.cursors, tables.inbox):
-                conn.execute(sa.delete(table).where(table.c.tenant == tenant))

@@ -12,7 +12,8 @@ from alembic.migration import MigrationContext
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.cursors import Cursors
 from ml_connector_pipelines.core.settings import Settings
-from ml_connector_pipelines.core.store import State, StateStore
+from ml_connector_pipelines.core.state import State
+from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.core.tables import audit_events, metadata
 from ml_connector_pipelines.core.tenants import TenantStore
 

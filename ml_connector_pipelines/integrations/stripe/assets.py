@@ -7,7 +7,6 @@ on every write. Inbound, per tenant: `infor_ar_payments` turns the Stripe events
 `stripe_reconciliation` compares one day of Stripe payments and refunds with what Infor holds.
 """
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -16,48 +15,29 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ...core.errors import HttpError, ValidationFailed
+from ...core.errors import ValidationFailed
 from ...core.ledger import LedgerEntry
-from ...core.store import State
+from ...core.state import State
 from ...core.sync import SyncResult, SyncSession, content_hash
-from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARInvoice, ARPayment, Customer, PostedARPayment
 from ...systems.stripe.client import StripeGateway
 from ...systems.stripe.models import StripeInvoice
 from ..kit.push import PushPair, RecordSource
 from ..kit.pushers import PushContext
-from ..metadata import log_counts, log_progress, push_session, sync_metadata
-from ..partitions import TENANT_DAY, TENANTS, tenant_day
-from ..resources import InforResource, StateResource, StripeResource, not_configured
+from ..partitions import TENANT_DAY, tenant_day
+from ..resources import InforResource, StateResource, StripeResource
 from . import mapping
+from .payments import PAYMENT_EVENT_TYPES, PAYMENTS_FLOW, payment_in_event
 
 CUSTOMERS_FLOW = "stripe_customers"
 INVOICES_FLOW = "stripe_invoices"
-PAYMENTS_FLOW = "infor_ar_payments"
-INBOX_SOURCE = "stripe"  # the receiver's `/webhooks/stripe/{tenant}` and the poller both write here
 
 CLOSE_ACTIONS = ("void", "mark_uncollectible")
-# Without `ar_dimensions` in the tenant config, cash is posted to the sandbox's first dimension-1
-# account (1000 Cash); a real tenant sets its own bank account and cost centre.
-DEFAULT_AR_DIMENSIONS = ("1000",)
-# The events that carry payments and refunds: what the poller asks for and webhooks should send.
-PAYMENT_EVENT_TYPES = (mapping.PAYMENT_EVENT, *sorted(mapping.REFUND_EVENTS))
 
 
 def _keys(session: SyncSession, source_id: str, digest: str) -> Callable[[str], str]:
     """Idempotency keys for the writes of one record version, one per action."""
     return lambda action: mapping.idempotency_key(session.tenant, session.flow, source_id, digest, action)
-
-
-def ar_dimensions(config: Mapping[str, Any]) -> tuple[str, ...]:
-    """The accounting dimensions (AIT1..AIT7) cash is posted to, from the tenant config."""
-    value = config.get("ar_dimensions", DEFAULT_AR_DIMENSIONS)
-    valid = isinstance(value, list | tuple) and 1 <= len(value) <= 7
-    if not valid or not all(isinstance(code, str) and code for code in value):
-        raise dg.Failure(
-            "tenant config 'ar_dimensions' must list 1 to 7 accounting dimension codes, e.g. ['1010', '100']"
-        )
-    return tuple(value)
 
 
 def close_action(config: Mapping[str, Any]) -> str:
@@ -230,103 +210,6 @@ class InvoicePush:
         )
 
 
-# Payments ----------------------------------------------------------------------------------------
-
-
-def payment_in_event(
-    gateway: StripeGateway, event: Mapping[str, Any], dimensions: tuple[str, ...]
-) -> ARPayment | None:
-    """The AR payment (positive) or refund (negative) a Stripe event reports, or None when the event
-    carries nothing to post (another type, a refund not yet succeeded).
-
-    A payment whose Stripe invoice names no Infor invoice is unmatched: ValidationFailed, so it is
-    flagged and alerted rather than dropped.
-    """
-    kind = event.get("type")
-    if kind == mapping.PAYMENT_EVENT:
-        invoice = (event.get("data") or {}).get("object") or {}
-        if not mapping.is_connector_invoice(invoice):
-            raise ValidationFailed(
-                str(invoice.get("id")),
-                "metadata",
-                "unmatched payment: no Infor invoice in the Stripe invoice metadata",
-            )
-        return mapping.payment_from_event(event, dimensions=dimensions)
-    if kind in mapping.REFUND_EVENTS:
-        refund = mapping.refund_in_event(event)
-        if refund is None or refund.get("status") != "succeeded":
-            return None
-        payment_intent = mapping.refunded_payment_intent(event)
-        paid = gateway.find_invoice_for_payment_intent(payment_intent) if payment_intent else None
-        if paid is None or not mapping.is_connector_invoice(paid.model_dump()):
-            raise ValidationFailed(
-                str(refund.get("id")), "payment_intent", "unmatched refund: the payment paid no Infor invoice"
-            )
-        return mapping.refund_from_event(event, paid.model_dump(), dimensions=dimensions)
-    return None
-
-
-def post_event(
-    session: SyncSession,
-    gateway: StripeGateway,
-    adapter: InforAdapter,
-    event: Mapping[str, Any],
-    dimensions: tuple[str, ...],
-) -> SyncResult | None:
-    """Post one event's payment to Infor, once per payment reference however often it arrives
-    (the ledger is keyed by it; after a lost answer, ARS040MI is searched by that reference)."""
-    try:
-        payment = payment_in_event(gateway, event, dimensions)
-    except ValidationFailed as exc:
-        return session.flag(exc.record_id, exc.reason, field=exc.field)
-    if payment is None:
-        return None
-    return session.sync(
-        payment.reference,
-        content_hash(payment.model_dump(mode="json")),
-        create=lambda: adapter.add_ar_payment(payment),
-        lookup=lambda: adapter.find_ar_payment(payment.reference),
-        extra={
-            "amount": str(payment.amount),
-            "currency": payment.currency,
-            "payment_date": payment.payment_date.isoformat(),
-            "invoice_number": payment.invoice_number,
-        },
-    )
-
-
-def process_inbox(
-    context: dg.AssetExecutionContext,
-    state: State,
-    session: SyncSession,
-    gateway: StripeGateway,
-    adapter: InforAdapter,
-    dimensions: tuple[str, ...],
-) -> None:
-    """Claim the tenant's pending Stripe events and post them. An event is marked processed only
-    once its outcome is durable (posted, skipped or flagged); after a failure it is handed back."""
-    pending = state.inbox.pending(INBOX_SOURCE, session.tenant)
-    claimed = set(state.inbox.claim([event.id for event in pending], session.run_id))
-    events = [event for event in pending if event.id in claimed]
-    unfinished = [event.id for event in events]
-    try:
-        for done, event in enumerate(events, start=1):
-            try:
-                result = post_event(session, gateway, adapter, json.loads(event.payload), dimensions)
-            except HttpError as exc:  # Stripe unreachable before the posting: try again next run
-                session.note(event.event_id, "failed", reason=str(exc))
-                continue
-            if result is not None and (result.action == "failed" or result.in_progress):
-                continue  # handed back: retried later, also if the run holding it dies
-            # A flagged event is kept as a dead letter with its reason; anything else is done.
-            error = result.reason if result is not None and result.action == "flagged" else None
-            state.inbox.mark_processed([event.id], session.run_id, error=error)
-            unfinished.remove(event.id)
-            log_progress(context, PAYMENTS_FLOW, done, len(events))
-    finally:
-        state.inbox.release(unfinished)
-
-
 # Reconciliation ----------------------------------------------------------------------------------
 
 RECONCILIATION_COLUMNS = [
@@ -442,34 +325,6 @@ stripe_invoices = STRIPE.asset(
     reads_infor=True,
     deps=[stripe_customers.key],  # customers of the same day first, so invoices find them in the ledger
 )
-
-
-@dg.asset(
-    group_name="stripe",
-    partitions_def=TENANTS,
-    pool="infor",
-    kinds={"infor"},
-    description=(
-        "Stripe payments and refunds waiting in the inbox (webhooks and polled events), posted as "
-        "ARS040MI payment lines on the matching Infor AR invoice, each exactly once."
-    ),
-)
-def infor_ar_payments(
-    context: dg.AssetExecutionContext,
-    state: StateResource,
-    infor: InforResource,
-    stripe: StripeResource,
-) -> dg.MaterializeResult:
-    tenant = context.partition_key
-    if not state.configured(tenant, "stripe"):
-        return not_configured(context, tenant, "stripe")
-    store = state.state()
-    session = push_session(context, store, tenant, PAYMENTS_FLOW)
-    dimensions = ar_dimensions(state.tenant_config(tenant))
-    with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
-        process_inbox(context, store, session, gateway, adapter, dimensions)
-    log_counts(context, PAYMENTS_FLOW, session)
-    return dg.MaterializeResult(metadata=sync_metadata(session))
 
 
 @dg.asset(

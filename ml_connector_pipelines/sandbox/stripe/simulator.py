@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..host import SandboxContext
+from ..context import SandboxContext
 from .account import API_VERSION, Account, Delivery, Obj, SavedResponse, StripeError, expanded
 from .forms import FormError, parse_form
 
