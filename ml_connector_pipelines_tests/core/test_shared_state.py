@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ml_connector_pipelines.core.http import RateLimit
-from ml_connector_pipelines.core.store import State, StateStore
+from ml_connector_pipelines.core.state import State
+from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.sandbox.host import SandboxContext, SandboxServer
 from ml_connector_pipelines_tests.core import shared_state_worker
 

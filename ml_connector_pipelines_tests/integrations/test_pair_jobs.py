@@ -24,7 +24,8 @@ def test_each_pair_job_holds_its_own_extracts_and_pushes_only() -> None:
     wise, stripe = selected("wise_payouts"), selected("stripe_billing")
     assert {"infor_suppliers", "infor_ap_invoices"} <= wise
     assert not any("stripe" in key or "customers" in key for key in wise)
-    assert {"infor_customers", "infor_ar_invoices", "stripe_reconciliation"} <= stripe
+    assert {"infor_customers", "infor_ar_invoices", "stripe/stripe_reconciliation"} <= stripe
+    assert {"wise/wise_recipients", "wise/wise_quotes"} <= wise
     assert not any("wise" in key or "suppliers" in key for key in stripe)
     assert wise | stripe <= selected("main")
     schedules = {s.name: s.job_name for s in defs.schedules or []}
