@@ -292,8 +292,9 @@ def process_inbox(
 ) -> None:
     """Claim the tenant's pending Stripe events and post them. An event is marked processed only
     once its outcome is durable (posted, skipped or flagged); after a failure it is handed back."""
-    pending = state.inbox.pending(INBOX_SOURCE, session.tenant)
-    claimed = set(state.inbox.claim([event.id for event in pending], session.run_id))
+    ended = session.run_finished
+    pending = state.inbox.pending(INBOX_SOURCE, session.tenant, run_finished=ended)
+    claimed = set(state.inbox.claim([e.id for e in pending], session.run_id, run_finished=ended))
     events = [event for event in pending if event.id in claimed]
     unfinished = [event.id for event in events]
     try:

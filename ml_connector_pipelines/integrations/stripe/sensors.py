@@ -17,6 +17,7 @@ from ...systems.stripe.client import StripeGateway
 from ..event_runs import batch_run_key, event_run_request
 from ..partitions import TENANTS
 from ..resources import StateResource, StripeResource
+from ..runs import run_finished_checker
 from .assets import INBOX_SOURCE, PAYMENT_EVENT_TYPES, infor_ar_payments
 
 EVENTS_CURSOR = "stripe_events_created"  # unix seconds of the newest event stored
@@ -66,6 +67,7 @@ def stripe_events_sensor(
     store = state.state()
     run_requests: list[dg.RunRequest] = []
     # The same tenants as every sensor: the Dagster partitions, those that use Stripe.
+    ended = run_finished_checker(context.instance)  # events held by a dead run count as waiting
     for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
         if not state.configured(tenant, "stripe"):
             continue
@@ -76,7 +78,7 @@ def stripe_events_sensor(
                 context.log.info(f"{tenant}: {stored} new Stripe events from polling")
         except HttpError as exc:  # one tenant's Stripe trouble must not stop the others
             context.log.warning(f"{tenant}: polling Stripe events failed: {exc}")
-        pending = store.inbox.pending(INBOX_SOURCE, tenant)
+        pending = store.inbox.pending(INBOX_SOURCE, tenant, run_finished=ended)
         if pending:
             run_requests.append(event_run_request(tenant, batch_run_key(context.instance, tenant, pending)))
     return dg.SensorResult(run_requests=run_requests)

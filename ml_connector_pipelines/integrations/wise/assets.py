@@ -523,8 +523,9 @@ def wise_payout_status(
     session = push_session(context, store, tenant, PAYOUT_STATUS)
     # Clients first: missing credentials fail the run before any inbox row is claimed.
     with wise.client(tenant) as client, infor.adapter(tenant) as adapter:
-        pending = store.inbox.pending(INBOX_SOURCE, tenant)
-        claimed = store.inbox.claim([event.id for event in pending], context.run.run_id)
+        ended = session.run_finished
+        pending = store.inbox.pending(INBOX_SOURCE, tenant, run_finished=ended)
+        claimed = store.inbox.claim([e.id for e in pending], session.run_id, run_finished=ended)
         observed: list[ObservedState] = []
         for event in (event for event in pending if event.id in claimed):
             parsed = parse_state_change(event)

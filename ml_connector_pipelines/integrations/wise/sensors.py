@@ -12,6 +12,7 @@ import dagster as dg
 from ..event_runs import batch_run_key, event_run_request, poll_run_key
 from ..partitions import TENANTS
 from ..resources import StateResource
+from ..runs import run_finished_checker
 from .assets import INBOX_SOURCE, wise_payout_status
 
 POLL_MINUTES = 15
@@ -33,10 +34,11 @@ def wise_events_sensor(context: dg.SensorEvaluationContext, state: StateResource
     inbox = state.state().inbox
     now = datetime.now(UTC)
     requests: list[dg.RunRequest] = []
+    ended = run_finished_checker(context.instance)  # events held by a dead run count as waiting
     for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
         if not state.configured(tenant, "wise"):
             continue
-        pending = inbox.pending(INBOX_SOURCE, tenant)
+        pending = inbox.pending(INBOX_SOURCE, tenant, run_finished=ended)
         if pending:
             key = batch_run_key(context.instance, tenant, pending)
         else:
