@@ -56,13 +56,10 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def cmd_tenants_add(args: argparse.Namespace) -> int:
     from .integrations.tenancy import register_tenant
-    from .systems.infor.ionapi import IonApiError
+    from .systems.infor.ionapi import parse_ionapi_json
 
-    try:
-        ionapi = json.loads(Path(args.ionapi).read_text())
-    except json.JSONDecodeError as exc:
-        # Say which file is wrong; the decoder's own text reads like an internal error.
-        raise IonApiError(None, f"{args.ionapi} is not valid JSON (line {exc.lineno})") from None
+    # Bounded in size and depth; an error names the file, never its content.
+    ionapi = parse_ionapi_json(Path(args.ionapi).read_bytes(), args.ionapi)
     config: dict[str, Any] = {"cono": args.cono, "divi": args.divi}
     if args.mongoose_config:
         config["mongoose_config"] = args.mongoose_config

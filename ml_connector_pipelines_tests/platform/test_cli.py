@@ -80,6 +80,8 @@ def test_tenants_add_stores_encrypted_credentials_and_adds_the_partition(
         ("drop cs", ".ionapi key 'cs': is missing (OAuth client secret)"),
         ("https only", ".ionapi key 'iu': uses plain http; allowed for loopback hosts only in sandbox mode"),
         ("not json", "error: .ionapi: "),
+        ("deeply nested", "is nested deeper than 4 levels"),
+        ("crlf in a url", ".ionapi key 'iu': contains control characters"),
     ],
 )
 def test_tenants_add_rejects_a_malformed_ionapi_and_stores_nothing(
@@ -93,6 +95,10 @@ def test_tenants_add_rejects_a_malformed_ionapi_and_stores_nothing(
         path = cli.write_ionapi(ionapi)
     elif content == "https only":
         monkeypatch.delenv("ML_CONNECTOR_ALLOW_LOOPBACK_HTTP")
+    elif content == "deeply nested":
+        path.write_text('{"ti": ' + "[" * 20_000 + "]" * 20_000 + "}")
+    elif content == "crlf in a url":
+        path = cli.write_ionapi({**ionapi, "iu": ionapi["iu"] + "\r\nHost: evil"})
     else:
         path.write_text("{ this is not json")
 
