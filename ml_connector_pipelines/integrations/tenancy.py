@@ -167,7 +167,13 @@ def webhook_verifiers(connector: Connector) -> dict[str, Verifier]:
         creds = wise_creds(tenant)
         return [*wise_builtin_keys(creds.get("base_url", "")), *creds.get("webhook_public_keys", [])]
 
+    def wise_profile(tenant: str) -> int | None:
+        # Without a configured profile_id, wise_payout_status matches each transfer to the tenant's
+        # own invoices instead (anything else is skipped, audited as "not one of ours").
+        return wise_creds(tenant).get("profile_id")
+
     return {
-        "wise": WiseWebhookVerifier(wise_keys),
+        # An event about another Wise profile than the tenant's is refused at the door.
+        "wise": WiseWebhookVerifier(wise_keys, wise_profile),
         "stripe": StripeWebhookVerifier(lambda tenant: stripe_creds(tenant)["webhook_secret"]),
     }
