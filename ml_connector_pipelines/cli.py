@@ -38,9 +38,14 @@ def _instance() -> Any:
 
 
 def _connector(create_key: bool = False) -> Any:
+    from .core.settings import Settings
+    from .core.vault import ensure_master_key
     from .integrations.tenancy import Connector
 
-    return Connector.open(create_key=create_key)
+    notice = ensure_master_key(Settings.from_env()) if create_key else None  # refuses in production
+    if notice:
+        print(notice, file=sys.stderr)
+    return Connector.open()
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -83,7 +88,7 @@ def cmd_tenants_add(args: argparse.Namespace) -> int:
             "base_url": args.stripe_base_url,
             "webhook_secret": args.stripe_webhook_secret,
         }
-    connector = _connector(create_key=False)
+    connector = _connector(create_key=True)  # the README's first command: creates the key on first use
     register_tenant(
         connector,
         args.name,
