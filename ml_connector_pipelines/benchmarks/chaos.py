@@ -415,9 +415,13 @@ def measure(env: Env, flow: Flow, row: Row, baseline: Baseline | None, expected_
         false = flagged - baseline.flagged - expected_flags
         row.false_flags = len(false)
         if false:
-            flow_name, source_id = sorted(false)[0]
-            entry = env.connector.state.ledger.get(env.tenant, flow_name, source_id)
-            row.reasons.append(f"false flag {source_id}: {entry.reason if entry else '?'}"[:120])
+            first = sorted(false)[0]
+            row.reasons.append(f"false flag {first[1]}: {_reason(env, first)}"[:120])
+
+
+def _reason(env: Env, key: tuple[str, str]) -> str | None:
+    entry = env.connector.state.ledger.get(env.tenant, *key)
+    return entry.reason if entry else None
 
 
 def run_profile(flow: Flow, profile: str, baseline: Baseline | None) -> tuple[Row, Baseline]:
@@ -539,8 +543,10 @@ def run_bad_record(flow: Flow, baseline: Baseline) -> Row:
         bad = flow.break_record(env)
         runs = settle(env, flow, day, row, baseline, MAX_RUNS)
         row.runs_to_settle = runs if runs <= MAX_RUNS else f">{MAX_RUNS}"
-        measure(env, flow, row, baseline, {bad})
         _, flagged, _ = ledger_sets(env, flow)
+        # Records that need the bad one (an invoice of that customer) are rightly flagged with it.
+        expected = {bad} | {key for key in flagged if bad[1] in (_reason(env, key) or "")}
+        measure(env, flow, row, baseline, expected)
         row.note = f"{bad[1]} flagged" if bad in flagged else f"{bad[1]} NOT flagged"
         if bad not in flagged:
             row.lost += 1
