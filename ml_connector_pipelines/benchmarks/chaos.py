@@ -188,7 +188,7 @@ FLOWS: dict[str, Flow] = {
     "wise": Flow(
         name="wise",
         system="wise",
-        assets=("infor_suppliers", "infor_ap_invoices", "wise_recipients", "wise_quotes"),
+        assets=("infor_suppliers", "infor_ap_invoices", "wise/wise_recipients", "wise/wise_quotes"),
         ledger_flows=("wise_recipients", "wise_quotes"),
         day=_wise_day,
         duplicates=_wise_duplicates,
@@ -198,7 +198,7 @@ FLOWS: dict[str, Flow] = {
     "stripe": Flow(
         name="stripe",
         system="stripe",
-        assets=("infor_customers", "infor_ar_invoices", "stripe_customers", "stripe_invoices"),
+        assets=("infor_customers", "infor_ar_invoices", "stripe/stripe_customers", "stripe/stripe_invoices"),
         ledger_flows=("stripe_customers", "stripe_invoices"),
         day=_stripe_day,
         duplicates=_stripe_duplicates,

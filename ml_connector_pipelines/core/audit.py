@@ -26,6 +26,7 @@ ACTIONS = (
     "posted",
     "status",
     "alert",
+    "replayed",  # a flagged record or event handed back for another try (`ml-connector replay`)
 )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..core.store import State
+from ..core.state import State
 from ..core.sync import BASE_ACTIONS, SyncSession
 from .runs import run_finished_for
 
