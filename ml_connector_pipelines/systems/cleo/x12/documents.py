@@ -160,7 +160,9 @@ class Ack997:
             parts += [f"AK5 error {code}" for code in ack.errors]
             for seg in ack.segment_errors:
                 parts.append(f"AK3 {seg.segment_id} at {seg.position} code {seg.code}")
-                parts += [f"AK4 element {el.position:02d} code {el.code} {el.bad_value!r}" for el in seg.elements]
+                parts += [
+                    f"AK4 element {el.position:02d} code {el.code} {el.bad_value!r}" for el in seg.elements
+                ]
         return "; ".join(parts)
 
 
@@ -206,7 +208,9 @@ def _line_segments(segment_id: str, line: Line) -> Body:
 def write_850(order: PurchaseOrder850, envelope: Envelope, control_number: int, at: datetime) -> str:
     if not order.lines:
         raise ValueError(f"purchase order {order.po_number} has no lines; an 850 needs at least one PO1")
-    body: Body = [("BEG", [order.purpose, order.order_type, order.po_number, "", format_date8(order.po_date)])]
+    body: Body = [
+        ("BEG", [order.purpose, order.order_type, order.po_number, "", format_date8(order.po_date)])
+    ]
     if order.currency:
         body.append(("CUR", ["BY", order.currency]))
     if order.vendor_number:
@@ -324,7 +328,9 @@ class _Cursor:
         return X12Error("is required here", segment_id, position, segment_code=SEGMENT_MISSING)
 
 
-def _read_sets(text: str, functional_id: str, transaction_set_id: str) -> Iterator[tuple[Received, TransactionSet]]:
+def _read_sets(
+    text: str, functional_id: str, transaction_set_id: str
+) -> Iterator[tuple[Received, TransactionSet]]:
     interchange = read_interchange(text)
     for group in interchange.groups:
         if group.functional_id != functional_id:
@@ -356,7 +362,9 @@ def _parties(cursor: _Cursor) -> tuple[PartyName, ...]:
         if (n4 := cursor.take("N4")) is not None:
             city, state, postal, country = n4.get(1), n4.get(2), n4.get(3), n4.get(4)
         cursor.skip("REF", "PER", "DMG")
-        parties.append(PartyName(entity, n1.get(2), n1.get(3), n1.get(4), address, city, state, postal, country))
+        parties.append(
+            PartyName(entity, n1.get(2), n1.get(3), n1.get(4), address, city, state, postal, country)
+        )
     return tuple(parties)
 
 
@@ -426,7 +434,9 @@ def _parse_810_set(transaction: TransactionSet) -> Invoice810:
     cursor.skip("ISS")
     ctt = cursor.take("CTT")
     if ctt is not None and element_integer(ctt, 1) != len(lines):
-        raise ctt.error(1, f"CTT01 says {ctt.get(1)} lines, the invoice has {len(lines)}", ELEMENT_INVALID_CODE)
+        raise ctt.error(
+            1, f"CTT01 says {ctt.get(1)} lines, the invoice has {len(lines)}", ELEMENT_INVALID_CODE
+        )
     if (extra := cursor.peek()) is not None:
         raise X12Error("is not expected here", extra.id, extra.position, segment_code=SEGMENT_UNEXPECTED)
     if not lines:
@@ -479,10 +489,14 @@ def _parse_997_set(transaction: TransactionSet, component: str) -> Ack997:
             elements: list[ElementError] = []
             while (ak4 := cursor.take("AK4")) is not None:
                 position = ak4.get(1).split(component)[0]
-                elements.append(ElementError(int(position) if position.isdigit() else 0, ak4.get(3), ak4.get(4)))
+                elements.append(
+                    ElementError(int(position) if position.isdigit() else 0, ak4.get(3), ak4.get(4))
+                )
             position = ak3.get(2)
             segment_errors.append(
-                SegmentError(ak3.get(1), int(position) if position.isdigit() else 0, ak3.get(4), tuple(elements))
+                SegmentError(
+                    ak3.get(1), int(position) if position.isdigit() else 0, ak3.get(4), tuple(elements)
+                )
             )
         ak5 = cursor.take("AK5")
         if ak5 is None:

@@ -196,7 +196,9 @@ def read_interchange(text: str) -> Interchange:
             interchange.groups.append(group)
         elif segment.id == "ST":
             if group is None or current is not None:
-                raise X12Error("ST outside a group or inside another set", "ST", segment.position, segment_code="2")
+                raise X12Error(
+                    "ST outside a group or inside another set", "ST", segment.position, segment_code="2"
+                )
             if not 4 <= len(segment.get(2)) <= 9:
                 raise segment.error(2, "the set control number is 4 to 9 characters", "4")
             current = TransactionSet(segment.get(1), segment.get(2), [segment])
@@ -206,7 +208,9 @@ def read_interchange(text: str) -> Interchange:
             current.segments.append(segment)
             count = element_integer(segment, 1)
             if count != len(current.segments):
-                raise segment.error(1, f"SE01 says {count} segments, the set has {len(current.segments)}", "7")
+                raise segment.error(
+                    1, f"SE01 says {count} segments, the set has {len(current.segments)}", "7"
+                )
             if segment.get(2) != current.control_number:
                 raise segment.error(2, f"SE02 differs from ST02 {current.control_number!r}", "7")
             group.sets.append(current)
@@ -230,7 +234,9 @@ def read_interchange(text: str) -> Interchange:
         elif current is not None:
             current.segments.append(segment)
         else:
-            raise X12Error("segment outside a transaction set", segment.id, segment.position, segment_code="2")
+            raise X12Error(
+                "segment outside a transaction set", segment.id, segment.position, segment_code="2"
+            )
     if not closed:
         last = segments[-1]
         raise X12Error("the interchange has no IEA", "IEA", last.position + 1, segment_code=SEGMENT_MISSING)

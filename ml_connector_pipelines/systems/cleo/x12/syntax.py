@@ -106,7 +106,9 @@ def read_delimiters(text: str) -> Delimiters:
     element, component, segment = text[3], text[104], text[105]
     for name, char in (("element separator", element), ("ISA16", component), ("terminator", segment)):
         if char.isalnum() or char == " ":
-            raise X12Error(f"{name} {char!r} cannot be a delimiter", "ISA", 1, 16 if name == "ISA16" else None)
+            raise X12Error(
+                f"{name} {char!r} cannot be a delimiter", "ISA", 1, 16 if name == "ISA16" else None
+            )
     if len({element, component, segment}) != 3:
         raise X12Error("element, component and segment delimiters must differ", "ISA", 1, 16)
     if text[:105].count(element) != 16:
@@ -149,7 +151,9 @@ def format_segment(segment_id: str, elements: Sequence[str | None], delimiters: 
     for number, value in enumerate(values, start=1):
         bad = set(value) & set(delimiters.all())
         if bad:
-            raise ValueError(f"{segment_id}{number:02d} {value!r} contains the delimiter {''.join(sorted(bad))!r}")
+            raise ValueError(
+                f"{segment_id}{number:02d} {value!r} contains the delimiter {''.join(sorted(bad))!r}"
+            )
     while values and values[-1] == "":
         values.pop()
     return delimiters.element.join([segment_id, *values]) + delimiters.segment
