@@ -536,3 +536,37 @@ def transaction_set_of(text: str) -> str:
         match = re.search(r"ST[^A-Za-z0-9 ](\d{3})", text)
         return match.group(1) if match else ""
     return next((segment.get(1) for segment in segments if segment.id == "ST"), "")
+
+
+def acknowledge_broken(text: str, error: X12Error) -> list[Ack997]:
+    """Rejecting 997s for an interchange whose envelope is broken, as far as its GS and ST segments
+    can still be read; [] when not even those can (nothing to address a 997 to)."""
+    try:
+        _, segments = tokenize(text)
+    except X12Error:
+        return []
+    groups: list[tuple[str, str, list[Segment]]] = []
+    for segment in segments:
+        if segment.id == "GS" and segment.get(1) and segment.get(6).isdigit():
+            groups.append((segment.get(1), segment.get(6), []))
+        elif segment.id == "ST" and groups:
+            groups[-1][2].append(segment)
+    acks: list[Ack997] = []
+    for functional_id, number, starts in groups:
+        sets: list[SetAck] = []
+        for index, start in enumerate(starts):
+            end = starts[index + 1].position if index + 1 < len(starts) else len(segments) + 1
+            errors: tuple[SegmentError, ...] = ()
+            if start.position <= error.segment_position < end:
+                elements = ()
+                if error.element_position is not None:
+                    elements = (
+                        ElementError(
+                            error.element_position, error.element_code or "7", error.bad_value or ""
+                        ),
+                    )
+                position = error.segment_position - start.position + 1
+                errors = (SegmentError(error.segment_id, position, error.segment_code, elements),)
+            sets.append(SetAck(start.get(1), start.get(2), "R", ("5",), errors))
+        acks.append(Ack997(functional_id, number, "R", len(sets), len(sets), 0, tuple(sets), ("5",)))
+    return acks
