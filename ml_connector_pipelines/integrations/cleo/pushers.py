@@ -46,11 +46,13 @@ from ...systems.cleo.x12 import (
     write_997,
 )
 from ...systems.infor.adapter import InforAdapter
-from ...systems.infor.models import ARInvoice, NewAPInvoice, PurchaseOrder
+from ...systems.infor.models import ARInvoice, NewAPInvoice, PurchaseOrder, Supplier
 from .mapping import (
     OrderedPO,
     ap_invoice_from_810,
     ar_invoice_810,
+    connection_differences,
+    connection_for,
     control_number_of,
     envelope_to,
     file_name,
@@ -220,6 +222,50 @@ class InvoicePusher:
             digest=content_hash({"partner": partner.alias, "document": document}),
             render=lambda env, ctl, at: write_810(document, env, ctl, at),
         )
+
+
+class TradingPartnerSync:
+    """Infor supplier marked as EDI partner -> its Cleo connection: created when missing, its partner
+    attributes updated when they differ (the differences are in the outcome's reason)."""
+
+    def __init__(self, session: SyncSession, client: CleoClient, local_name: str) -> None:
+        self.session = session
+        self.client = client
+        self.local_name = local_name
+
+    def sync(self, partner: TradingPartner, supplier: Supplier | None) -> SyncResult:
+        if partner.supplier_id and supplier is None:
+            reason = f"supplier {partner.supplier_id} of trading partner {partner.alias} is not in Infor"
+            return self.session.flag(partner.alias, reason, field="supplier_id")
+        wanted = connection_for(partner, supplier, self.local_name)
+        current = self.client.connection(partner.alias)
+        differences = connection_differences(current, wanted) if current else {}
+
+        def create() -> str:
+            return self.client.create_connection(wanted).id or partner.alias
+
+        def update(old_id: str) -> str:
+            found = self.client.connection(partner.alias)
+            if found is None:  # deleted in Cleo since: create it again
+                return create()
+            if connection_differences(found, wanted):
+                self.client.update_connection(found, wanted)
+            return found.id or old_id
+
+        result = self.session.sync(
+            partner.alias,
+            content_hash({"connection": wanted.body(), "differs": sorted(differences)}),
+            # A connection set up in Cleo by hand is taken over (and corrected), never duplicated.
+            create=lambda: update(current.id or partner.alias) if current else create(),
+            lookup=lambda: current.id if current else None,
+            update=update,
+        )
+        if differences:
+            shown = "; ".join(
+                f"{name}: Cleo {old!r}, Infor {new!r}" for name, (old, new) in differences.items()
+            )
+            result.reason = f"differed: {shown}"
+        return result
 
 
 # Inbound -------------------------------------------------------------------------------------------

@@ -135,9 +135,10 @@ def tokenize(text: str) -> tuple[Delimiters, list[Segment]]:
         parts = raw.split(delimiters.element)
         segment_id = parts[0]
         if not SEGMENT_ID.match(segment_id):
+            shown = re.sub(r"[^A-Z0-9]", "", segment_id.upper())[:3] or "UNK"  # AK301 is 2-3 characters
             raise X12Error(
                 f"{segment_id[:10]!r} is not a segment id",
-                segment_id[:3],
+                shown,
                 position,
                 segment_code=SEGMENT_UNRECOGNIZED,
             )
