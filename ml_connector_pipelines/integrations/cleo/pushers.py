@@ -479,11 +479,13 @@ class InboundProcessor:
         target = self.sessions(flow)
         if ack.accepted:
             _complete_with(target, entry, {"ack": ack.code, "ack_file": file.name})
-            target.note(entry.source_id, "acknowledged", target_id=entry.target_id, reason=f"997 {ack.code}")
-            return session.note(source, "recorded", target_id=entry.source_id, reason=f"{flow} accepted")
+            target.note(
+                entry.source_id, "status", target_id=entry.target_id, reason=f"acknowledged: 997 {ack.code}"
+            )
+            return session.note(source, "status", target_id=entry.source_id, reason=f"{flow} accepted")
         target.flag(entry.source_id, f"rejected by {partner.alias} (997 {file.name}): {ack.reason()}")
         return session.note(
-            source, "recorded", target_id=entry.source_id, reason=f"{flow} rejected: {ack.reason()}"
+            source, "status", target_id=entry.source_id, reason=f"{flow} rejected: {ack.reason()}"
         )
 
     def _acknowledged(self, flow: str, partner: TradingPartner, group_number: str) -> LedgerEntry | None:

@@ -49,7 +49,9 @@ ORDER = PurchaseOrder850(
     currency="USD",
     vendor_number="V12345",
     requested_delivery=date(2025, 1, 15),
-    parties=(PartyName("ST", "ACME WAREHOUSE", "92", "0001", ("100 MAIN ST",), "SPRINGFIELD", "IL", "62701", "US"),),
+    parties=(
+        PartyName("ST", "ACME WAREHOUSE", "92", "0001", ("100 MAIN ST",), "SPRINGFIELD", "IL", "62701", "US"),
+    ),
 )
 INVOICE = Invoice810(
     "INV-9001",
@@ -61,7 +63,9 @@ INVOICE = Invoice810(
     currency="USD",
     vendor_number="V12345",
     net_days=30,
-    parties=(PartyName("RI", "SUPPLIER INC", "92", "S01", ("1 SUPPLIER WAY",), "AUSTIN", "TX", "73301", "US"),),
+    parties=(
+        PartyName("RI", "SUPPLIER INC", "92", "S01", ("1 SUPPLIER WAY",), "AUSTIN", "TX", "73301", "US"),
+    ),
     charges=(Charge("C", "D240", Decimal("25.00"), "FREIGHT"),),
 )
 
