@@ -88,7 +88,8 @@ def test_850_is_read_cleanly_by_pyx12_and_carries_the_lines() -> None:
     ]
     assert [s.elements for s in segments if s.id == "CTT"] == [("2", "15")]
     assert text.splitlines()[0] == (
-        "ISA*00*          *00*          *ZZ*BUYERID        *ZZ*SUPPLIERID     *250120*0930*U*00401*000000001*0*P*>~"
+        "ISA*00*          *00*          *ZZ*BUYERID        *ZZ*SUPPLIERID     "
+        "*250120*0930*U*00401*000000001*0*P*>~"
     )
 
 
@@ -107,11 +108,16 @@ def test_810_round_trips_and_pyx12_reads_it() -> None:
 def test_contract_sample_810_body_parses() -> None:
     body = (
         "ST*810*0001~BIG*20250120*INV-9001*20250101*PO12345~REF*IA*V12345~N1*RI*SUPPLIER INC*92*S01~"
-        "N3*1 SUPPLIER WAY~N4*AUSTIN*TX*73301*US~N1*BT*ACME CORP*92*0001~ITD*01*3*2**10**30~DTM*011*20250119~"
+        "N3*1 SUPPLIER WAY~N4*AUSTIN*TX*73301*US~N1*BT*ACME CORP*92*0001~ITD*01*3*2**10**30~"
+        "DTM*011*20250119~"
         "IT1*1*10*EA*12.50**VP*SKU-001*BP*1000001~PID*F****WIDGET, BLUE~IT1*2*5*EA*3.00**VP*SKU-002~"
-        "PID*F****GADGET~TDS*16500~CAD*M***UPSN*UPS GROUND~SAC*C*D240***2500**********FREIGHT~CTT*2*15~SE*18*0001~"
+        "PID*F****GADGET~TDS*16500~CAD*M***UPSN*UPS GROUND~SAC*C*D240***2500**********FREIGHT~"
+        "CTT*2*15~SE*18*0001~"
     )
-    isa = "ISA*00*          *00*          *ZZ*SUPPLIERID     *ZZ*BUYERID        *250101*1200*U*00401*000000001*0*T*>~"
+    isa = (
+        "ISA*00*          *00*          *ZZ*SUPPLIERID     *ZZ*BUYERID        "
+        "*250101*1200*U*00401*000000001*0*T*>~"
+    )
     text = isa + "GS*IN*SUPPLIERID*BUYERID*20250101*1200*1*X*004010~" + body + "GE*1*1~IEA*1*000000001~"
     assert pyx12_errors(text) == []
     [received] = parse_810(text)
