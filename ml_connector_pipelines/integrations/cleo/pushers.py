@@ -516,3 +516,35 @@ def _complete_with(session: SyncSession, entry: LedgerEntry, extra: dict[str, An
         claimed.content_hash,
         extra,
     )
+
+
+@dataclass
+class ConsumeResult:
+    results: list[SyncResult] = field(default_factory=list)
+    processed: int = 0
+    released: int = 0
+
+
+def consume_inbox(inbox: Inbox, tenant: str, processor: InboundProcessor, run_id: str) -> ConsumeResult:
+    """Process the tenant's stored Cleo files. A file whose effect failed (the outcome of a call is
+    unknown, retries ran out) is handed back for the next run, which is safe because every effect is
+    ledger-tracked; a flagged one is kept as a dead letter for `ml-connector replay`."""
+    outcome = ConsumeResult()
+    events = {event.id: event for event in inbox.pending(INBOX_SOURCE, tenant)}
+    for event_id in inbox.claim(list(events), run_id):
+        try:
+            results = processor.process(ReceivedFile.from_event(events[event_id]))
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+            inbox.release([event_id])
+            outcome.released += 1
+            outcome.results.append(SyncResult(str(event_id), "failed", None, f"{type(exc).__name__}: {exc}"))
+            continue
+        outcome.results += results
+        if any(result.action == "failed" for result in results):
+            inbox.release([event_id])
+            outcome.released += 1
+            continue
+        flagged = [result.reason or "" for result in results if result.action == "flagged"]
+        inbox.mark_processed([event_id], run_id, error="; ".join(flagged) or None)
+        outcome.processed += 1
+    return outcome

@@ -14,14 +14,13 @@ from ml_connector_pipelines.integrations.cleo.pushers import (
     ACKS_997_IN,
     ACKS_997_OUT,
     AP_INVOICES_810_IN,
-    INBOX_SOURCE,
     PURCHASE_ORDERS_850,
-    EdiSetup,
     InboundProcessor,
     MailboxPoller,
     PurchaseOrderPusher,
     ReceivedFile,
     TradingPartnerSync,
+    consume_inbox,
 )
 from ml_connector_pipelines.systems.cleo.x12.syntax import tokenize
 
@@ -37,12 +36,7 @@ def set_up_partner(t: CleoTenant) -> None:
 def poll_and_process(t: CleoTenant, run_id: str) -> list:
     MailboxPoller(t.state.inbox, t.name, t.edi()).poll(t.partner)
     processor = InboundProcessor(t.sessions(run_id), t.edi(), lambda: t.infor, t.division)
-    results = []
-    events = t.state.inbox.pending(INBOX_SOURCE, t.name)
-    for event in t.state.inbox.claim([e.id for e in events], run_id) and events:
-        results += processor.process(ReceivedFile.from_event(event))
-    t.state.inbox.mark_processed([e.id for e in events], run_id)
-    return results
+    return consume_inbox(t.state.inbox, t.name, processor, run_id).results
 
 
 def ap_invoices(t: CleoTenant, invoice_number: str) -> list[dict]:
