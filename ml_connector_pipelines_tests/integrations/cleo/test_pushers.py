@@ -14,15 +14,20 @@ from ml_connector_pipelines.integrations.cleo.pushers import (
     ACKS_997_IN,
     ACKS_997_OUT,
     AP_INVOICES_810_IN,
+    INVOICES_810,
     PURCHASE_ORDERS_850,
     InboundProcessor,
+    InvoicePusher,
     MailboxPoller,
     PurchaseOrderPusher,
     ReceivedFile,
     TradingPartnerSync,
     consume_inbox,
 )
+from ml_connector_pipelines.systems.cleo.models import Connection, TradingPartner
+from ml_connector_pipelines.systems.cleo.x12 import parse_810
 from ml_connector_pipelines.systems.cleo.x12.syntax import tokenize
+from ml_connector_pipelines.systems.infor.models import ARInvoice
 
 from .conftest import CleoTenant
 
@@ -173,3 +178,43 @@ def test_files_from_unknown_partners_or_not_x12_are_flagged_and_kept(cleo_tenant
     ]
     assert t.state.ledger.get(t.name, AP_INVOICES_810_IN, results[0].source_id).status == "flagged"
     assert {ACKS_997_OUT, ACKS_997_IN}  # flows exist for acks either way
+
+
+def test_ar_invoices_of_edi_customers_go_out_as_810s_once(cleo_tenant: CleoTenant) -> None:
+    t = cleo_tenant
+    raw = next(i for i in t.infor_state()["ar_invoices"] if i["status"] == "open")
+    invoice = ARInvoice.model_validate(raw)
+    customer = TradingPartner(
+        alias=f"CUS-{invoice.customer_id}",
+        isa_id=f"CUS{invoice.customer_id}",
+        customer_id=invoice.customer_id,
+        transport=t.partner.transport,
+    )
+    t.cleo.create_connection(Connection(alias=customer.alias, type="sftp"))
+    edi = t.edi()
+    edi.partners.append(customer)
+    names = {invoice.customer_id: "Customer"}
+    result = InvoicePusher(t.session(INVOICES_810), edi, names.__getitem__).sync(invoice)
+    assert result.action == "created", result.reason
+    mailbox = t.cleo_state()["mailboxes"][customer.alias]
+    [sent] = mailbox["upload"]
+    reader = X12Reader(io.StringIO(sent["content"]))
+    assert list(reader) and reader.pop_errors() == []
+    [received] = parse_810(sent["content"])
+    assert (
+        received.document.total == invoice.amount
+        and received.document.invoice_number == invoice.invoice_number
+    )
+    assert (
+        InvoicePusher(t.session(INVOICES_810, "run-2"), edi, names.__getitem__).sync(invoice).action
+        == "skipped"
+    )
+
+    # The customer's 997 completes the invoice's ledger row; other customers' invoices are skipped.
+    MailboxPoller(t.state.inbox, t.name, edi).poll(customer)
+    processor = InboundProcessor(t.sessions("run-3"), edi, lambda: t.infor, t.division)
+    consume_inbox(t.state.inbox, t.name, processor, "run-3")
+    assert t.state.ledger.get(t.name, INVOICES_810, invoice.invoice_key).extra["ack"] == "A"
+    other = invoice.model_copy(update={"customer_id": "NOT-EDI"})
+    skipped = InvoicePusher(t.session(INVOICES_810), edi, names.__getitem__).sync(other)
+    assert (skipped.action, skipped.reason) == ("skipped", "customer is not an EDI trading partner")
