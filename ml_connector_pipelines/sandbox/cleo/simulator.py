@@ -41,6 +41,7 @@ Partner behaviour
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -111,6 +112,7 @@ class CleoSimulator:
         self._accounts: dict[str, Account] = {}
         self._tokens: dict[str, Token] = {}
         self.root = Path(tempfile.mkdtemp(prefix="cleo-sandbox-"))
+        atexit.register(shutil.rmtree, self.root, True)  # the host has no stop hook per simulator
         self.sftp = MailboxSftpServer(self.root, self._password_ok, self._account_dir, self._on_sftp_upload)
 
     # Accounts -------------------------------------------------------------------------------------
