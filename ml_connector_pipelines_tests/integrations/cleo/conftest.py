@@ -103,14 +103,18 @@ def pick_order(infor_state: dict[str, Any]) -> tuple[PurchaseOrder, str]:
     return order, division
 
 
-@pytest.fixture(params=["rest", "sftp"])
+# Both transports, and both state store backends: REST on SQLite, SFTP on Postgres.
+@pytest.fixture(params=[("rest", "sqlite"), ("sftp", "postgres")], ids=["rest-sqlite", "sftp-postgres"])
 def cleo_tenant(
     request: pytest.FixtureRequest, sandbox_server: SandboxServer, tmp_path: Path
 ) -> Iterator[CleoTenant]:
     from ml_connector_pipelines_tests.conftest import _next_tenant_name
 
+    transport, backend = request.param
     name = _next_tenant_name()
-    state = State.open(Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path}/state.db"))
+    sqlite_url = f"sqlite:///{tmp_path}/state.db"
+    db_url = sqlite_url if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    state = State.open(Settings(home=tmp_path, db_url=db_url))
     ionapi = IonApi.from_dict(sandbox_ionapi(sandbox_server.url, name), allow_loopback_http=True)
     infor = open_adapter(ionapi, "m3", {}, allow_loopback_http=True)
     infor.ping()  # seeds the tenant in the Infor sandbox
@@ -133,7 +137,7 @@ def cleo_tenant(
         alias=f"SUP-{order.supplier_id}",
         isa_id=f"SUP{order.supplier_id}",
         supplier_id=order.supplier_id,
-        transport=request.param,
+        transport=transport,
         gl_account=gl["account_id"],
     )
     tenant = CleoTenant(name, sandbox_server, state, infor, cleo, partner, order, division)
