@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from ml_connector_pipelines.core.settings import Settings
-from ml_connector_pipelines.core.store import State
+from ml_connector_pipelines.core.state import State
 from ml_connector_pipelines.core.sync import SyncSession
 from ml_connector_pipelines.integrations.cleo.pushers import EdiSetup
 from ml_connector_pipelines.sandbox.host import SandboxServer
