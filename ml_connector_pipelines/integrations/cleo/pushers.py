@@ -24,6 +24,7 @@ from typing import Any
 from ...core.errors import ValidationFailed
 from ...core.inbox import Inbox, InboxEvent
 from ...core.ledger import LedgerEntry
+from ...core.state import State
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.cleo.client import CleoClient, MailboxTransport
 from ...systems.cleo.models import MailboxFile, TradingPartner
@@ -47,6 +48,7 @@ from ...systems.cleo.x12 import (
 )
 from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARInvoice, NewAPInvoice, PurchaseOrder, Supplier
+from ..kit.inbox import consume, inbox_batch
 from .mapping import (
     OrderedPO,
     ap_invoice_from_810,
@@ -518,33 +520,28 @@ def _complete_with(session: SyncSession, entry: LedgerEntry, extra: dict[str, An
     )
 
 
-@dataclass
-class ConsumeResult:
-    results: list[SyncResult] = field(default_factory=list)
-    processed: int = 0
-    released: int = 0
+def settle_outcome(results: list[SyncResult]) -> SyncResult | None:
+    """One file's outcome for the inbox (`kit.inbox.InboxBatch.settle`): failed or in progress if any
+    of its effects was (handed back, retried: every effect is ledger-tracked), else flagged if any was
+    (a dead letter for `ml-connector replay`), else done."""
+    for wanted in ("failed", "in_progress", "flagged"):
+        for result in results:
+            if result.action == wanted or (wanted == "in_progress" and result.in_progress):
+                return result
+    return results[0] if results else None
 
 
-def consume_inbox(inbox: Inbox, tenant: str, processor: InboundProcessor, run_id: str) -> ConsumeResult:
-    """Process the tenant's stored Cleo files. A file whose effect failed (the outcome of a call is
-    unknown, retries ran out) is handed back for the next run, which is safe because every effect is
-    ledger-tracked; a flagged one is kept as a dead letter for `ml-connector replay`."""
-    outcome = ConsumeResult()
-    events = {event.id: event for event in inbox.pending(INBOX_SOURCE, tenant)}
-    for event_id in inbox.claim(list(events), run_id):
-        try:
-            results = processor.process(ReceivedFile.from_event(events[event_id]))
-        except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
-            inbox.release([event_id])
-            outcome.released += 1
-            outcome.results.append(SyncResult(str(event_id), "failed", None, f"{type(exc).__name__}: {exc}"))
-            continue
-        outcome.results += results
-        if any(result.action == "failed" for result in results):
-            inbox.release([event_id])
-            outcome.released += 1
-            continue
-        flagged = [result.reason or "" for result in results if result.action == "flagged"]
-        inbox.mark_processed([event_id], run_id, error="; ".join(flagged) or None)
-        outcome.processed += 1
-    return outcome
+def consume_inbox(
+    inbox_state: State, tenant: str, processor: InboundProcessor, run_id: str
+) -> list[SyncResult]:
+    """Process the tenant's stored Cleo files outside Dagster (scripts, tests), as the asset does."""
+    results: list[SyncResult] = []
+
+    def handle(event: InboxEvent) -> SyncResult | None:
+        outcome = processor.process(ReceivedFile.from_event(event))
+        results.extend(outcome)
+        return settle_outcome(outcome)
+
+    with inbox_batch(inbox_state, INBOX_SOURCE, processor.sessions(AP_INVOICES_810_IN)) as batch:
+        consume(batch, handle)
+    return results

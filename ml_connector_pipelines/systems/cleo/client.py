@@ -130,8 +130,11 @@ class CleoClient:
         rate_limit: RateLimit | None = None,
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 60.0,
+        rate_store: Any = None,
+        max_concurrency: int = 4,
     ) -> None:
         self.credentials = credentials
+        self.max_concurrency = max_concurrency
         base_url = credentials.base_url.rstrip("/")
         token_http = HttpClient(
             SYSTEM, base_url, credential_id=credentials.username, retry=retry, timeout=timeout
@@ -146,6 +149,8 @@ class CleoClient:
             rate_limit=rate_limit,
             retry=retry,
             timeout=timeout,
+            max_concurrency=max_concurrency,
+            rate_store=rate_store,
         )
         self.rest = CleoRestTransport(self.http)
         self._sftp: SftpTransport | None = None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Transport = Literal["rest", "sftp"]
 
@@ -73,8 +74,12 @@ class TradingPartner(_Record):
     division: str | None = None  # Infor division of its AP invoices; default: the tenant's divi
 
 
-class CleoCredentials(_Record):
-    """What the vault holds for a tenant's Cleo (``ml-connector tenants add``)."""
+class CleoCredentials(BaseModel):
+    """What the vault holds for a tenant's Cleo (``ml-connector tenants add``). https only, except
+    plain http to loopback when the sandbox mode allows it (validation context
+    ``allow_loopback_http``)."""
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     base_url: str
     username: str
@@ -84,3 +89,15 @@ class CleoCredentials(_Record):
     sftp_username: str | None = None  # default: username
     sftp_password: str | None = None  # default: password
     sftp_host_key: str | None = None  # OpenSSH public key of the server; required for SFTP
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str, info: ValidationInfo) -> str:
+        url = urlsplit(value)
+        loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+        allowed = url.scheme == "https" or (
+            url.scheme == "http" and loopback and bool((info.context or {}).get("allow_loopback_http"))
+        )
+        if not allowed or not url.hostname:
+            raise ValueError("base_url must be an https URL (plain http only for loopback in sandbox mode)")
+        return value.rstrip("/")

@@ -95,6 +95,15 @@ class CleoTenant:
         ]
 
 
+LOOPBACK = {"allow_loopback_http": True}
+
+
+def sandbox_credentials(secrets: dict[str, Any], username: str) -> dict[str, Any]:
+    """A tenant's Cleo credentials on the sandbox (from the simulator's `credentials()`)."""
+    keys = ("base_url", "password", "sftp_host", "sftp_port", "sftp_host_key")
+    return {"username": username, **{key: secrets[key] for key in keys}}
+
+
 def pick_order(infor_state: dict[str, Any]) -> tuple[PurchaseOrder, str]:
     raw = next(po for po in infor_state["purchase_orders"] if po["status"] == "open" and po["lines"])
     lines = tuple(PurchaseOrderLine.model_validate(line) for line in raw["lines"])
@@ -123,16 +132,7 @@ def cleo_tenant(
         a for a in sandbox_server.get_state("infor")["tenants"][name]["gl_accounts"] if a["dimension"] == 1
     )
     secrets = sandbox_server.simulator("cleo").credentials()
-    cleo = CleoClient(
-        CleoCredentials(
-            base_url=secrets["base_url"],
-            username=name,
-            password=secrets["password"],
-            sftp_host=secrets["sftp_host"],
-            sftp_port=secrets["sftp_port"],
-            sftp_host_key=secrets["sftp_host_key"],
-        )
-    )
+    cleo = CleoClient(CleoCredentials.model_validate(sandbox_credentials(secrets, name), context=LOOPBACK))
     partner = TradingPartner(
         alias=f"SUP-{order.supplier_id}",
         isa_id=f"SUP{order.supplier_id}",

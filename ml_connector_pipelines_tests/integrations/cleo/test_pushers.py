@@ -41,7 +41,7 @@ def set_up_partner(t: CleoTenant) -> None:
 def poll_and_process(t: CleoTenant, run_id: str) -> list:
     MailboxPoller(t.state.inbox, t.name, t.edi()).poll(t.partner)
     processor = InboundProcessor(t.sessions(run_id), t.edi(), lambda: t.infor, t.division)
-    return consume_inbox(t.state.inbox, t.name, processor, run_id).results
+    return consume_inbox(t.state, t.name, processor, run_id)
 
 
 def ap_invoices(t: CleoTenant, invoice_number: str) -> list[dict]:
@@ -213,7 +213,7 @@ def test_ar_invoices_of_edi_customers_go_out_as_810s_once(cleo_tenant: CleoTenan
     # The customer's 997 completes the invoice's ledger row; other customers' invoices are skipped.
     MailboxPoller(t.state.inbox, t.name, edi).poll(customer)
     processor = InboundProcessor(t.sessions("run-3"), edi, lambda: t.infor, t.division)
-    consume_inbox(t.state.inbox, t.name, processor, "run-3")
+    consume_inbox(t.state, t.name, processor, "run-3")
     assert t.state.ledger.get(t.name, INVOICES_810, invoice.invoice_key).extra["ack"] == "A"
     other = invoice.model_copy(update={"customer_id": "NOT-EDI"})
     skipped = InvoicePusher(t.session(INVOICES_810), edi, names.__getitem__).sync(other)

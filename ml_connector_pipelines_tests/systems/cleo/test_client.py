@@ -24,7 +24,7 @@ def credentials(sandbox: SandboxServer, username: str, **changes: object) -> Cle
         "sftp_port": secrets["sftp_port"],
         "sftp_host_key": secrets["sftp_host_key"],
     }
-    return CleoCredentials.model_validate({**base, **changes})
+    return CleoCredentials.model_validate({**base, **changes}, context={"allow_loopback_http": True})
 
 
 def test_connections_are_paged_and_filtered(sandbox_server: SandboxServer) -> None:
