@@ -184,7 +184,7 @@ def test_sandbox_credentials_lists_every_simulator(cli: CliEnv) -> None:
 
     assert result.code == 0
     creds = json.loads(result.out)
-    assert set(creds) == {"infor", "wise", "stripe"}
+    assert {"infor", "wise", "stripe", "cleo"} <= set(creds)
     assert creds["infor"]["ionapi_template"]["iu"] == "http://127.0.0.1:8765/infor"
     assert creds["wise"]["example_token"].startswith(creds["wise"]["personal_token_prefix"])
     assert creds["stripe"]["api_base"] == "http://127.0.0.1:8765/stripe"

@@ -32,9 +32,12 @@ class MailboxSftpServer:
         account_dir: Callable[[str], Path],
         on_upload: Callable[[str, str, str], None],
         host: str = "127.0.0.1",
+        port: int = 0,
+        host_key: asyncssh.SSHKey | None = None,
     ) -> None:
         self.host = host
-        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self._preferred_port = port
+        self.host_key = host_key or asyncssh.generate_private_key("ssh-ed25519")
         self.host_public_key = self.host_key.export_public_key().decode().strip()
         self._check_password = check_password
         self._account_dir = account_dir
@@ -65,15 +68,21 @@ class MailboxSftpServer:
         def sftp_factory(chan: Any) -> asyncssh.SFTPServer:
             return _MailboxSftp(chan, outer._account_dir, outer._on_upload)
 
-        async def start() -> None:
-            self._server = await asyncssh.listen(
+        async def listen(port: int) -> Any:
+            return await asyncssh.listen(
                 self.host,
-                0,
+                port,
                 server_host_keys=[self.host_key],
                 server_factory=Server,
                 sftp_factory=sftp_factory,
                 allow_scp=False,
             )
+
+        async def start() -> None:
+            try:
+                self._server = await listen(self._preferred_port)
+            except OSError:  # the preferred port is taken: any free one (credentials() tells which)
+                self._server = await listen(0)
 
         try:
             self._loop.run_until_complete(start())

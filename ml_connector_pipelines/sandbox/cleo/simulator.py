@@ -42,6 +42,7 @@ Partner behaviour
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import re
@@ -55,8 +56,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+import asyncssh
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -113,7 +117,17 @@ class CleoSimulator:
         self._tokens: dict[str, Token] = {}
         self.root = Path(tempfile.mkdtemp(prefix="cleo-sandbox-"))
         atexit.register(shutil.rmtree, self.root, True)  # the host has no stop hook per simulator
-        self.sftp = MailboxSftpServer(self.root, self._password_ok, self._account_dir, self._on_sftp_upload)
+        # The SFTP mailbox listens next to the HTTP port when it can, with a host key derived from the
+        # seed, so `sandbox credentials` and `sandbox serve` agree on both.
+        http_port = urlsplit(ctx.base_url).port or 0
+        self.sftp = MailboxSftpServer(
+            self.root,
+            self._password_ok,
+            self._account_dir,
+            self._on_sftp_upload,
+            port=http_port + 1 if http_port else 0,
+            host_key=_host_key(ctx.seed),
+        )
 
     # Accounts -------------------------------------------------------------------------------------
 
@@ -476,6 +490,13 @@ class CleoSimulator:
     def close(self) -> None:
         self.sftp.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _host_key(seed: int) -> asyncssh.SSHKey:
+    raw = hashlib.sha256(f"cleo-sandbox-host-key:{seed}".encode()).digest()
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+    return asyncssh.import_private_key(pem)
 
 
 def _paging(query: dict[str, str]) -> tuple[int, int]:
