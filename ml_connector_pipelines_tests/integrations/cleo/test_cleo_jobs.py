@@ -110,3 +110,37 @@ def test_a_tenant_without_cleo_is_skipped_with_a_reason(sandbox_server: Any, con
         e.materialization for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "cleo"
     ]
     assert pushed and all("has no cleo credentials" in str(m.metadata["reason"].value) for m in pushed)
+
+
+def test_replays_under_faults_send_each_850_and_book_each_810_once(
+    sandbox_server: Any, connector: Any
+) -> None:
+    env, partner, day = cleo_tenant_env(sandbox_server, connector)
+    order = partner["order"]
+    faults = {"profile": "flaky", "seed": 3, "systems": ["cleo"], "overrides": {"commit_then_timeout": 0.25}}
+    httpx.put(f"{sandbox_server.url}/_sandbox/faults", json=faults, timeout=30).raise_for_status()
+    try:
+        for _ in range(4):  # a failed record fails the run's blocking check; the rerun resolves it
+            if env.run("cleo_edi", day).success:
+                break
+        lines = [{"quantity": li["quantity"], "unit_price": li["unit_price"], "buyer_part": li["item_number"]}
+                 for li in order["lines"]]  # fmt: skip
+        url = f"{sandbox_server.url}/_sandbox/cleo/accounts/{env.name}/mailboxes/{partner['alias']}/invoices"
+        body = {"sender_id": partner["isa_id"], "po_number": order["po_number"], "lines": lines}
+        httpx.post(url, json={**body, "invoice_number": "FLT-1"}, timeout=30).raise_for_status()
+        for _ in range(4):  # sensor ticks and inbound runs, some of them hit by faults
+            with dg.build_sensor_context(instance=env.instance, resources=env.resources) as context:
+                cleo_mailbox_sensor(context)
+            env.run("cleo_inbound_job")
+        injected = httpx.get(f"{sandbox_server.url}/_sandbox/faults", timeout=30).json()["injected"]
+    finally:
+        sandbox_server.set_faults("none")
+    assert injected.get("commit_then_timeout", 0) > 0
+    assert env.run("cleo_edi", day).success
+    with dg.build_sensor_context(instance=env.instance, resources=env.resources) as context:
+        cleo_mailbox_sensor(context)
+    assert env.run("cleo_inbound_job").success
+    upload = mailbox(env, partner["alias"])["upload"]
+    sent = Counter(f["name"].rsplit("_", 1)[0] for f in upload)
+    assert sent and set(sent.values()) == {1}  # one file per PO and one 997 per 810 file
+    assert len([i for i in env.infor_state()["ap_invoices"] if i["invoice_number"] == "FLT-1"]) == 1
