@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 import httpx
+import pytest
 
 from ml_connector_pipelines.integrations.cleo.definitions import cleo_mailbox_sensor
 from ml_connector_pipelines.integrations.tenancy import register_tenant
@@ -144,3 +145,35 @@ def test_replays_under_faults_send_each_850_and_book_each_810_once(
     sent = Counter(f["name"].rsplit("_", 1)[0] for f in upload)
     assert sent and set(sent.values()) == {1}  # one file per PO and one 997 per 810 file
     assert len([i for i in env.infor_state()["ap_invoices"] if i["invoice_number"] == "FLT-1"]) == 1
+
+
+def test_an_810_flagged_for_an_unknown_po_is_booked_once_after_the_fix_and_a_replay(
+    sandbox_server: Any, connector: Any
+) -> None:
+    from ml_connector_pipelines.definitions import defs
+    from ml_connector_pipelines.integrations.kit.replay import replay
+
+    env, partner, day = cleo_tenant_env(sandbox_server, connector)
+    order = partner["order"]
+    lines = [{"quantity": li["quantity"], "unit_price": li["unit_price"], "buyer_part": li["item_number"]}
+             for li in order["lines"]]  # fmt: skip
+    url = f"{sandbox_server.url}/_sandbox/cleo/accounts/{env.name}/mailboxes/{partner['alias']}/invoices"
+    body = {"sender_id": partner["isa_id"], "po_number": order["po_number"], "lines": lines}
+    # The supplier invoices before our 850 went out (the PO was never sent over EDI): flagged.
+    env.run("cleo_edi", date(2025, 1, 1))  # creates the connection (mailbox), sends no PO of that day
+    httpx.post(url, json={**body, "invoice_number": "RPL-1"}, timeout=30).raise_for_status()
+    with dg.build_sensor_context(instance=env.instance, resources=env.resources) as context:
+        cleo_mailbox_sensor(context)
+    assert env.run("cleo_inbound_job").success
+    flagged = connector.state.ledger.get(
+        env.name, "cleo_ap_invoices_810_in", f"{partner['supplier_id']}/RPL-1"
+    )
+    assert flagged.status == "flagged" and "unknown PO" in flagged.reason
+
+    # Fixed: the PO goes out as an 850; the dead letter is replayed and the invoice booked, once.
+    assert env.run("cleo_edi", day).success
+    report = replay(connector.state, defs, env.instance, env.resources, env.name, "cleo_ap_invoices_810_in")
+    assert report.records == [f"{partner['supplier_id']}/RPL-1"] and all(report.runs.values())
+    assert len([i for i in env.infor_state()["ap_invoices"] if i["invoice_number"] == "RPL-1"]) == 1
+    with pytest.raises(ValueError, match="nothing flagged"):
+        replay(connector.state, defs, env.instance, env.resources, env.name, "cleo_ap_invoices_810_in")
