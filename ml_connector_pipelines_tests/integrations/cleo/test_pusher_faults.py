@@ -3,6 +3,7 @@ killed between the upload and its ledger write, and a poll killed between storin
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -16,6 +17,7 @@ from ml_connector_pipelines.integrations.cleo.pushers import (
     MailboxPoller,
     PurchaseOrderPusher,
 )
+from ml_connector_pipelines.integrations.kit.pushers import push_all
 from ml_connector_pipelines.systems.cleo.models import TradingPartner
 
 from .conftest import CleoTenant
@@ -144,3 +146,27 @@ def test_inbound_under_faults_creates_each_ap_invoice_and_997_once(cleo_tenant: 
         assert len(ap_invoices(t, f"F-{n}")) == 1
     acks = Counter(f["name"].rsplit("_", 1)[0] for f in t.folder("upload") if f["name"].startswith("997_"))
     assert len(acks) == 4 and set(acks.values()) == {1}
+
+
+def test_concurrent_pushes_never_share_a_control_number(cleo_tenant: CleoTenant) -> None:
+    t = cleo_tenant
+    set_up_partner(t)
+    t.control_numbers = t.state.next_sequence  # the state store's atomic sequence, as in production
+    session_a = t.session(PURCHASE_ORDERS_850, "run-a")
+    session_b = t.session(PURCHASE_ORDERS_850, "run-b")
+    batch = orders(t, 12)
+    # Two runs at once over disjoint halves, four workers each.
+    threads = [
+        threading.Thread(
+            target=push_all,
+            args=(PurchaseOrderPusher(session, t.edi()), session, half, lambda o: o.po_number),
+            kwargs={"workers": 4},
+        )
+        for session, half in ((session_a, batch[::2]), (session_b, batch[1::2]))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    controls = [f["name"].rsplit("_", 1)[1] for f in t.folder("upload")]
+    assert len(controls) == 12 and len(set(controls)) == 12
