@@ -14,8 +14,10 @@ from ml_connector_pipelines.integrations.cleo.pushers import (
     INBOX_SOURCE,
     PURCHASE_ORDERS_850,
     EdiSetup,
+    InboundProcessor,
     MailboxPoller,
     PurchaseOrderPusher,
+    consume_inbox,
 )
 from ml_connector_pipelines.integrations.kit.pushers import push_all
 from ml_connector_pipelines.systems.cleo.models import TradingPartner
@@ -170,3 +172,34 @@ def test_concurrent_pushes_never_share_a_control_number(cleo_tenant: CleoTenant)
         thread.join()
     controls = [f["name"].rsplit("_", 1)[1] for f in t.folder("upload")]
     assert len(controls) == 12 and len(set(controls)) == 12
+
+
+def test_a_run_killed_after_booking_an_810_never_books_it_twice(cleo_tenant: CleoTenant) -> None:
+    t = cleo_tenant
+    set_up_partner(t)
+    assert PurchaseOrderPusher(t.session(PURCHASE_ORDERS_850), t.edi()).sync(t.order).action == "created"
+    poll_and_process(t, "run-ack")
+    t.drop_810(invoice_number="KILL-1", po_number=t.order.po_number, lines=t.invoice_lines())
+    MailboxPoller(t.state.inbox, t.name, t.edi()).poll(t.partner)
+    dying = DiesAfter(t.infor, "create_ap_invoice")
+    processor = InboundProcessor(t.sessions("run-killed"), t.edi(), lambda: dying, t.division)
+    with pytest.raises(Killed):
+        consume_inbox(t.state, t.name, processor, "run-killed")
+    assert len(ap_invoices(t, "KILL-1")) == 1
+    # The next run (leases let go at once here) takes the file again: still one AP invoice.
+    sessions: dict[str, Any] = {}
+
+    def session_for(flow: str) -> Any:
+        return sessions.setdefault(flow, t.session(flow, "run-next", lease_seconds=0))
+
+    inbox_rows = t.state.inbox.pending(INBOX_SOURCE, t.name, lease_seconds=0)
+    assert len(inbox_rows) == 1  # the killed run never marked the file processed
+    t.state.inbox.release([row.id for row in inbox_rows])
+    results = consume_inbox(
+        t.state, t.name, InboundProcessor(session_for, t.edi(), lambda: t.infor, t.division), "run-next"
+    )
+    outcome = next(r for r in results if r.source_id.endswith("/KILL-1"))
+    # With the adapter's find_ap_invoice the lost answer is recovered; without one, Infor's duplicate
+    # check refuses the second booking and the record is flagged. Either way: one AP invoice.
+    assert outcome.action in ("created", "flagged"), outcome.reason
+    assert len(ap_invoices(t, "KILL-1")) == 1
