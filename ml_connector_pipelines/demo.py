@@ -20,6 +20,7 @@ import httpx
 from .console import print_table
 from .core.webhooks import WebhookServer, create_webhook_app
 from .definitions import defs
+from .integrations.cleo.demo import run_cleo_demo
 from .integrations.partitions import partition_key
 from .integrations.tenancy import Connector, register_tenant, webhook_verifiers, wise_client
 from .sandbox.host import SandboxServer
@@ -164,6 +165,7 @@ def run_demo(ui: bool = False, port: int = 8700) -> int:
         results.append(
             _run("stripe_ar_payments_job", TENANT, instance, "Stripe payments and refunds to Infor AR")
         )
+        results += run_cleo_demo(connector, sandbox, instance, TENANT, _run)
         results.append(_run("main", day_key, instance, "main job again (a replay sends nothing twice)"))
         rows, columns, failed = _summary(connector, [r.run_id for r in results])
         print()

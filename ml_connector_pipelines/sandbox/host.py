@@ -43,11 +43,12 @@ class Simulator(Protocol):
 
 
 def default_simulators() -> list[type]:
+    from .cleo.simulator import CleoSimulator
     from .infor.simulator import InforSimulator
     from .stripe.simulator import StripeSimulator
     from .wise.simulator import WiseSimulator
 
-    return [InforSimulator, WiseSimulator, StripeSimulator]
+    return [InforSimulator, WiseSimulator, StripeSimulator, CleoSimulator]
 
 
 class FaultMiddleware:

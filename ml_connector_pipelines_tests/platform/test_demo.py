@@ -38,6 +38,11 @@ def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.Monke
     assert "moved to outgoing_payment_sent" in out and "partially refunded" in out
     assert counts["wise_payout_status"]["status"] > 0
     assert counts["infor_ar_payments"]["created"] == 3
+    # Cleo: 850s out, one supplier 810 booked in Infor AP, the malformed one flagged, 997s back.
+    assert counts["cleo_purchase_orders_850"]["created"] > 0
+    inbound = counts["cleo_ap_invoices_810_in"]
+    assert (inbound["created"], inbound["flagged"]) == (1, 1)
+    assert counts["cleo_acks_997_out"]["created"] == 2
     assert re.search(r"extracted from Infor: \d+ ap_invoices, \d+ ar_invoices, .*\d+ suppliers", out)
     # run history persisted in the demo's DAGSTER_HOME (SQLite), so it survives restarts
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()
