@@ -46,9 +46,42 @@ class M3TransactionError(TargetRejected):
         self.error_field = error_field
 
 
-def is_idempotent(transaction: str) -> bool:
-    """Add* transactions create a record each time they run, so a lost answer must not be retried."""
-    return not transaction.startswith("Add")
+# The transactions a lost answer may be retried for: reads, and writes whose repeat cannot make a
+# second record (the caller chose the key, so a repeat answers "already exists", or it sets values).
+# Anything not listed (PPS370MI StartEntry/AddHead/AddLine/FinishEntry, APS450MI AddHead/AddLine,
+# APS455MI ValidByBatchNo, ...) is sent once; the caller's find_* lookup settles a lost answer.
+SAFE_TO_RETRY: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("EXPORTMI", "Select"),
+        ("CRS620MI", "LstByNumber"),
+        ("CRS620MI", "GetBasicData"),
+        ("CRS610MI", "LstByNumber"),
+        ("CRS610MI", "GetBasicData"),
+        ("CRS630MI", "LstAccountID"),
+        ("CRS691MI", "LstByNumber"),
+        ("CRS692MI", "LstByType"),
+        ("CRS692MI", "LstByAccHolder"),
+        ("CRS692MI", "GetBankAccount"),
+        ("CRS692MI", "ChgBasicData"),
+        ("ARS200MI", "LstInvByDivi"),
+        ("ARS200MI", "GetInvTotInfo"),
+        ("PPS200MI", "GetHead"),
+        ("PPS200MI", "LstLine"),
+        ("PPS001MI", "GetHeadBasic"),
+        ("APS450MI", "GetHead"),
+        ("APS450MI", "LstInvBySupInv"),
+        ("ARS040MI", "AddBatchHead"),  # PBID is ours: a repeat answers "already exists"
+        ("ARS040MI", "AddBatchLine"),  # PBID + TRNO are ours: likewise
+        ("ARS040MI", "ControlBatch"),
+        ("CUGEX1MI", "GetFieldValue"),
+        ("CUGEX1MI", "AddFieldValue"),  # a repeat answers "already exists", which the caller reads
+        ("CUGEX1MI", "ChgFieldValue"),
+    }
+)
+
+
+def is_idempotent(program: str, transaction: str) -> bool:
+    return (program, transaction) in SAFE_TO_RETRY
 
 
 def m3_date(value: date) -> str:
@@ -106,7 +139,9 @@ class M3Client:
         )
         params = {name: str(value) for name, value in fields.items() if value is not None}
         try:
-            response = self.http.get(request_path, params=params, idempotent=is_idempotent(transaction))
+            response = self.http.get(
+                request_path, params=params, idempotent=is_idempotent(program, transaction)
+            )
         except TargetRejected as exc:
             if exc.status != 400:
                 raise
