@@ -11,7 +11,8 @@ and one CRS691MI/LstByNumber (bank branches, for the BIC) per extract, not a cal
 Tenant config keys (M3), with defaults:
 - cono ("100"), divi (none): the session's company and division (matrix options).
 - bank_type ("2"): CRS692MI BKTP of supplier accounts [I].
-- m3_default_account_type ("CHECKING"): CRS692MI has no checking/savings field; US payees get this.
+- m3_account_type_field ("BAF1"): the CRS692MI bank account field (BAF1..BAF5, free per bank
+  format) that holds CHECKING / SAVINGS for US payees [I]; CRS692MI has no account-type field.
 - m3_ap_invoice_trcd ("40"), m3_ar_invoice_trcd ("10"): ledger transaction codes of invoices;
   m3_ar_payment_trcd ("20"): of customer payments (M3 convention [I]).
 - m3_ar_payment_reference_column ("ESCKNO"): the FSLEDG column that holds ARS040MI's CKNO [I].
@@ -105,13 +106,14 @@ def m3_bank_account(
     supplier_currency: str,
     country: str | None,
     bic: str | None,
-    default_account_type: str,
+    account_type_field: str = "BAF1",
 ) -> BankAccount:
     """One CRS692MI account (LstByType or GetBankAccount record) -> BankAccount.
 
     Real fields only: BANA holder, CUCD currency, IBAN, FIAN/BACN account number, BRNO branch number
     (sort code or ABA routing), SWBI (GetBankAccount) or the branch's SWIC (CRS691MI) for the BIC.
-    CRS692MI has no address, email or account-type fields: those stay empty (type: tenant default).
+    CRS692MI has no address or email fields: those stay empty. The account type (CHECKING/SAVINGS)
+    is read from the tenant's `account_type_field`.
     """
     iban = blank_to_none(account.get("IBAN"))
     return make_bank_account(
@@ -122,7 +124,7 @@ def m3_bank_account(
         bic=blank_to_none(account.get("SWBI")) or bic,
         account_number=blank_to_none(account.get("BACN")) or blank_to_none(account.get("FIAN")),
         routing=blank_to_none(account.get("BRNO")),
-        account_type=None if iban or country != "US" else default_account_type,
+        account_type=blank_to_none(account.get(account_type_field)),
         email=None,
         city=None,
         post_code=None,
@@ -251,7 +253,7 @@ class M3Adapter(AdapterBase):
         self.cono = str(config.get("cono") or "100")
         self.m3 = M3Client(http, cono=self.cono, divi=config.get("divi"))
         self.bank_type = str(config.get("bank_type") or "2")
-        self.default_account_type = str(config.get("m3_default_account_type") or "CHECKING")
+        self.account_type_field = str(config.get("m3_account_type_field") or "BAF1")
         self.ap_invoice_trcd = str(config.get("m3_ap_invoice_trcd") or "40")
         self.ar_invoice_trcd = str(config.get("m3_ar_invoice_trcd") or "10")
         self.ar_payment_trcd = str(config.get("m3_ar_payment_trcd") or "20")
@@ -304,7 +306,7 @@ class M3Adapter(AdapterBase):
                 supplier_currency=row["IDCUCD"],
                 country=blank_to_none(row["IDCSCD"]),
                 bic=blank_to_none(account.get("SWIC")),
-                default_account_type=self.default_account_type,
+                account_type_field=self.account_type_field,
             )
         return m3_supplier(row, bank)
 

@@ -22,6 +22,7 @@ from ml_connector_pipelines.systems.infor.adapter import open_adapter
 from ml_connector_pipelines.systems.infor.models import (
     APInvoice,
     ARInvoice,
+    BankAccount,
     Customer,
     GLAccount,
     PurchaseOrder,
@@ -46,6 +47,10 @@ def held(state: dict[str, Any], entity: str, day: date, product: str) -> list[Ba
     """What the simulator holds for one entity and day, as canonical models, in key order."""
     model, key = ENTITIES[entity]
     records = [model.model_validate(raw) for raw in state[entity] if raw["modified_date"] == day.isoformat()]
+    if product == "m3" and entity == "suppliers":
+        records = [
+            record.model_copy(update={"bank_account": m3_view(record.bank_account)}) for record in records
+        ]
     if product == "syteline":
         # SyteLine has no facility on a PO, and its chart of accounts is one dimension.
         if entity == "purchase_orders":
@@ -53,6 +58,13 @@ def held(state: dict[str, Any], entity: str, day: date, product: str) -> list[Ba
         if entity == "gl_accounts":
             records = [record for record in records if record.dimension == 1]
     return sorted(records, key=key)
+
+
+def m3_view(account: BankAccount | None) -> BankAccount | None:
+    """What CRS692MI can hold of a payee: no email payees, no payee address (docs/infor.md)."""
+    if account is None or account.kind == "email":
+        return None
+    return account.model_copy(update=dict.fromkeys(("email", "city", "post_code", "address_line", "state")))
 
 
 def extracted(adapter: Any, entity: str, day: date) -> list[BaseModel]:
@@ -89,7 +101,10 @@ def test_suppliers_carry_their_bank_accounts(server: SandboxServer, product: str
     with open_for(server, tenant, product) as adapter:
         suppliers = [supplier for day in window() for supplier in adapter.suppliers(day)]
     kinds = {supplier.bank_account.kind for supplier in suppliers if supplier.bank_account}
-    assert kinds == {"iban", "sort_code", "aba", "email"}
+    # CRS692MI holds no payee email, so on M3 email payees come without a bank account.
+    assert kinds == (
+        {"iban", "sort_code", "aba"} if product == "m3" else {"iban", "sort_code", "aba", "email"}
+    )
     assert len({supplier.currency for supplier in suppliers}) >= 12
     for supplier in suppliers:
         account = supplier.bank_account
@@ -97,6 +112,23 @@ def test_suppliers_carry_their_bank_accounts(server: SandboxServer, product: str
             assert account.aba_routing and account.account_number and account.sort_code is None
         if account and account.kind == "sort_code":
             assert account.sort_code and account.account_number and account.aba_routing is None
+
+
+def test_m3_supplier_bank_details_are_read_in_bulk(server: SandboxServer, one_tenant: str) -> None:
+    """Two bank reads per extract (CRS692MI/LstByType + CRS691MI/LstByNumber), not one per supplier."""
+    with open_for(server, one_tenant, "m3", page_size=50) as adapter:
+        list(adapter.gl_accounts(window()[0]))
+        day = busiest_day(tenant_state(server, one_tenant), "suppliers")
+        before = tenant_state(server, one_tenant)["m3_calls"]
+        suppliers = list(adapter.suppliers(day))
+        after = tenant_state(server, one_tenant)["m3_calls"]
+    calls = {
+        name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)
+    }
+    assert suppliers and any(supplier.bank_account and supplier.bank_account.bic for supplier in suppliers)
+    assert calls.get("CRS692MI/LstByType") == 1 and calls.get("CRS691MI/LstByNumber") == 1
+    assert "CRS692MI/LstByAccHolder" not in calls and "CRS692MI/GetBankAccount" not in calls
+    print(f"M3 supplier extract: {sum(calls.values())} MI calls for {len(suppliers)} suppliers")
 
 
 @pytest.mark.parametrize("issue_refresh_token", [True, False])
@@ -190,7 +222,7 @@ def test_m3_keyset_paging_restarts_inside_a_shared_key(server: SandboxServer, on
             for raw in tenant_state(server, one_tenant)["ap_invoices"]
         )
         rows = adapter.m3.select(
-            "FPLEDG", ("EPSUNO", "EPSINO", "EPINYR"), key="EPSUNO", where=["EPCONO=100"], page_size=5
+            "FPLEDG", ("EPSUNO", "EPSINO", "EPINYR"), key="EPSUNO", where=["EPTRCD=40"], page_size=5
         )
         got = [(row["EPSUNO"], row["EPSINO"], row["EPINYR"]) for row in rows]
     assert sorted(got) == held
