@@ -231,8 +231,8 @@ class InforSimulator:
                 options[key.lower()] = value
         inputs: dict[str, str] = {}
         for key, value in request.query_params.multi_items():
-            if key.lower() in m3.OPTIONS:
-                options[key.lower()] = value
+            if key in m3.OPTIONS:  # lower-case options; upper-case names (CONO, DIVI) are inputs
+                options[key] = value
             else:
                 inputs[key.upper()] = value
         program, transaction = (names + ["", ""])[:2] if len(names) <= 2 else ("", "")

@@ -424,6 +424,9 @@ class M3Adapter(AdapterBase):
 
     def create_purchase_order(self, order: NewPurchaseOrder) -> str:
         """PPS370MI batch entry; returns PUNO. An order already carrying this external ref is reused."""
+        for name in ("facility", "warehouse"):  # FACI and WHLO are required by PPS370MI/AddHead
+            if not getattr(order, name):
+                raise ValidationFailed(order.external_ref, name, f"M3 needs a {name} for a purchase order")
         existing = self.find_purchase_order(order.external_ref)
         if existing:
             return existing
