@@ -407,6 +407,16 @@ def _bank_record(data: TenantData, supplier: Record) -> Row:
     }
 
 
+def m3_payee(supplier: Record) -> Record:
+    """The supplier as M3 can hold it: CRS692MI has no payee email or address fields, so email
+    payees have no account and accounts carry no address (what an M3 extract must return)."""
+    account = supplier.get("bank_account")
+    if not account or account.get("kind") == "email":
+        return {**supplier, "bank_account": None}
+    blank = dict.fromkeys(("email", "city", "post_code", "address_line", "state"))
+    return {**supplier, "bank_account": {**account, **blank}}
+
+
 def _bank_holders(data: TenantData) -> list[Record]:
     return [
         s

@@ -24,6 +24,7 @@ from ml_connector_pipelines.integrations.stripe.assets import (
 from ml_connector_pipelines.integrations.stripe.mapping import to_minor_units
 from ml_connector_pipelines.integrations.stripe.sensors import stripe_events_sensor
 from ml_connector_pipelines.integrations.tenancy import webhook_verifiers
+from ml_connector_pipelines.systems.infor.m3_adapter import payment_key
 from ml_connector_pipelines_tests.conftest import TenantEnv
 
 EXTRACTS = {asset.key.to_user_string(): asset for asset in infor_extracts}
@@ -65,7 +66,9 @@ def open_invoices_of(tenant: TenantEnv, day: date) -> list[dict[str, Any]]:
 
 
 def postings(tenant: TenantEnv, reference: str) -> list[dict[str, Any]]:
-    return [p for p in tenant.infor_state()["ar_payments"] if p["reference"] == reference]
+    """Infor's postings for a payment reference. M3 keeps its 15-character key (ARS040MI CKNO)."""
+    held_as = {reference, payment_key(reference)}
+    return [p for p in tenant.infor_state()["ar_payments"] if p["reference"] in held_as]
 
 
 def stripe_post(tenant: TenantEnv, path: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -18,11 +18,11 @@ from pydantic import BaseModel
 
 from ml_connector_pipelines.core.errors import HttpError
 from ml_connector_pipelines.sandbox.host import SandboxServer
+from ml_connector_pipelines.sandbox.infor.m3 import m3_payee
 from ml_connector_pipelines.systems.infor.adapter import open_adapter
 from ml_connector_pipelines.systems.infor.models import (
     APInvoice,
     ARInvoice,
-    BankAccount,
     Customer,
     GLAccount,
     PurchaseOrder,
@@ -46,11 +46,11 @@ ENTITIES: dict[str, tuple[type[BaseModel], Callable[[Any], Any]]] = {
 def held(state: dict[str, Any], entity: str, day: date, product: str) -> list[BaseModel]:
     """What the simulator holds for one entity and day, as canonical models, in key order."""
     model, key = ENTITIES[entity]
-    records = [model.model_validate(raw) for raw in state[entity] if raw["modified_date"] == day.isoformat()]
-    if product == "m3" and entity == "suppliers":
-        records = [
-            record.model_copy(update={"bank_account": m3_view(record.bank_account)}) for record in records
-        ]
+    records = [
+        model.model_validate(m3_payee(raw) if product == "m3" and entity == "suppliers" else raw)
+        for raw in state[entity]
+        if raw["modified_date"] == day.isoformat()
+    ]
     if product == "syteline":
         # SyteLine has no facility on a PO, and its chart of accounts is one dimension.
         if entity == "purchase_orders":
@@ -58,13 +58,6 @@ def held(state: dict[str, Any], entity: str, day: date, product: str) -> list[Ba
         if entity == "gl_accounts":
             records = [record for record in records if record.dimension == 1]
     return sorted(records, key=key)
-
-
-def m3_view(account: BankAccount | None) -> BankAccount | None:
-    """What CRS692MI can hold of a payee: no email payees, no payee address (docs/infor.md)."""
-    if account is None or account.kind == "email":
-        return None
-    return account.model_copy(update=dict.fromkeys(("email", "city", "post_code", "address_line", "state")))
 
 
 def extracted(adapter: Any, entity: str, day: date) -> list[BaseModel]:

@@ -13,7 +13,6 @@ from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines.systems.infor.adapter import InforAdapter
 from ml_connector_pipelines.systems.infor.m3 import M3TransactionError
 from ml_connector_pipelines.systems.infor.m3_adapter import payment_key
-from ml_connector_pipelines.systems.infor.syteline import INSERT, ido_change
 from ml_connector_pipelines.systems.infor.models import (
     ARPayment,
     InvoiceExtension,
@@ -22,6 +21,7 @@ from ml_connector_pipelines.systems.infor.models import (
     NewPurchaseOrder,
     PurchaseOrderLine,
 )
+from ml_connector_pipelines.systems.infor.syteline import INSERT, ido_change
 
 from .conftest import open_for, tenant_state, today, window
 
