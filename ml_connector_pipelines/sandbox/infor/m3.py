@@ -7,6 +7,7 @@ All values are strings, dates YYYYMMDD. Business failures are HTTP 200 with ``er
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -364,6 +365,76 @@ def _exportmi_select(data: TenantData, call: Call) -> list[Row]:
     if call.get("HDRS") == "1":  # [I] the header row does not count against maxrecs
         records.insert(0, {"REPL": separator.join(columns)})
     return records
+
+
+# List transactions for tenants that lock EXPORTMI: CRS620MI, CRS610MI, CRS630MI -----------------------
+
+
+def timestamp(iso_day: str, key: str) -> int:
+    """A record's LMTS: .NET ticks (100 ns since 0001-01-01) at a stable time of its change day [I]."""
+    day = date.fromisoformat(iso_day)
+    seconds = 3600 + int(hashlib.sha256(f"{iso_day}/{key}".encode()).hexdigest()[:8], 16) % (22 * 3600)
+    return ((day - date(1, 1, 1)).days * 86_400 + seconds) * 10_000_000
+
+
+def _lmts(call: Call) -> int:
+    value = call.get("LMTS", "0")
+    if not value.isdigit():
+        raise BusinessError(f"Timestamp {value} is invalid", "LMTS", "WTS0101")
+    return int(value)
+
+
+def _keyset(records: list[Record], key: str, start: str) -> list[Record]:
+    """Records in key order from `start` (inclusive), as M3's Lst* transactions read."""
+    return sorted((r for r in records if r[key] >= start), key=lambda r: r[key])
+
+
+def _crs620_list(data: TenantData, call: Call) -> list[Row]:
+    since = _lmts(call)
+    suppliers = [
+        s
+        for s in _keyset(list(data.suppliers.values()), "supplier_id", call.get("FRSU"))
+        if timestamp(s["modified_date"], s["supplier_id"]) >= since
+        and (not call.get("TOSU") or s["supplier_id"] <= call.get("TOSU"))
+    ]
+    return [
+        {
+            "CONO": COMPANY,
+            "SUNO": s["supplier_id"],
+            "SUNM": s["name"],
+            "CSCD": s.get("country") or "",
+            "CUCD": s["currency"],
+        }
+        for s in suppliers
+    ]
+
+
+def _crs620_get(data: TenantData, call: Call) -> list[Row]:
+    supplier = data.suppliers.get(call.get("SUNO"))
+    if supplier is None:
+        raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    row = _supplier_row(supplier)
+    return [{name[2:]: value for name, value in row.items()}]  # GetBasicData has no LMDT: cut to outputs
+
+
+def _crs610_list(data: TenantData, call: Call) -> list[Row]:
+    since = _lmts(call)
+    rows = []
+    for c in _keyset(list(data.customers.values()), "customer_id", call.get("CUNO")):
+        if timestamp(c["modified_date"], c["customer_id"]) >= since:
+            rows.append({name[2:]: value for name, value in _customer_row(c).items()})
+    return rows
+
+
+def _crs630_list(data: TenantData, call: Call) -> list[Row]:
+    accounts = [a for a in data.gl_accounts.values() if str(a["dimension"]) == call.get("AITP")]
+    return [
+        {
+            **{name[2:]: value for name, value in _gl_row(a).items()},
+            "LMTS": str(timestamp(a["modified_date"], a["account_id"])),
+        }
+        for a in _keyset(accounts, "account_id", call.get("AITM"))
+    ]
 
 
 # CRS692MI / CRS691MI: supplier bank accounts and bank branches ----------------------------------------
@@ -877,6 +948,10 @@ TRANSACTIONS: dict[tuple[str, str], Handler] = {
     ("CRS692MI", "GetBankAccount"): _crs692_get,
     ("CRS692MI", "ChgBasicData"): _crs692_change,
     ("CRS691MI", "LstByNumber"): _crs691_list,
+    ("CRS620MI", "LstSuppliers"): _crs620_list,
+    ("CRS620MI", "GetBasicData"): _crs620_get,
+    ("CRS610MI", "LstByNumber"): _crs610_list,
+    ("CRS630MI", "LstAccountID"): _crs630_list,
     ("PPS370MI", "StartEntry"): _pps370_start,
     ("PPS370MI", "AddHead"): _pps370_head,
     ("PPS370MI", "AddLine"): _pps370_line,

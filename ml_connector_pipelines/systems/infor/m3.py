@@ -88,6 +88,18 @@ def m3_date(value: date) -> str:
     return value.strftime("%Y%m%d")
 
 
+def m3_timestamp(value: date) -> str:
+    """LMTS for the start of a day: 18 digits, .NET ticks (100 ns since 0001-01-01) [I]."""
+    return str((value - date(1, 1, 1)).days * 864_000_000_000)
+
+
+def is_exportmi_refused(exc: TargetRejected) -> bool:
+    """The tenant's MI security refuses EXPORTMI (many tenants lock it) [I: the message wording]."""
+    return (
+        isinstance(exc, M3TransactionError) and exc.program == "EXPORTMI" and "authoriz" in exc.target_message
+    )
+
+
 def parse_m3_date(value: str) -> date | None:
     value = value.strip()
     if not value or value.strip("0") == "":
@@ -223,6 +235,21 @@ class M3Client:
             if new_key == last_key:
                 at_key |= seen_at_key
             return fresh, (new_key, frozenset(at_key), False)
+
+        return paginate(fetch_page)
+
+    def list_from(
+        self, program: str, transaction: str, *, key: str, start: str, page_size: int, **fields: Any
+    ) -> Iterator[Record]:
+        """Keyset paging over a Lst* transaction that reads forward from a start key (input `start`,
+        inclusive, so the first row of a next page repeats the last one and is dropped)."""
+
+        def fetch_page(last: str | None) -> tuple[list[Record], str | None]:
+            records = self.execute(program, transaction, maxrecs=page_size, **{start: last or None}, **fields)
+            fresh = [record for record in records if last is None or record[key] > last]
+            if len(records) < page_size or not fresh:
+                return fresh, None
+            return fresh, fresh[-1][key]
 
         return paginate(fetch_page)
 

@@ -23,6 +23,10 @@ Tenant config keys (M3), with defaults:
 - m3_ap_line_accounting ("reject"): APS450MI/AddLine has no accounting inputs, so a line carrying a
   GL account or cost centre is refused, naming the field; "derive" lets M3's own accounting rules
   code such lines (the values are then not sent).
+- m3_exportmi (true): false for a tenant whose MI security locks EXPORTMI. Suppliers, customers
+  and accounting identities are then read with CRS620MI / CRS610MI / CRS630MI list transactions
+  (same records out); an EXPORTMI refusal switches to them on its own. AP/AR invoices, POs and the
+  AR payment lookup have no list transaction that returns their change date: they need EXPORTMI.
 - extension_program ("CUGEX1MI") and extension_get / extension_add / extension_change.
 """
 
@@ -30,8 +34,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import date
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -51,7 +55,15 @@ from .common import (
     split_invoice_key,
     to_decimal,
 )
-from .m3 import M3Client, M3TransactionError, m3_date, m3_literal, parse_m3_date
+from .m3 import (
+    M3Client,
+    M3TransactionError,
+    is_exportmi_refused,
+    m3_date,
+    m3_literal,
+    m3_timestamp,
+    parse_m3_date,
+)
 from .models import (
     APInvoice,
     ARInvoice,
@@ -262,6 +274,7 @@ class M3Adapter(AdapterBase):
         self.payment_batch_prefix = str(config.get("m3_payment_batch_prefix") or "9")
         self.ap_recorded_status = int(config.get("m3_ap_recorded_status") or 50)
         self.ap_line_accounting = str(config.get("m3_ap_line_accounting") or "reject")
+        self.exportmi = str(config.get("m3_exportmi", True)).lower() not in ("false", "0", "no")
         self.extension_program = str(config.get("extension_program") or "CUGEX1MI")
         self.extension_get = str(config.get("extension_get") or "GetFieldValue")
         self.extension_add = str(config.get("extension_add") or "AddFieldValue")
@@ -269,17 +282,105 @@ class M3Adapter(AdapterBase):
 
     def ping(self) -> None:
         """One authenticated read: proves the credentials, the gateway and the company."""
-        self.m3.export("IDSUNO from CIDMAS order by IDSUNO", ("IDSUNO",), maxrecs=1)
+        self.m3.execute("CRS620MI", "LstSuppliers", maxrecs=1)  # open to tenants that lock EXPORTMI
 
     # Reads ------------------------------------------------------------------------------------
 
     def _changed_on(
-        self, table: str, columns: tuple[str, ...], key: str, day: date, *where: str
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        key: str,
+        day: date,
+        *where: str,
+        fallback: Callable[[date], Iterator[dict[str, str]]] | None = None,
     ) -> Iterator[dict[str, str]]:
-        prefix = columns[0][:2]  # M3 columns carry the table's two-letter prefix
-        return self.m3.select(
-            table, columns, key=key, where=[f"{prefix}LMDT={m3_date(day)}", *where], page_size=self.page_size
+        """A table's rows changed on `day` through EXPORTMI, or through `fallback` (rows in the same
+        columns, from list transactions) when the tenant locks EXPORTMI."""
+        if self.exportmi:
+            prefix = columns[0][:2]  # M3 columns carry the table's two-letter prefix
+            rows = self.m3.select(
+                table,
+                columns,
+                key=key,
+                where=[f"{prefix}LMDT={m3_date(day)}", *where],
+                page_size=self.page_size,
+            )
+            try:
+                first = next(rows, None)  # a locked EXPORTMI refuses the first page
+            except M3TransactionError as exc:
+                if fallback is None or not is_exportmi_refused(exc):
+                    raise
+                self.exportmi = False
+            else:
+                if first is not None:
+                    yield first
+                    yield from rows
+                return
+        if fallback is None:
+            raise ConnectorError(
+                f"reading {table} needs EXPORTMI, which this tenant locks (no MI list transaction returns"
+                " its change date)"
+            )
+        yield from fallback(day)
+
+    def _changed_since(
+        self, program: str, transaction: str, key: str, start: str, day: date
+    ) -> Iterator[dict[str, str]]:
+        """Records whose last change is on `day`: changed since the day began (LMTS input) and not
+        since the next day began. Both lists come in key order, so one merge pass takes them apart."""
+        since_day = self.m3.list_from(
+            program, transaction, key=key, start=start, page_size=self.page_size, LMTS=m3_timestamp(day)
         )
+        later = self.m3.list_from(
+            program,
+            transaction,
+            key=key,
+            start=start,
+            page_size=self.page_size,
+            LMTS=m3_timestamp(day + timedelta(days=1)),
+        )
+        next_later = next(later, None)
+        for record in since_day:
+            while next_later is not None and next_later[key] < record[key]:
+                next_later = next(later, None)
+            if next_later is not None and next_later[key] == record[key]:
+                continue
+            yield record
+
+    def _suppliers_listed(self, day: date) -> Iterator[dict[str, str]]:
+        """CRS620MI/LstSuppliers (no status): the status comes from GetBasicData, one per supplier."""
+        for record in self._changed_since("CRS620MI", "LstSuppliers", "SUNO", "FRSU", day):
+            [basic] = self.m3.execute("CRS620MI", "GetBasicData", SUNO=record["SUNO"])
+            yield {
+                "IDSUNO": record["SUNO"],
+                "IDSUNM": record["SUNM"],
+                "IDCUCD": record["CUCD"],
+                "IDSTAT": basic["STAT"],
+                "IDCSCD": record["CSCD"],
+                "IDLMDT": m3_date(day),
+            }
+
+    def _customers_listed(self, day: date) -> Iterator[dict[str, str]]:
+        names = dict(
+            zip(self.CUSTOMER_COLUMNS, "CUNO CUNM CUCD MAIL CSCD CUA1 TOWN PONO".split(), strict=False)
+        )
+        for record in self._changed_since("CRS610MI", "LstByNumber", "CUNO", "CUNO", day):
+            yield {**{column: record[field] for column, field in names.items()}, "OKLMDT": m3_date(day)}
+
+    def _accounts_listed(self, day: date) -> Iterator[dict[str, str]]:
+        """CRS630MI/LstAccountID per dimension 1..7, in AITM order; it returns LMDT itself."""
+        for dimension in range(1, 8):
+            for record in self.m3.list_from(
+                "CRS630MI", "LstAccountID", key="AITM", start="AITM", page_size=self.page_size, AITP=dimension
+            ):
+                if record["LMDT"] == m3_date(day):
+                    yield {
+                        "EAAITP": record["AITP"],
+                        "EAAITM": record["AITM"],
+                        "EATX40": record["TX40"],
+                        "EALMDT": record["LMDT"],
+                    }
 
     def _bank_accounts(self) -> dict[str, BankAccount | None]:
         """Every supplier account of `bank_type`, first per holder by BKID, with its branch's BIC.
@@ -311,7 +412,9 @@ class M3Adapter(AdapterBase):
         return m3_supplier(row, bank)
 
     def suppliers(self, day: date) -> Iterator[Supplier]:
-        rows = self._changed_on("CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day)
+        rows = self._changed_on(
+            "CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day, fallback=self._suppliers_listed
+        )
         accounts: dict[str, Any] | None = None
         for page in batched(rows, self.page_size):
             if accounts is None:  # only when there is a supplier to complete
@@ -343,7 +446,9 @@ class M3Adapter(AdapterBase):
         return records[0] if records else None
 
     def customers(self, day: date) -> Iterator[Customer]:
-        rows = self._changed_on("OCUSMA", self.CUSTOMER_COLUMNS, "OKCUNO", day)
+        rows = self._changed_on(
+            "OCUSMA", self.CUSTOMER_COLUMNS, "OKCUNO", day, fallback=self._customers_listed
+        )
         return self._map_rows("customers", rows, ("OKCUNO",), m3_customer)
 
     def customer(self, customer_id: str) -> Customer | None:
@@ -405,7 +510,7 @@ class M3Adapter(AdapterBase):
             )
 
     def gl_accounts(self, day: date) -> Iterator[GLAccount]:
-        rows = self._changed_on("FCHACC", self.GL_COLUMNS, "EAAITM", day)
+        rows = self._changed_on("FCHACC", self.GL_COLUMNS, "EAAITM", day, fallback=self._accounts_listed)
         return self._map_rows("gl_accounts", rows, ("EAAITP", "EAAITM"), m3_gl_account)
 
     # Writes -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from ml_connector_pipelines.core.errors import HttpError
+from ml_connector_pipelines.core.errors import ConnectorError, HttpError
 from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines.sandbox.infor.m3 import m3_payee
 from ml_connector_pipelines.systems.infor.adapter import open_adapter
@@ -222,3 +222,32 @@ def test_m3_keyset_paging_restarts_inside_a_shared_key(server: SandboxServer, on
     assert len(got) == len(set(got))
     suppliers = [supplier for supplier, _, _ in held]
     assert max(suppliers.count(supplier) for supplier in suppliers) >= 5
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
+    server: SandboxServer, one_tenant: str, configured: bool
+) -> None:
+    """Suppliers, customers and accounting identities through CRS620MI / CRS610MI / CRS630MI list
+    transactions, whether the tenant config says EXPORTMI is locked or M3 refuses it."""
+    entities = ("suppliers", "customers", "gl_accounts")
+    days = window()[:4]
+    with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE) as opened:
+        through_exportmi = {
+            (entity, day): extracted(opened, entity, day) for entity in entities for day in days
+        }
+    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=False)
+    before = tenant_state(server, one_tenant)["m3_calls"]
+    config = {"m3_exportmi": False} if configured else {}
+    with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE, **config) as locked:
+        for entity in entities:
+            assert any(through_exportmi[(entity, day)] for day in days), f"the seed holds {entity}"
+        for (entity, day), expected in through_exportmi.items():
+            assert extracted(locked, entity, day) == expected, f"{entity} on {day}"
+        with pytest.raises(ConnectorError, match="needs EXPORTMI"):
+            list(locked.ap_invoices(days[0]))
+    calls = tenant_state(server, one_tenant)["m3_calls"]
+    new = {name: count - before.get(name, 0) for name, count in calls.items()}
+    assert new.get("CRS620MI/LstSuppliers") and new.get("CRS610MI/LstByNumber")
+    assert new.get("CRS630MI/LstAccountID")
+    assert new.get("EXPORTMI/Select", 0) == (0 if configured else 1)  # refused once, then not asked
