@@ -23,7 +23,7 @@ from ml_connector_pipelines.systems.infor.models import (
 )
 from ml_connector_pipelines.systems.infor.syteline import INSERT, ido_change
 
-from .conftest import open_for, tenant_state, today, window
+from .conftest import ON_PURPOSE, open_for, tenant_state, today, window
 
 
 def seeded(server: SandboxServer, adapter: InforAdapter, tenant: str) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def test_ar_payment_for_an_unknown_invoice_is_a_typed_rejection(
 
 
 def test_m3_request_level_errors_are_typed(server: SandboxServer, one_tenant: str) -> None:
-    with open_for(server, one_tenant, "m3") as adapter:
+    with open_for(server, ON_PURPOSE + one_tenant, "m3") as adapter:
         with pytest.raises(M3TransactionError) as unknown:
             adapter.m3.execute("NOSUCHMI", "LstNothing")
         with pytest.raises(M3TransactionError) as missing:
