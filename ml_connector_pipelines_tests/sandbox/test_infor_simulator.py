@@ -385,7 +385,7 @@ def test_customer_payment_and_refund(gw: Gateway) -> None:
     assert gw.m3("ARS040MI", "LstBatchLines", CKNO="pi_123").json()["errorType"] == "TransactionNotFound"
     gw.ok("ARS040MI", "ControlBatch", DIVI="AAA", PBID="9000000001")
     # Looked up in the AR ledger: payments are transaction code 20, credits on the invoice.
-    found = gw.select(f"ESCINO,ESTRCD,ESCUAM from FSLEDG where ESCKNO='pi_123' and ESTRCD=20")
+    found = gw.select("ESCINO,ESTRCD,ESCUAM from FSLEDG where ESCKNO='pi_123' and ESTRCD=20")
     assert found == [[invoice["invoice_number"], "20", "-" + invoice["amount"]]]
     state = gw.state()
     after = next(i for i in state["ar_invoices"] if i["invoice_number"] == invoice["invoice_number"])

@@ -478,14 +478,39 @@ def _bank_record(data: TenantData, supplier: Record) -> Row:
     }
 
 
+PAYEE_REFERENCE_TYPE = "PAY"  # [I] CRS620MI reference type of the payee contact (its EMAL)
+
+
 def m3_payee(supplier: Record) -> Record:
-    """The supplier as M3 can hold it: CRS692MI has no payee email or address fields, so email
-    payees have no account and accounts carry no address (what an M3 extract must return)."""
+    """The supplier as M3 can hold it (what an M3 extract must return): CRS692MI has no email or
+    address fields, so accounts carry no payee address, and an email payee's address is its
+    supplier reference's EMAL (CRS620MI/LstSupplierRef)."""
     account = supplier.get("bank_account")
-    if not account or account.get("kind") == "email":
-        return {**supplier, "bank_account": None}
-    blank = dict.fromkeys(("email", "city", "post_code", "address_line", "state"))
+    if not account:
+        return supplier
+    blank = dict.fromkeys(("city", "post_code", "address_line", "state"))
+    if account.get("kind") != "email":
+        blank["email"] = None
     return {**supplier, "bank_account": {**account, **blank}}
+
+
+def _crs620_references(data: TenantData, call: Call) -> list[Row]:
+    supplier = data.suppliers.get(call.get("SUNO"))
+    if supplier is None:
+        raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    account = supplier.get("bank_account") or {}
+    if account.get("kind") != "email" or not account.get("email"):
+        return []
+    return [
+        {
+            "CONO": COMPANY,
+            "SUNO": supplier["supplier_id"],
+            "RFTY": PAYEE_REFERENCE_TYPE,
+            "RFID": "1",
+            "EMAL": account["email"],
+            "SUCM": account.get("account_holder") or "",
+        }
+    ]
 
 
 def _bank_holders(data: TenantData) -> list[Record]:
@@ -950,6 +975,7 @@ TRANSACTIONS: dict[tuple[str, str], Handler] = {
     ("CRS691MI", "LstByNumber"): _crs691_list,
     ("CRS620MI", "LstSuppliers"): _crs620_list,
     ("CRS620MI", "GetBasicData"): _crs620_get,
+    ("CRS620MI", "LstSupplierRef"): _crs620_references,
     ("CRS610MI", "LstByNumber"): _crs610_list,
     ("CRS630MI", "LstAccountID"): _crs630_list,
     ("PPS370MI", "StartEntry"): _pps370_start,

@@ -55,6 +55,8 @@ SAFE_TO_RETRY: frozenset[tuple[str, str]] = frozenset(
         ("EXPORTMI", "Select"),
         ("CRS620MI", "LstByNumber"),
         ("CRS620MI", "GetBasicData"),
+        ("CRS620MI", "LstSuppliers"),
+        ("CRS620MI", "LstSupplierRef"),
         ("CRS610MI", "LstByNumber"),
         ("CRS610MI", "GetBasicData"),
         ("CRS630MI", "LstAccountID"),

@@ -13,6 +13,8 @@ Tenant config keys (M3), with defaults:
 - bank_type ("2"): CRS692MI BKTP of supplier accounts [I].
 - m3_account_type_field ("BAF1"): the CRS692MI bank account field (BAF1..BAF5, free per bank
   format) that holds CHECKING / SAVINGS for US payees [I]; CRS692MI has no account-type field.
+- m3_payee_reference_type ("PAY"): the CRS620MI supplier reference type (RFTY) whose EMAL is the
+  address of an email payee (a supplier with no bank account) [I].
 - m3_ap_invoice_trcd ("40"), m3_ar_invoice_trcd ("10"): ledger transaction codes of invoices;
   m3_ar_payment_trcd ("20"): of customer payments (M3 convention [I]).
 - m3_ar_payment_reference_column ("ESCKNO"): the FSLEDG column that holds ARS040MI's CKNO [I].
@@ -265,6 +267,7 @@ class M3Adapter(AdapterBase):
         self.cono = str(config.get("cono") or "100")
         self.m3 = M3Client(http, cono=self.cono, divi=config.get("divi"))
         self.bank_type = str(config.get("bank_type") or "2")
+        self.payee_reference_type = str(config.get("m3_payee_reference_type") or "PAY")
         self.account_type_field = str(config.get("m3_account_type_field") or "BAF1")
         self.ap_invoice_trcd = str(config.get("m3_ap_invoice_trcd") or "40")
         self.ar_invoice_trcd = str(config.get("m3_ar_invoice_trcd") or "10")
@@ -399,9 +402,35 @@ class M3Adapter(AdapterBase):
             first.setdefault(account["ACHO"], account)
         return first  # type: ignore[return-value]  # records; mapped with the supplier below
 
+    def _payee_email(self, supplier_id: str) -> str | None:
+        """An email payee's address: its supplier reference of the payee type (CRS620MI has EMAL)."""
+        for reference in self.m3.execute("CRS620MI", "LstSupplierRef", maxrecs=0, SUNO=supplier_id):
+            if reference.get("RFTY") == self.payee_reference_type and blank_to_none(reference.get("EMAL")):
+                return reference["EMAL"]
+        return None
+
     def _with_bank(self, row: Mapping[str, str], account: Mapping[str, str] | None) -> Supplier:
         bank = None
-        if account is not None:
+        if account is None:
+            # No bank account: maybe an email payee (one call, for these suppliers only).
+            email = self._payee_email(row["IDSUNO"])
+            if email:
+                bank = make_bank_account(
+                    currency=row["IDCUCD"],
+                    holder=row["IDSUNM"],
+                    country=blank_to_none(row["IDCSCD"]),
+                    iban=None,
+                    bic=None,
+                    account_number=None,
+                    routing=None,
+                    account_type=None,
+                    email=email,
+                    city=None,
+                    post_code=None,
+                    address_line=None,
+                    state=None,
+                )
+        else:
             bank = m3_bank_account(
                 account,
                 supplier_currency=row["IDCUCD"],
