@@ -605,6 +605,29 @@ def test_m3_options_as_query_params_and_filters(gw: Gateway) -> None:
     )
 
 
+def test_record_date_is_a_date_time_so_only_a_range_finds_a_day(gw: Gateway) -> None:
+    day = gw.state()["today"]
+    params: dict[str, Any] = {"properties": "VendNum,RecordDate", "recordcap": 0}
+    on_the_date = gw.ido("GET", "load/SLVendors", params={**params, "filter": f"RecordDate = '{day}'"})
+    assert on_the_date.json()["Items"] == []
+    next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    in_range = f"RecordDate >= '{day} 00:00:00' AND RecordDate < '{next_day} 00:00:00'"
+    items = gw.ido("GET", "load/SLVendors", params={**params, "filter": in_range}).json()["Items"]
+    changed = {s["supplier_id"] for s in gw.state()["suppliers"] if s["modified_date"] == day}
+    assert items and {i["VendNum"] for i in items} == changed
+    assert all(i["RecordDate"].startswith(day + " ") and i["RecordDate"][11:19] != "00:00:00" for i in items)
+
+
+def test_m3_refuses_exportmi_for_a_tenant_that_locks_it(gw: Gateway) -> None:
+    assert gw.control("PUT", "config", {"exportmi": False}).status_code == 200
+    refused = gw.nok("EXPORTMI", "Select", QERY="IDSUNO from CIDMAS")
+    assert "not authorized" in refused["errorMessage"]
+    listed = gw.ok("CRS620MI", "LstSuppliers", maxrecs="2", FRSU="S00002")
+    assert [r["SUNO"] for r in listed] == ["S00002", "S00003"] and "STAT" not in listed[0]
+    assert gw.control("PUT", "config", {"exportmi": True}).status_code == 200
+    assert gw.select("IDSUNO from CIDMAS", maxrecs=1)
+
+
 def test_ido_prev_page_and_atomic_update(gw: Gateway) -> None:
     params: dict[str, Any] = {"properties": "PoNum,PoLine", "recordcap": 5}
     first = gw.ido("GET", "load/SLPoItems", params=params).json()

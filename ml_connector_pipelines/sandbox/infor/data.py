@@ -29,6 +29,9 @@ ENTITIES = (
 )
 CACHE_LIMIT = 256
 VIOLATIONS_KEPT = 1000
+# Every metadata violation of every simulator in this process, for checks of runs that start their
+# own sandbox (the demo) and so cannot be asked for their state afterwards.
+VIOLATIONS_IN_PROCESS: list[dict[str, Any]] = []
 
 
 @dataclass
@@ -54,6 +57,8 @@ class TenantData:
     def record_violation(self, violation: dict[str, Any]) -> None:
         if len(self.m3_violations) < VIOLATIONS_KEPT:
             self.m3_violations.append(violation)
+        if len(VIOLATIONS_IN_PROCESS) < VIOLATIONS_KEPT:
+            VIOLATIONS_IN_PROCESS.append({"tenant": self.tenant, **violation})
 
     def __post_init__(self) -> None:
         self.reseed(self.counts, self.seed, self.today)
