@@ -325,3 +325,45 @@ def test_a_lost_answer_to_an_insert_is_outcome_unknown(
     after = tenant_state(server, tenant)
     if product == "syteline":
         assert [raw for raw in after["ap_invoices"] if raw["invoice_number"] == invoice.invoice_number]
+
+
+def test_m3_ar_payment_posts_once_when_its_answers_are_lost(server: SandboxServer, one_tenant: str) -> None:
+    """A third of M3's answers lost after the commit: ARS040MI head, line and control are retried (their
+    keys are ours, so a repeat answers "already exists"), and a replay of the whole payment posts
+    nothing more."""
+    with open_for(server, one_tenant, "m3") as adapter:
+        state = seeded(server, adapter, one_tenant)
+        invoice = next(
+            i for i in state["ar_invoices"] if i["status"] == "open" and Decimal(i["open_amount"]) > 2
+        )
+        payment = ARPayment(
+            division=invoice["division"],
+            customer_id=invoice["customer_id"],
+            invoice_number=invoice["invoice_number"],
+            invoice_year=invoice["invoice_year"],
+            amount=Decimal(2),
+            currency=invoice["currency"],
+            payment_date=today(),
+            reference=f"in_lost_answers_{one_tenant}",
+        )
+        adapter.auth.headers()
+        half_lost = {
+            "profile": "none",
+            "seed": 3,
+            "overrides": {"commit_then_timeout": 0.3},
+            "systems": ["infor"],
+        }
+        httpx.put(f"{server.url}/_sandbox/faults", json=half_lost).raise_for_status()
+        try:
+            posted = adapter.add_ar_payment(payment)
+            assert adapter.add_ar_payment(payment) == posted  # the replay after a lost answer
+        finally:
+            server.set_faults("none")
+        assert adapter.find_ar_payment(payment.reference) == posted
+        assert [p.amount for p in adapter.ar_payments(payment.reference)] == [Decimal(2)]
+    after = tenant_state(server, one_tenant)
+    held = [p for p in after["ar_payments"] if p["reference"] == payment_key(payment.reference)]
+    assert len(held) == 1
+    paid = next(i for i in after["ar_invoices"] if i["invoice_number"] == invoice["invoice_number"])
+    assert Decimal(paid["open_amount"]) == Decimal(invoice["open_amount"]) - 2
+    assert after["m3_calls"]["ARS040MI/AddBatchLine"] >= 2  # a line really was sent more than once
