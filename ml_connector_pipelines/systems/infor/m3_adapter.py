@@ -27,8 +27,9 @@ Tenant config keys (M3), with defaults:
   code such lines (the values are then not sent).
 - m3_exportmi (true): false for a tenant whose MI security locks EXPORTMI. Suppliers, customers
   and accounting identities are then read with CRS620MI / CRS610MI / CRS630MI list transactions
-  (same records out); an EXPORTMI refusal switches to them on its own. AP/AR invoices, POs and the
-  AR payment lookup have no list transaction that returns their change date: they need EXPORTMI.
+  (same records out); an EXPORTMI refusal switches to them on its own. AP/AR invoices, POs, the
+  single supplier/customer reads and the AR ledger read (`ar_payments`) need EXPORTMI: no list
+  transaction returns what they need (see docs/infor.md).
 - extension_program ("CUGEX1MI") and extension_get / extension_add / extension_change.
 """
 
@@ -702,7 +703,17 @@ class M3Adapter(AdapterBase):
                 raise
 
     def find_ar_payment(self, reference: str) -> str | None:
-        postings = self.ar_payments(reference)
+        """The posting's id, read from the ledger. On a tenant that locks EXPORTMI nothing can be
+        read: None, and `add_ar_payment` (a no-op for a payment already posted) settles it."""
+        if not self.exportmi:
+            return None
+        try:
+            postings = self.ar_payments(reference)
+        except M3TransactionError as exc:
+            if not is_exportmi_refused(exc):
+                raise
+            self.exportmi = False
+            return None
         return postings[0].id if postings else None
 
     def ar_payments(self, reference: str) -> list[PostedARPayment]:

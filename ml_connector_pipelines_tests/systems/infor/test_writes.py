@@ -23,7 +23,7 @@ from ml_connector_pipelines.systems.infor.models import (
 )
 from ml_connector_pipelines.systems.infor.syteline import INSERT, ido_change
 
-from .conftest import ON_PURPOSE, open_for, tenant_state, today, window
+from .conftest import ON_PURPOSE, control, open_for, tenant_state, today, window
 
 
 def seeded(server: SandboxServer, adapter: InforAdapter, tenant: str) -> dict[str, Any]:
@@ -367,3 +367,31 @@ def test_m3_ar_payment_posts_once_when_its_answers_are_lost(server: SandboxServe
     paid = next(i for i in after["ar_invoices"] if i["invoice_number"] == invoice["invoice_number"])
     assert Decimal(paid["open_amount"]) == Decimal(invoice["open_amount"]) - 2
     assert after["m3_calls"]["ARS040MI/AddBatchLine"] >= 2  # a line really was sent more than once
+
+
+def test_m3_ar_payment_posts_once_on_a_tenant_that_locks_exportmi(
+    server: SandboxServer, one_tenant: str
+) -> None:
+    with open_for(server, one_tenant, "m3") as adapter:
+        invoice = next(
+            i
+            for i in seeded(server, adapter, one_tenant)["ar_invoices"]
+            if i["status"] == "open" and Decimal(i["open_amount"]) > 2
+        )
+        control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=False)
+        payment = ARPayment(
+            division=invoice["division"],
+            customer_id=invoice["customer_id"],
+            invoice_number=invoice["invoice_number"],
+            invoice_year=invoice["invoice_year"],
+            amount=Decimal(1),
+            currency=invoice["currency"],
+            payment_date=today(),
+            reference=f"in_locked_{one_tenant}",
+        )
+        assert adapter.find_ar_payment(payment.reference) is None  # nothing to read it with
+        posted = adapter.add_ar_payment(payment)
+        assert adapter.find_ar_payment(payment.reference) is None
+        assert adapter.add_ar_payment(payment) == posted  # what a caller does next: posts nothing
+    held = tenant_state(server, one_tenant)["ar_payments"]
+    assert len([p for p in held if p["reference"] == payment_key(payment.reference)]) == 1
