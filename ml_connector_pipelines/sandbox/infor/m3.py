@@ -426,6 +426,13 @@ def _crs610_list(data: TenantData, call: Call) -> list[Row]:
     return rows
 
 
+def _crs610_get(data: TenantData, call: Call) -> list[Row]:
+    customer = data.customers.get(call.get("CUNO"))
+    if customer is None:
+        raise BusinessError(f"Customer {call.get('CUNO')} does not exist", "CUNO", "WCU0103")
+    return [{name[2:]: value for name, value in _customer_row(customer).items()}]
+
+
 def _crs630_list(data: TenantData, call: Call) -> list[Row]:
     accounts = [a for a in data.gl_accounts.values() if str(a["dimension"]) == call.get("AITP")]
     return [
@@ -977,6 +984,7 @@ TRANSACTIONS: dict[tuple[str, str], Handler] = {
     ("CRS620MI", "GetBasicData"): _crs620_get,
     ("CRS620MI", "LstSupplierRef"): _crs620_references,
     ("CRS610MI", "LstByNumber"): _crs610_list,
+    ("CRS610MI", "GetBasicData"): _crs610_get,
     ("CRS630MI", "LstAccountID"): _crs630_list,
     ("PPS370MI", "StartEntry"): _pps370_start,
     ("PPS370MI", "AddHead"): _pps370_head,

@@ -483,10 +483,25 @@ class M3Adapter(AdapterBase):
 
     def customer(self, customer_id: str) -> Customer | None:
         """One customer by number, whatever its modified date; None if M3 has no such customer."""
-        columns = ",".join(self.CUSTOMER_COLUMNS)
-        query = f"{columns} from OCUSMA where OKCUNO={m3_literal(customer_id)} order by OKCUNO"
-        rows = self.m3.export(query, self.CUSTOMER_COLUMNS, maxrecs=1)
-        return m3_customer(rows[0]) if rows else None
+        if self.exportmi:
+            columns = ",".join(self.CUSTOMER_COLUMNS)
+            query = f"{columns} from OCUSMA where OKCUNO={m3_literal(customer_id)} order by OKCUNO"
+            try:
+                rows = self.m3.export(query, self.CUSTOMER_COLUMNS, maxrecs=1)
+                return m3_customer(rows[0]) if rows else None
+            except M3TransactionError as exc:
+                if not is_exportmi_refused(exc):
+                    raise
+                self.exportmi = False
+        # CRS610MI/GetBasicData returns the change date too (LMDT).
+        try:
+            [basic] = self.m3.execute("CRS610MI", "GetBasicData", CUNO=customer_id)
+        except M3TransactionError as exc:
+            if exc.error_type == "ServerReturnedNOK" and "does not exist" in exc.target_message:
+                return None
+            raise
+        fields = "CUNO CUNM CUCD MAIL CSCD CUA1 TOWN PONO LMDT".split()
+        return m3_customer(dict(zip(self.CUSTOMER_COLUMNS, (basic[name] for name in fields), strict=True)))
 
     def ap_invoices(self, day: date) -> Iterator[APInvoice]:
         # Keyed on the invoice number: shared by few rows, so pages restart cheaply.

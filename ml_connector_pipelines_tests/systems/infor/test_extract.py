@@ -246,6 +246,9 @@ def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
             assert extracted(locked, entity, day) == expected, f"{entity} on {day}"
         with pytest.raises(ConnectorError, match="needs EXPORTMI"):
             list(locked.ap_invoices(days[0]))
+        some = next(record for day in days for record in through_exportmi[("customers", day)])
+        assert locked.customer(some.customer_id) == some
+        assert locked.customer("NO-SUCH-CUSTOMER") is None
     calls = tenant_state(server, one_tenant)["m3_calls"]
     new = {name: count - before.get(name, 0) for name, count in calls.items()}
     assert new.get("CRS620MI/LstSuppliers") and new.get("CRS610MI/LstByNumber")
