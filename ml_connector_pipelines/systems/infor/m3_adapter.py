@@ -386,12 +386,10 @@ class M3Adapter(AdapterBase):
                         "EALMDT": record["LMDT"],
                     }
 
-    def _bank_accounts(self) -> dict[str, BankAccount | None]:
-        """Every supplier account of `bank_type`, first per holder by BKID, with its branch's BIC.
-
-        Two calls for the whole extract (CRS692MI/LstByType, CRS691MI/LstByNumber), whatever the
-        number of suppliers; the BankAccount is completed with the supplier's own country/currency.
-        """
+    def _bank_accounts(self) -> dict[str, dict[str, str]]:
+        """Every supplier account of `bank_type` by holder (the first by BKID), with its branch's BIC
+        in SWIC: two calls for the whole extract (CRS692MI/LstByType, CRS691MI/LstByNumber),
+        whatever the number of suppliers. Mapped with each supplier's country and currency."""
         branches = {
             (branch["BKNO"], branch["BBRN"]): blank_to_none(branch.get("SWIC"))
             for branch in self.m3.execute("CRS691MI", "LstByNumber", maxrecs=0)
@@ -401,7 +399,7 @@ class M3Adapter(AdapterBase):
         for account in sorted(accounts, key=lambda record: (record["ACHO"], record["BKID"])):
             account["SWIC"] = branches.get((account["BKNO"], account["BBRN"])) or ""
             first.setdefault(account["ACHO"], account)
-        return first  # type: ignore[return-value]  # records; mapped with the supplier below
+        return first
 
     def _payee_email(self, supplier_id: str) -> str | None:
         """An email payee's address: its supplier reference of the payee type (CRS620MI has EMAL)."""
@@ -445,7 +443,7 @@ class M3Adapter(AdapterBase):
         rows = self._changed_on(
             "CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day, fallback=self._suppliers_listed
         )
-        accounts: dict[str, Any] | None = None
+        accounts: dict[str, dict[str, str]] | None = None
         for page in batched(rows, self.page_size):
             if accounts is None:  # only when there is a supplier to complete
                 accounts = self._bank_accounts()
