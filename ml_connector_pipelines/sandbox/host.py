@@ -54,11 +54,12 @@ class Simulator(Protocol):
 
 
 def default_simulators() -> list[type]:
+    from .cin7.simulator import Cin7Simulator
     from .infor.simulator import InforSimulator
     from .stripe.simulator import StripeSimulator
     from .wise.simulator import WiseSimulator
 
-    return [InforSimulator, WiseSimulator, StripeSimulator]
+    return [InforSimulator, WiseSimulator, StripeSimulator, Cin7Simulator]
 
 
 class FaultMiddleware:
