@@ -18,8 +18,8 @@ body that is not JSON, 503 the rate limit.
 
 Rate limit: 60 calls per rolling minute per application key (contract: per API Application),
 answered ``503 "You reached 60 calls per minute API limit"`` with no Retry-After. ``PUT
-/_sandbox/cin7/rate_limit {"per_minute": N, "status": 503|429}`` changes it (tests and benchmarks
-run at scaled limits). Only answered calls count.
+/_sandbox/cin7/rate_limit {"per_minute": N, "status": 503|429, "window_seconds": 60}`` changes it
+(tests and benchmarks run at scaled limits or a shorter window). Only answered calls count.
 
 Strictness (the document's schemas, made strict in ``spec.py``): unknown body fields, unknown query
 parameters and wrong JSON types are rejected with 400; each response carries only the fields its
@@ -166,6 +166,7 @@ class Cin7Simulator:
         self._companies: dict[str, Company] = {}
         self.per_minute = DEFAULT_PER_MINUTE
         self.throttle_status = 503
+        self.window_seconds = 60.0
         self._calls: dict[str, deque[float]] = {}
         self.throttled = 0
         self._handlers: dict[tuple[str, str], Callable[[Call], Any]] = {
@@ -214,12 +215,14 @@ class Cin7Simulator:
             with self._lock:
                 if "per_minute" in body:
                     self.per_minute = int(body["per_minute"])
+                if "window_seconds" in body:
+                    self.window_seconds = float(body["window_seconds"])
                 if "status" in body:
                     if int(body["status"]) not in (429, 503):
                         return JSONResponse({"error": "status must be 429 or 503"}, status_code=400)
                     self.throttle_status = int(body["status"])
                 self._calls.clear()
-            return JSONResponse({"per_minute": self.per_minute, "status": self.throttle_status})
+            return JSONResponse(self._rate_limit_json())
 
         return [
             Route("/accounts", accounts, methods=["POST"]),
@@ -240,7 +243,7 @@ class Cin7Simulator:
     def state(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "rate_limit": {"per_minute": self.per_minute, "status": self.throttle_status},
+                "rate_limit": self._rate_limit_json(),
                 "throttled": self.throttled,
                 "accounts": {
                     company.account_id: {
@@ -252,6 +255,13 @@ class Cin7Simulator:
                     for company in self._companies.values()
                 },
             }
+
+    def _rate_limit_json(self) -> dict[str, Any]:
+        return {
+            "per_minute": self.per_minute,
+            "status": self.throttle_status,
+            "window_seconds": self.window_seconds,
+        }
 
     # ----------------------------------------------------------------- plumbing
 
@@ -293,7 +303,7 @@ class Cin7Simulator:
     def _take_call(self, key: str) -> None:
         window = self._calls.setdefault(key, deque())
         now = time.monotonic()
-        while window and window[0] <= now - 60.0:
+        while window and window[0] <= now - self.window_seconds:
             window.popleft()
         if len(window) >= self.per_minute:
             self.throttled += 1

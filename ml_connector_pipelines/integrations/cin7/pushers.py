@@ -1,0 +1,364 @@
+"""Infor -> Cin7 Core pushers, one record at a time on ``core.sync.SyncSession`` (no Dagster).
+
+- ``SupplierSync``: matched by vendor id (the configured AdditionalAttribute), else by name, and
+  linked on first sight (a name match gets the vendor id written into it); created when missing.
+  Every match result is an audit row (action ``matched``, reason says how), so unmatched and
+  ambiguous suppliers can be reviewed. Until SyncSession has ``match=``, the match runs before the
+  sync and the linking is the sync's create.
+- ``PurchaseSync``: Infor PO -> purchase header + order lines. A create whose answer was lost is
+  found with ``purchaseList?Search=<supplier name>`` and the PO marker in the candidate's Note before
+  any second create; a header left without its order gets the order posted then.
+- ``InvoiceSync``: Infor AP invoice -> the invoice of the purchase it belongs to
+  (``mapping.pick_purchase``); a second POST is prevented by reading the purchase's invoice status.
+- ``ChartAlignment``: Infor GL accounts vs Cin7's chart; missing accounts created or flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ...core.errors import ValidationFailed
+from ...core.sync import SyncResult, SyncSession, content_hash
+from ...systems.cin7.client import Cin7Client
+from ...systems.cin7.models import Product, Supplier, SupplierPayload
+from ...systems.infor.models import APInvoice, GLAccount, PurchaseOrder
+from ...systems.infor.models import Supplier as InforSupplier
+from .mapping import (
+    AlignmentRow,
+    Cin7Settings,
+    PurchaseCandidate,
+    account_payload,
+    align_chart,
+    invoice_payload,
+    match_supplier,
+    order_lines,
+    order_total,
+    pick_purchase,
+    po_marker,
+    purchase_header,
+    purchase_order,
+    supplier_changes,
+    supplier_payload,
+)
+
+SUPPLIERS = "cin7_suppliers"
+PURCHASES = "cin7_purchases"
+INVOICES = "cin7_invoices"
+CHART = "cin7_chart_alignment"
+
+
+# Suppliers ------------------------------------------------------------------------------------------
+
+
+class SupplierSync:
+    def __init__(self, session: SyncSession, client: Cin7Client, settings: Cin7Settings) -> None:
+        self.session = session
+        self.client = client
+        self.settings = settings
+        self._directory: list[Supplier] | None = None
+
+    def directory(self) -> list[Supplier]:
+        """All Cin7 suppliers, read once per run (1000 a call) for matching."""
+        if self._directory is None:
+            self._directory = list(self.client.suppliers())
+        return self._directory
+
+    def sync(self, supplier: InforSupplier) -> SyncResult:
+        source_id = supplier.supplier_id
+        try:
+            payload = supplier_payload(supplier, self.settings)
+        except ValidationFailed as exc:
+            return self.session.flag(source_id, exc.reason, field=exc.field)
+        digest = content_hash(payload.to_wire())
+        entry = self.session.ledger.get(self.session.tenant, SUPPLIERS, source_id)
+        if entry is not None and entry.status == "done" and entry.content_hash == digest:
+            return self.session.note(source_id, "skipped", target_id=entry.target_id, reason="unchanged")
+        create: Callable[[], str] = lambda: self._create(payload)  # noqa: E731
+        if entry is None or entry.target_id is None:
+            match = match_supplier(supplier, self.directory(), self.settings.vendor_id_attribute)
+            self.session.note(source_id, "matched", target_id=match.target_id, reason=match.reason)
+            if match.how == "ambiguous":
+                return self.session.flag(source_id, match.reason, content_hash=digest)
+            if match.target_id is not None:
+                create = lambda: self._link(match.target_id, payload, match.how)  # noqa: E731
+        return self.session.sync(
+            source_id,
+            digest,
+            create=create,
+            lookup=lambda: self._find(payload),
+            update=lambda old_id: self.client.update_supplier(supplier_changes(payload, old_id)).id,
+            extra={"name": payload.name, "currency": payload.currency},
+        )
+
+    def _create(self, payload: SupplierPayload) -> str:
+        created = self.client.create_supplier(payload)
+        if self._directory is not None:
+            self._directory.append(created)
+        return created.id
+
+    def _link(self, target_id: str, payload: SupplierPayload, how: str) -> str:
+        if how == "name":  # store the vendor id, so the next match is by id
+            self.client.update_supplier(supplier_changes(payload, target_id))
+        return target_id
+
+    def _find(self, payload: SupplierPayload) -> str | None:
+        """After a lost answer: the supplier with our exact Name (unique in Cin7) and vendor id."""
+        attribute = self.settings.vendor_id_attribute
+        for found in self.client.suppliers(name=payload.name):
+            same_name = found.name.casefold() == (payload.name or "").casefold()
+            if same_name and found.attributes.get(attribute) == payload.attributes[attribute]:
+                return found.id
+        return None
+
+
+# Purchases ------------------------------------------------------------------------------------------
+
+
+class ProductCatalogue:
+    """Cin7 products by SKU, read on demand and kept for the run."""
+
+    def __init__(self, client: Cin7Client) -> None:
+        self.client = client
+        self._by_sku: dict[str, Product | None] = {}
+
+    def resolve(self, skus: Iterable[str]) -> dict[str, Product | None]:
+        for sku in skus:
+            if sku not in self._by_sku:
+                self._by_sku[sku] = self.client.product_by_sku(sku)
+        return dict(self._by_sku)
+
+
+class PurchaseSync:
+    def __init__(
+        self,
+        session: SyncSession,
+        client: Cin7Client,
+        settings: Cin7Settings,
+        suppliers: SupplierSync,
+        infor_supplier: Callable[[str], InforSupplier | None],
+        products: ProductCatalogue | None = None,
+    ) -> None:
+        self.session = session
+        self.client = client
+        self.settings = settings
+        self.suppliers = suppliers
+        self.infor_supplier = infor_supplier
+        self.products = products or ProductCatalogue(client)
+        self._synced_on_the_spot: set[str] = set()
+
+    def sync(self, order: PurchaseOrder) -> SyncResult:
+        key = order.po_number
+        current = self.session.ledger.get(self.session.tenant, PURCHASES, key)
+        if order.status != "open" and current is None:
+            return self.session.note(key, "skipped", reason=f"purchase order is {order.status} in Infor")
+        supplier = self._supplier(key, order.supplier_id)
+        if isinstance(supplier, SyncResult):
+            return supplier
+        cin7_supplier_id, supplier_name = supplier
+        try:
+            lines = order_lines(
+                order, self.products.resolve(line.item_number for line in order.lines), self.settings
+            )
+        except ValidationFailed as exc:
+            return self.session.flag(key, exc.reason, field=exc.field)
+        header = purchase_header(order, cin7_supplier_id, self.settings)
+        digest = content_hash({"header": header.to_wire(), "lines": [line.to_wire() for line in lines]})
+
+        def create() -> str:
+            task_id = self.client.create_purchase(header).id
+            self.client.post_order(purchase_order(task_id, order, lines, self.settings))
+            return task_id
+
+        def update(task_id: str) -> str:
+            # Cin7 takes a new order only while it is DRAFT; an authorised one is flagged (400).
+            self.client.post_order(purchase_order(task_id, order, lines, self.settings))
+            return task_id
+
+        def lookup() -> str | None:
+            task_id = self._find(key, cin7_supplier_id, supplier_name)
+            if task_id is not None:
+                purchase = self.client.purchase(task_id)
+                if purchase is not None and purchase.order and purchase.order.status == "NOT AVAILABLE":
+                    # The header committed, its order did not: finish the task instead of a new one.
+                    self.client.post_order(purchase_order(task_id, order, lines, self.settings))
+            return task_id
+
+        return self.session.sync(
+            key,
+            digest,
+            create=create,
+            lookup=lookup,
+            update=update,
+            extra={
+                "supplier_id": order.supplier_id,
+                "currency": order.currency,
+                "total": str(order_total(lines)),
+                "lines": [line.to_wire() for line in lines],
+            },
+        )
+
+    def _supplier(self, key: str, vendor_id: str) -> tuple[str, str] | SyncResult:
+        """The Cin7 supplier (id, name) of the PO's vendor, synced on the spot when needed."""
+        ledger, tenant = self.session.ledger, self.session.tenant
+        entry = ledger.get(tenant, SUPPLIERS, vendor_id)
+        if (entry is None or entry.status != "done") and vendor_id not in self._synced_on_the_spot:
+            self._synced_on_the_spot.add(vendor_id)
+            infor_supplier = self.infor_supplier(vendor_id)
+            if infor_supplier is None:
+                return self.session.flag(key, f"supplier {vendor_id} not found in Infor", field="supplier_id")
+            self.suppliers.sync(infor_supplier)
+            entry = ledger.get(tenant, SUPPLIERS, vendor_id)
+        if entry is not None and entry.status == "done" and entry.target_id:
+            return entry.target_id, str(entry.extra.get("name") or "")
+        if entry is not None and entry.status == "flagged":
+            return self.session.flag(
+                key, f"its supplier is flagged for Cin7: {entry.reason}", field="supplier_id"
+            )
+        reason = entry.reason if entry is not None and entry.reason else "not created yet"
+        return self.session.note(key, "failed", reason=f"no Cin7 supplier for {vendor_id}: {reason}")
+
+    def _find(self, po_number: str, cin7_supplier_id: str, supplier_name: str) -> str | None:
+        marker = po_marker(po_number)
+        ledger, tenant = self.session.ledger, self.session.tenant
+        for item in self.client.search_purchases(supplier_name):
+            if item.supplier_id != cin7_supplier_id:
+                continue
+            owner = ledger.find_by_target(tenant, PURCHASES, item.id)
+            if owner is not None and owner.source_id != po_number:
+                continue
+            purchase = self.client.purchase(item.id)
+            if purchase is not None and purchase.note == marker:
+                return item.id
+        return None
+
+
+# AP invoices ----------------------------------------------------------------------------------------
+
+
+class InvoiceSync:
+    def __init__(
+        self,
+        session: SyncSession,
+        client: Cin7Client,
+        settings: Cin7Settings,
+        products: ProductCatalogue | None = None,
+    ) -> None:
+        self.session = session
+        self.client = client
+        self.settings = settings
+        self.products = products or ProductCatalogue(client)
+
+    def candidates(self, own_key: str) -> list[PurchaseCandidate]:
+        """Our purchases with no invoice yet (another invoice's purchase is never taken)."""
+        ledger, tenant = self.session.ledger, self.session.tenant
+        taken = {
+            e.extra.get("task_id")
+            for e in ledger.entries(tenant, INVOICES)
+            if e.source_id != own_key and e.status in ("done", "pending")
+        }
+        return [
+            PurchaseCandidate(
+                po_number=e.source_id,
+                task_id=e.target_id,
+                supplier_id=str(e.extra["supplier_id"]),
+                currency=str(e.extra["currency"]),
+                total=Decimal(str(e.extra["total"])),
+                lines=tuple(e.extra["lines"]),
+            )
+            for e in ledger.entries(tenant, PURCHASES, "done")
+            if e.target_id and e.target_id not in taken and "lines" in e.extra
+        ]
+
+    def sync(self, invoice: APInvoice) -> SyncResult:
+        key = invoice.invoice_key
+        current = self.session.ledger.get(self.session.tenant, INVOICES, key)
+        if invoice.status == "cancelled":
+            target = current.target_id if current else None
+            return self.session.note(key, "skipped", target_id=target, reason="invoice is cancelled in Infor")
+        try:
+            purchase = pick_purchase(invoice, self.candidates(key), self.settings)
+            accounts = self._inventory_accounts(purchase)
+            payload = invoice_payload(invoice, purchase, accounts, self.settings)
+        except ValidationFailed as exc:
+            return self.session.flag(key, exc.reason, field=exc.field)
+        if self.settings.approach == "STOCK":
+            task = self.client.purchase(purchase.task_id)
+            if task is None or task.stock_received is None or task.stock_received.status != "AUTHORISED":
+                return self.session.note(
+                    key, "skipped", reason=f"purchase {purchase.po_number}: stock not received in Cin7 yet"
+                )
+
+        def lookup() -> str | None:
+            task = self.client.purchase(purchase.task_id)
+            done = (
+                task is not None
+                and task.invoice is not None
+                and task.invoice.status in ("AUTHORISED", "PAID")
+            )
+            return purchase.task_id if done else None
+
+        return self.session.sync(
+            key,
+            content_hash(payload.to_wire()),
+            create=lambda: self.client.post_invoice(payload).task_id,
+            lookup=lookup,
+            update=lambda task_id: self.client.post_invoice(payload).task_id,
+            extra={"task_id": purchase.task_id, "po_number": purchase.po_number},
+        )
+
+    def _inventory_accounts(self, purchase: PurchaseCandidate) -> dict[str, str]:
+        if self.settings.invoice_account:
+            return {}
+        products = self.products.resolve(line["SKU"] for line in purchase.lines)
+        return {p.id: p.inventory_account for p in products.values() if p is not None and p.inventory_account}
+
+
+# Chart of accounts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartRow:
+    """One row of the alignment report: the mapping's row plus what this run did about it."""
+
+    code: str
+    infor_name: str
+    cin7_name: str | None
+    outcome: str  # matching | differing | created | flagged | failed
+    reason: str
+
+
+class ChartAlignment:
+    def __init__(self, session: SyncSession, client: Cin7Client, settings: Cin7Settings) -> None:
+        self.session = session
+        self.client = client
+        self.settings = settings
+
+    def run(self, gl_accounts: Iterable[GLAccount]) -> list[ChartRow]:
+        chart = {account.code: account.name for account in self.client.accounts()}
+        return [self._apply(row, chart) for row in align_chart(gl_accounts, chart, self.settings)]
+
+    def _apply(self, row: AlignmentRow, chart: dict[str, str]) -> ChartRow:
+        session = self.session
+        if row.status in ("matching", "differing"):
+            session.note(row.code, row.status, target_id=row.code, reason=row.reason)
+            return ChartRow(row.code, row.infor_name, row.cin7_name, row.status, row.reason)
+        if row.status == "invalid" or self.settings.chart_policy == "flag":
+            reason = row.reason if row.status == "invalid" else "missing in Cin7's chart (policy: flag)"
+            result = session.flag(row.code, reason)
+            return ChartRow(row.code, row.infor_name, None, "flagged", result.reason or reason)
+        payload = account_payload(row, self.settings)
+
+        def lookup() -> str | None:
+            return row.code if any(a.code == row.code for a in self.client.accounts()) else None
+
+        result = session.sync(
+            row.code,
+            content_hash(payload.to_wire()),
+            create=lambda: self.client.create_account(payload).code,
+            lookup=lookup,
+        )
+        name = row.infor_name if result.action in ("created", "skipped") else None
+        outcome = "created" if result.action in ("created", "skipped") else result.action
+        return ChartRow(row.code, row.infor_name, name, outcome, result.reason or "created in Cin7")
