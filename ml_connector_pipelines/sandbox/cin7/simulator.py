@@ -99,6 +99,14 @@ SEED_CHART = (
 )
 STAGE_STATUSES = ("DRAFT", "AUTHORISED")
 SUPPLIER_STATUSES = ("Active", "Deprecated")
+# Every field of the supplier table is in every answer; unset ones are null (Discount 0).
+SUPPLIER_DEFAULTS: dict[str, Any] = {
+    "Discount": 0,
+    "Comments": None,
+    "TaxNumber": None,
+    "AttributeSet": None,
+    **{f"AdditionalAttribute{i}": None for i in range(1, 11)},
+}
 
 
 def sandbox_credentials(name: str) -> dict[str, str]:
@@ -383,7 +391,7 @@ class Cin7Simulator:
         if errors:
             raise ApiError(400, *errors)
         supplier_id = str(uuid.uuid4())
-        supplier = {"Discount": 0, **body, "ID": supplier_id, "LastModifiedOn": _now()}
+        supplier = {**SUPPLIER_DEFAULTS, **body, "ID": supplier_id, "LastModifiedOn": _now()}
         supplier["Addresses"] = [_child(a, supplier_id) for a in body.get("Addresses") or []]
         supplier["Contacts"] = [_child(c, supplier_id) for c in body.get("Contacts") or []]
         call.company.suppliers[supplier_id] = supplier
@@ -899,11 +907,13 @@ def _totals(lines: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _project(value: Any, schema: dict[str, Any]) -> Any:
-    """Keep only what ``schema`` lists, recursively (objects without properties are left as they are)."""
+    """Keep only what ``schema`` lists, recursively; a required field the sandbox does not model
+    (product dimensions on purchase lines...) is sent as null rather than left out."""
     schema = spec.resolve(schema)
     if isinstance(value, dict) and "properties" in schema:
         properties = schema["properties"]
-        return {k: _project(v, properties[k]) for k, v in value.items() if k in properties}
+        kept = {k: _project(v, properties[k]) for k, v in value.items() if k in properties}
+        return {**{name: None for name in schema.get("required", [])}, **kept}
     if isinstance(value, list) and "items" in schema:
         return [_project(item, schema["items"]) for item in value]
     return value
