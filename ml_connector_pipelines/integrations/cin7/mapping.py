@@ -85,6 +85,11 @@ class Cin7Settings:
         return settings
 
 
+def _same_name(a: str, b: str) -> bool:
+    """Names compare without case and runs of spaces."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
 def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
@@ -133,7 +138,7 @@ class SupplierMatch:
 
 
 def match_supplier(supplier: InforSupplier, candidates: Iterable[Supplier], attribute: str) -> SupplierMatch:
-    """By vendor id in ``attribute`` first, else by name (case-insensitive) if that Cin7 supplier
+    """By vendor id in ``attribute`` first, else by name (``_same_name``) if that Cin7 supplier
     carries no other vendor id. Two hits for one rule is ambiguous: a person decides."""
     vendor_id = supplier.supplier_id
     pool = list(candidates)
@@ -143,8 +148,7 @@ def match_supplier(supplier: InforSupplier, candidates: Iterable[Supplier], attr
         return SupplierMatch(None, "ambiguous", f"several Cin7 suppliers carry vendor id {vendor_id}: {ids}")
     if by_id:
         return SupplierMatch(by_id[0].id, "vendor_id", f"matched by vendor id in {attribute}")
-    name = supplier.name.strip().casefold()
-    by_name = [c for c in pool if c.name.strip().casefold() == name]
+    by_name = [c for c in pool if _same_name(c.name, supplier.name)]
     if by_name:
         other = by_name[0].attributes.get(attribute)
         if other:
@@ -314,10 +318,6 @@ class AlignmentRow:
     cin7_name: str | None
     status: AlignmentStatus
     reason: str
-
-
-def _same_name(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 def align_chart(

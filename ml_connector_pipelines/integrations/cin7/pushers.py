@@ -2,9 +2,8 @@
 
 - ``SupplierSync``: matched by vendor id (the configured AdditionalAttribute), else by name, and
   linked on first sight (a name match gets the vendor id written into it); created when missing.
-  Every match result is an audit row (action ``matched``, reason says how), so unmatched and
-  ambiguous suppliers can be reviewed. Until SyncSession has ``match=``, the match runs before the
-  sync and the linking is the sync's create.
+  Every match result is in the audit trail: linked (matched), created (no match) or flagged
+  (ambiguous, with the reason); the ledger's extra says ``matched_by`` (vendor_id, name, none).
 - ``PurchaseSync``: Infor PO -> purchase header + order lines. A create whose answer was lost is
   found with ``purchaseList?Search=<supplier name>`` and the PO marker in the candidate's Note before
   any second create; a header left without its order gets the order posted then.
@@ -15,9 +14,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from ...core.errors import ValidationFailed
 from ...core.sync import SyncResult, SyncSession, content_hash
@@ -51,6 +52,16 @@ CHART = "cin7_chart_alignment"
 
 # Suppliers ------------------------------------------------------------------------------------------
 
+# SyncSession's `match=` (audit action "linked") comes with the kit; until then a match is linked
+# through `create` (its audit row then reads "created", the ledger's extra says matched_by).
+_SYNC_HAS_MATCH = "match" in inspect.signature(SyncSession.sync).parameters
+
+
+def _create_or_match(create: Callable[[], str], link: Callable[[], str] | None) -> dict[str, Any]:
+    if link is None:
+        return {"create": create}
+    return {"create": create, "match": link} if _SYNC_HAS_MATCH else {"create": link}
+
 
 class SupplierSync:
     def __init__(self, session: SyncSession, client: Cin7Client, settings: Cin7Settings) -> None:
@@ -75,21 +86,23 @@ class SupplierSync:
         entry = self.session.ledger.get(self.session.tenant, SUPPLIERS, source_id)
         if entry is not None and entry.status == "done" and entry.content_hash == digest:
             return self.session.note(source_id, "skipped", target_id=entry.target_id, reason="unchanged")
-        create: Callable[[], str] = lambda: self._create(payload)  # noqa: E731
+        link: Callable[[], str] | None = None
+        matched_by = entry.extra.get("matched_by") if entry is not None else None
         if entry is None or entry.target_id is None:
-            match = match_supplier(supplier, self.directory(), self.settings.vendor_id_attribute)
-            self.session.note(source_id, "matched", target_id=match.target_id, reason=match.reason)
-            if match.how == "ambiguous":
-                return self.session.flag(source_id, match.reason, content_hash=digest)
-            if match.target_id is not None:
-                create = lambda: self._link(match.target_id, payload, match.how)  # noqa: E731
+            found = match_supplier(supplier, self.directory(), self.settings.vendor_id_attribute)
+            if found.how == "ambiguous":
+                return self.session.flag(source_id, found.reason, content_hash=digest)
+            matched_by = found.how
+            if found.target_id is not None:
+                target_id, how = found.target_id, found.how
+                link = lambda: self._link(target_id, payload, how)  # noqa: E731
         return self.session.sync(
             source_id,
             digest,
-            create=create,
             lookup=lambda: self._find(payload),
             update=lambda old_id: self.client.update_supplier(supplier_changes(payload, old_id)).id,
-            extra={"name": payload.name, "currency": payload.currency},
+            extra={"name": payload.name, "currency": payload.currency, "matched_by": matched_by},
+            **_create_or_match(lambda: self._create(payload), link),
         )
 
     def _create(self, payload: SupplierPayload) -> str:
@@ -342,7 +355,14 @@ class ChartAlignment:
     def _apply(self, row: AlignmentRow, chart: dict[str, str]) -> ChartRow:
         session = self.session
         if row.status in ("matching", "differing"):
-            session.note(row.code, row.status, target_id=row.code, reason=row.reason)
+            # The audit has no "matching" action: a skip whose reason and details say which.
+            session.note(
+                row.code,
+                "skipped",
+                target_id=row.code,
+                reason=f"{row.status}: {row.reason}",
+                details={"alignment": row.status},
+            )
             return ChartRow(row.code, row.infor_name, row.cin7_name, row.status, row.reason)
         if row.status == "invalid" or self.settings.chart_policy == "flag":
             reason = row.reason if row.status == "invalid" else "missing in Cin7's chart (policy: flag)"
