@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -69,12 +70,14 @@ class SupplierSync:
         self.client = client
         self.settings = settings
         self._directory: list[Supplier] | None = None
+        self._lock = threading.Lock()  # pushers are shared by the push factory's worker threads
 
     def directory(self) -> list[Supplier]:
         """All Cin7 suppliers, read once per run (1000 a call) for matching."""
-        if self._directory is None:
-            self._directory = list(self.client.suppliers())
-        return self._directory
+        with self._lock:
+            if self._directory is None:
+                self._directory = list(self.client.suppliers())
+            return self._directory
 
     def sync(self, supplier: InforSupplier) -> SyncResult:
         source_id = supplier.supplier_id
@@ -107,8 +110,9 @@ class SupplierSync:
 
     def _create(self, payload: SupplierPayload) -> str:
         created = self.client.create_supplier(payload)
-        if self._directory is not None:
-            self._directory.append(created)
+        with self._lock:
+            if self._directory is not None:
+                self._directory.append(created)
         return created.id
 
     def _link(self, target_id: str, payload: SupplierPayload, how: str) -> str:
@@ -135,12 +139,18 @@ class ProductCatalogue:
     def __init__(self, client: Cin7Client) -> None:
         self.client = client
         self._by_sku: dict[str, Product | None] = {}
+        self._lock = threading.Lock()
 
     def resolve(self, skus: Iterable[str]) -> dict[str, Product | None]:
         for sku in skus:
-            if sku not in self._by_sku:
-                self._by_sku[sku] = self.client.product_by_sku(sku)
-        return dict(self._by_sku)
+            with self._lock:
+                known = sku in self._by_sku
+            if not known:
+                product = self.client.product_by_sku(sku)
+                with self._lock:
+                    self._by_sku[sku] = product
+        with self._lock:
+            return dict(self._by_sku)
 
 
 class PurchaseSync:
@@ -262,6 +272,8 @@ class InvoiceSync:
         self.client = client
         self.settings = settings
         self.products = products or ProductCatalogue(client)
+        self._lock = threading.Lock()
+        self._reserved: dict[str, str] = {}  # task id -> invoice key, picked in this run
 
     def candidates(self, own_key: str) -> list[PurchaseCandidate]:
         """Our purchases with no invoice yet (another invoice's purchase is never taken)."""
@@ -270,7 +282,7 @@ class InvoiceSync:
             e.extra.get("task_id")
             for e in ledger.entries(tenant, INVOICES)
             if e.source_id != own_key and e.status in ("done", "pending")
-        }
+        } | {task for task, key in self._reserved.items() if key != own_key}
         return [
             PurchaseCandidate(
                 po_number=e.source_id,
@@ -291,7 +303,9 @@ class InvoiceSync:
             target = current.target_id if current else None
             return self.session.note(key, "skipped", target_id=target, reason="invoice is cancelled in Infor")
         try:
-            purchase = pick_purchase(invoice, self.candidates(key), self.settings)
+            with self._lock:  # two invoices pushed at once never pick the same purchase
+                purchase = pick_purchase(invoice, self.candidates(key), self.settings)
+                self._reserved[purchase.task_id] = key
             accounts = self._inventory_accounts(purchase)
             payload = invoice_payload(invoice, purchase, accounts, self.settings)
         except ValidationFailed as exc:

@@ -54,6 +54,8 @@ SYSTEM = "cin7"
 DEFAULT_PER_MINUTE = 60
 PAGE_LIMIT = 1000
 THROTTLE_STATUSES = frozenset({429, 503})
+# At 60 calls a minute two requests in flight keep the budget busy while a record is booked.
+MAX_CONCURRENCY = 2
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -82,6 +84,7 @@ class Cin7Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.per_minute = per_minute
+        self.max_concurrency = MAX_CONCURRENCY
         self.throttle_retries = throttle_retries
         # The bucket is per application key (Cin7's unit); a digest keeps the key out of it.
         credential_id = "app-" + hashlib.sha256(application_key.encode()).hexdigest()[:12]
@@ -92,6 +95,7 @@ class Cin7Client:
             rate_limit=RateLimit(per_second=per_minute / 60.0, burst=1),
             retry=retry,
             timeout=timeout,
+            max_concurrency=MAX_CONCURRENCY,
             headers={
                 "api-auth-accountid": account_id,
                 "api-auth-applicationkey": application_key,
