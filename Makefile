@@ -22,10 +22,12 @@ demo: install
 ui: install
 	$(BIN)/ml-connector demo --ui
 
+# The suite runs on every core (pytest-xdist): each worker has its own sandbox and databases.
+TEST_WORKERS ?= auto
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,6 +38,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.infor_extract
+	$(BIN)/python -m ml_connector_pipelines.benchmarks.push
 
 clean:
 	rm -rf $(VENV) .dagster_home .ml-connector .pytest_cache .ruff_cache
