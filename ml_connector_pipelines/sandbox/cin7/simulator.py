@@ -57,7 +57,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..host import SandboxContext
+from ..context import SandboxContext
 from . import spec
 
 PREFIX = "externalapi/v2/"

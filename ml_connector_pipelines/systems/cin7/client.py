@@ -8,11 +8,12 @@ What is Cin7-specific, and decided here:
 - Auth is two fixed headers per request (``api-auth-accountid``, ``api-auth-applicationkey``).
 - Rate: 60 calls per minute per API Application (contract §2): the client's bucket is per
   application key, at ``per_minute`` (default 60).
-- A 503 is Cin7's rate-limit answer, not a server failure: the request did not run, so it is
-  retried after a wait, never reported as an unknown outcome (429 likewise). Until the kit's
-  HTTP hook for this lands, the client asks ``HttpClient`` for the raw answer
-  (``raise_for_status=False``) and handles 503 itself; any other 5xx to a POST is
-  ``OutcomeUnknown``.
+- A 503 is Cin7's rate-limit answer, not a server failure: the request did not run, so the
+  client's ``ErrorHooks`` classify it THROTTLED (retried for every method after a wait, never
+  an unknown outcome; 429 likewise). Any other 5xx to a POST is ``OutcomeUnknown``. The budget is
+  shared across processes and runs when a ``rate_store`` is given (the registry passes the state
+  store).
+- 403 is Cin7's "authentication failed" (not a record problem): ``AuthenticationFailed``.
 - Errors are a list ``[{ErrorCode, Exception}]`` (or one such object): the messages are joined.
 - Paging: ``Page``/``Limit`` with ``Total``; lists are read with ``Limit=1000`` (the maximum).
 - POST /purchase has no idempotency: callers look a purchase up (``search_purchases``) before a
@@ -22,19 +23,25 @@ What is Cin7-specific, and decided here:
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from ml_connector_pipelines.core.errors import (
-    AuthenticationFailed,
-    OutcomeUnknown,
-    RetryExhausted,
-    TargetRejected,
+from ml_connector_pipelines.core.errors import AuthenticationFailed, TargetRejected
+from ml_connector_pipelines.core.http import (
+    ErrorHooks,
+    HttpClient,
+    RateLimit,
+    RateStore,
+    RetryPolicy,
+    StatusClass,
+    default_status_class,
+    generic_error_message,
+    paginate,
 )
-from ml_connector_pipelines.core.http import HttpClient, RateLimit, RetryPolicy, paginate, target_message
 
 from .models import (
     Account,
@@ -67,7 +74,13 @@ def cin7_message(response: httpx.Response) -> str:
         body = None
     entries = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
     messages = [str(e["Exception"]) for e in entries if isinstance(e, dict) and e.get("Exception")]
-    return "; ".join(messages) if messages else target_message(response)
+    return "; ".join(messages) if messages else generic_error_message(response)
+
+
+def throttle_policy(per_minute: float) -> RetryPolicy:
+    """Cin7 sends no Retry-After: after a 503 wait about one call's slot, doubling, up to a minute
+    (the window), for up to five minutes in all."""
+    return RetryPolicy(max_attempts=10, base_delay=60.0 / per_minute, max_delay=60.0, max_total=300.0)
 
 
 class Cin7Client:
@@ -78,14 +91,15 @@ class Cin7Client:
         application_key: str,
         *,
         per_minute: float = DEFAULT_PER_MINUTE,
-        retry: RetryPolicy = RetryPolicy(),
-        throttle_retries: int = 8,
+        retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        rate_store: RateStore | None = None,
     ) -> None:
         self.per_minute = per_minute
         self.max_concurrency = MAX_CONCURRENCY
-        self.throttle_retries = throttle_retries
+        self.throttled = 0  # 503/429 answers seen, for run metadata and the benchmark
+        self._count_lock = threading.Lock()
         # The bucket is per application key (Cin7's unit); a digest keeps the key out of it.
         credential_id = "app-" + hashlib.sha256(application_key.encode()).hexdigest()[:12]
         self.http = HttpClient(
@@ -93,7 +107,7 @@ class Cin7Client:
             base_url.rstrip("/"),
             credential_id=credential_id,
             rate_limit=RateLimit(per_second=per_minute / 60.0, burst=1),
-            retry=retry,
+            retry=retry or throttle_policy(per_minute),
             timeout=timeout,
             max_concurrency=MAX_CONCURRENCY,
             headers={
@@ -102,36 +116,27 @@ class Cin7Client:
                 "Content-Type": "application/json",
             },
             transport=transport,
+            hooks=ErrorHooks(message=cin7_message, classify=self._classify),
+            rate_store=rate_store,
         )
-        self.throttled = 0  # 503/429 answers seen, for run metadata and the benchmark
 
     # Plumbing ------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any:
-        for waited in range(self.throttle_retries + 1):
-            response = self.http.request(method, path, params=params, json=json, raise_for_status=False)
-            status = response.status_code
-            if status < 400:
-                return response.json() if response.content else None
-            if status not in THROTTLE_STATUSES or waited == self.throttle_retries:
-                break
-            # Throttled: the call did not run. Cin7 sends no Retry-After; wait for the window.
-            self.throttled += 1
-            self.http.sleep(min(60.0, (60.0 / self.per_minute) * 2**waited))
-        raise self._error(method, response)
-
-    def _error(self, method: str, response: httpx.Response) -> Exception:
-        status, message = response.status_code, cin7_message(response)
-        path = response.request.url.path
-        if status in (401, 403):
-            return AuthenticationFailed(SYSTEM, method, path, status, message)
+    def _classify(self, status: int, idempotent: bool) -> StatusClass:
         if status in THROTTLE_STATUSES:
-            return RetryExhausted(SYSTEM, method, path, status, f"still throttled: {message}")
-        if status >= 500:
-            if method in ("GET", "PUT", "DELETE"):
-                return RetryExhausted(SYSTEM, method, path, status, message)
-            return OutcomeUnknown(SYSTEM, method, path, status, message)
-        return TargetRejected(SYSTEM, method, path, status, message)
+            with self._count_lock:
+                self.throttled += 1
+            return StatusClass.THROTTLED
+        return default_status_class(status, idempotent)
+
+    def _call(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any:
+        try:
+            response = self.http.request(method, path, params=params, json=json)
+        except TargetRejected as exc:
+            if exc.status == 403:
+                raise AuthenticationFailed(SYSTEM, exc.method, exc.path, 403, exc.target_message) from None
+            raise
+        return response.json() if response.content else None
 
     def _pages(self, path: str, list_name: str, model: type[M], params: dict[str, Any]) -> Iterator[M]:
         def fetch_page(page: int | None) -> tuple[list[M], int | None]:
