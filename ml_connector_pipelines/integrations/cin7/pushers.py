@@ -22,11 +22,14 @@ from decimal import Decimal
 from typing import Any
 
 from ...core.errors import ValidationFailed
+from ...core.ledger import LedgerEntry
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.cin7.client import Cin7Client
 from ...systems.cin7.models import Product, Supplier, SupplierPayload
 from ...systems.infor.models import APInvoice, GLAccount, PurchaseOrder
 from ...systems.infor.models import Supplier as InforSupplier
+from ..kit.dependencies import Dependencies
+from ..kit.pushers import PushContext
 from .mapping import (
     AlignmentRow,
     Cin7Settings,
@@ -71,6 +74,11 @@ class SupplierSync:
         self.settings = settings
         self._directory: list[Supplier] | None = None
         self._lock = threading.Lock()  # pushers are shared by the push factory's worker threads
+
+    @classmethod
+    def of(cls, ctx: PushContext) -> SupplierSync:
+        """The pusher of `cin7_suppliers`, from the push factory's context."""
+        return cls(ctx.session, ctx.target, Cin7Settings.from_config(ctx.config))
 
     def directory(self) -> list[Supplier]:
         """All Cin7 suppliers, read once per run (1000 a call) for matching."""
@@ -161,15 +169,29 @@ class PurchaseSync:
         settings: Cin7Settings,
         suppliers: SupplierSync,
         infor_supplier: Callable[[str], InforSupplier | None],
+        dependencies: Dependencies,
         products: ProductCatalogue | None = None,
     ) -> None:
         self.session = session
+        self.dependencies = dependencies
         self.client = client
         self.settings = settings
         self.suppliers = suppliers
         self.infor_supplier = infor_supplier
         self.products = products or ProductCatalogue(client)
-        self._synced_on_the_spot: set[str] = set()
+
+    @classmethod
+    def of(cls, ctx: PushContext) -> PurchaseSync:
+        settings = Cin7Settings.from_config(ctx.config)
+        suppliers = SupplierSync(ctx.session_for(SUPPLIERS), ctx.target, settings)
+        return cls(
+            ctx.session,
+            ctx.target,
+            settings,
+            suppliers,
+            lambda vendor_id: ctx.infor().supplier(vendor_id),
+            ctx.dependencies,
+        )
 
     def sync(self, order: PurchaseOrder) -> SyncResult:
         key = order.po_number
@@ -222,25 +244,20 @@ class PurchaseSync:
             },
         )
 
-    def _supplier(self, key: str, vendor_id: str) -> tuple[str, str] | SyncResult:
-        """The Cin7 supplier (id, name) of the PO's vendor, synced on the spot when needed."""
-        ledger, tenant = self.session.ledger, self.session.tenant
-        entry = ledger.get(tenant, SUPPLIERS, vendor_id)
-        if (entry is None or entry.status != "done") and vendor_id not in self._synced_on_the_spot:
-            self._synced_on_the_spot.add(vendor_id)
-            infor_supplier = self.infor_supplier(vendor_id)
-            if infor_supplier is None:
-                return self.session.flag(key, f"supplier {vendor_id} not found in Infor", field="supplier_id")
-            self.suppliers.sync(infor_supplier)
-            entry = ledger.get(tenant, SUPPLIERS, vendor_id)
-        if entry is not None and entry.status == "done" and entry.target_id:
-            return entry.target_id, str(entry.extra.get("name") or "")
-        if entry is not None and entry.status == "flagged":
-            return self.session.flag(
-                key, f"its supplier is flagged for Cin7: {entry.reason}", field="supplier_id"
-            )
-        reason = entry.reason if entry is not None and entry.reason else "not created yet"
-        return self.session.note(key, "failed", reason=f"no Cin7 supplier for {vendor_id}: {reason}")
+    def _supplier(self, key: str, vendor_id: str) -> tuple[str, str]:
+        """The Cin7 supplier (id, name) of the PO's vendor; one not in Cin7 yet (changed on another
+        day than its PO) is synced on the spot. Flagged supplier: the PO is flagged too."""
+
+        def sync_now(entry: LedgerEntry | None) -> None:
+            supplier = self.infor_supplier(vendor_id)
+            if supplier is None:
+                raise ValidationFailed(key, "supplier_id", f"supplier {vendor_id} not found in Infor")
+            self.suppliers.sync(supplier)
+
+        entry = self.dependencies.resolve(
+            key, "supplier_id", SUPPLIERS, vendor_id, sync_now, "its Cin7 supplier"
+        )
+        return entry.target_id or "", str(entry.extra.get("name") or "")
 
     def _find(self, po_number: str, cin7_supplier_id: str, supplier_name: str) -> str | None:
         marker = po_marker(po_number)
@@ -274,6 +291,10 @@ class InvoiceSync:
         self.products = products or ProductCatalogue(client)
         self._lock = threading.Lock()
         self._reserved: dict[str, str] = {}  # task id -> invoice key, picked in this run
+
+    @classmethod
+    def of(cls, ctx: PushContext) -> InvoiceSync:
+        return cls(ctx.session, ctx.target, Cin7Settings.from_config(ctx.config))
 
     def candidates(self, own_key: str) -> list[PurchaseCandidate]:
         """Our purchases with no invoice yet (another invoice's purchase is never taken)."""

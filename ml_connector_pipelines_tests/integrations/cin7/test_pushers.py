@@ -13,6 +13,7 @@ import pytest
 
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.http import RetryPolicy
+from ml_connector_pipelines.core.ledger import Ledger
 from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.core.sync import SyncSession
 from ml_connector_pipelines.integrations.cin7.mapping import Cin7Settings, po_marker
@@ -27,6 +28,7 @@ from ml_connector_pipelines.integrations.cin7.pushers import (
     PurchaseSync,
     SupplierSync,
 )
+from ml_connector_pipelines.integrations.kit.dependencies import Dependencies
 from ml_connector_pipelines.integrations.kit.pushers import push_one
 from ml_connector_pipelines.sandbox.infor.seed import ITEMS, generate
 from ml_connector_pipelines.systems.cin7.models import SupplierPayload
@@ -106,7 +108,13 @@ class Run:
         self.suppliers = SupplierSync(self.sessions[SUPPLIERS], self.client, settings)
         self.data: InforData | None = None
         self.purchases = PurchaseSync(
-            self.sessions[PURCHASES], self.client, settings, self.suppliers, self._infor_supplier, products
+            self.sessions[PURCHASES],
+            self.client,
+            settings,
+            self.suppliers,
+            self._infor_supplier,
+            Dependencies(Ledger(store), TENANT),
+            products,
         )
         self.invoices = InvoiceSync(self.sessions[INVOICES], self.client, settings, products)
         self.chart = ChartAlignment(self.sessions[CHART], self.client, settings)
