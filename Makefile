@@ -39,6 +39,7 @@ format: install
 bench: install
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.infor_extract
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.push
+	$(BIN)/python -m ml_connector_pipelines.benchmarks.cin7_push --per-minute 600
 
 clean:
 	rm -rf $(VENV) .dagster_home .ml-connector .pytest_cache .ruff_cache

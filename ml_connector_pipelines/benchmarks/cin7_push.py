@@ -2,8 +2,9 @@
 
 Starts a private sandbox with the Cin7 simulator only, set to ``--per-minute`` calls per rolling
 minute per application key (the simulator answers 503 beyond it, as Cin7 does), and pushes
-``--records`` Infor suppliers through ``SupplierSync`` with a real state store and a client whose
-own budget is the same ``--per-minute``. Prints calls, 503s seen, the achieved calls per minute and
+``--records`` Infor suppliers through ``SupplierSync`` with a real state store, fed by the push
+factory's ``push_all`` with the client's declared concurrency, and a client whose own budget is the
+same ``--per-minute``. Prints calls, 503s seen, the achieved calls per minute and
 their share of the budget.
 
 At Cin7's real 60/min a 500-record push takes about 8.5 minutes; ``--per-minute 600`` runs the same
@@ -22,14 +23,14 @@ from datetime import date
 
 import httpx
 
-from ..core.http import run_bounded
 from ..core.store import StateStore
 from ..core.sync import SyncSession
 from ..integrations.cin7.mapping import Cin7Settings
 from ..integrations.cin7.pushers import SUPPLIERS, SupplierSync
+from ..integrations.kit.pushers import push_all
 from ..sandbox.cin7.simulator import Cin7Simulator, sandbox_credentials
 from ..sandbox.host import SandboxServer
-from ..systems.cin7.client import Cin7Client
+from ..systems.cin7.client import MAX_CONCURRENCY, Cin7Client
 from ..systems.infor.models import Supplier
 
 BUDGET_PER_MINUTE = 60  # Cin7's documented limit per API Application
@@ -74,7 +75,9 @@ def _suppliers(count: int) -> list[Supplier]:
     ]
 
 
-def bench_cin7_push(records: int = 500, per_minute: float = BUDGET_PER_MINUTE, workers: int = 2) -> PushRate:
+def bench_cin7_push(
+    records: int = 500, per_minute: float = BUDGET_PER_MINUTE, workers: int = MAX_CONCURRENCY
+) -> PushRate:
     with SandboxServer(simulators=[Cin7Simulator]) as sandbox, tempfile.TemporaryDirectory() as home:
         body = {"per_minute": int(per_minute), "status": 503, "window_seconds": 60}
         httpx.put(f"{sandbox.url}/_sandbox/cin7/rate_limit", json=body, timeout=30).raise_for_status()
@@ -93,8 +96,8 @@ def bench_cin7_push(records: int = 500, per_minute: float = BUDGET_PER_MINUTE, w
         calls_before = client.requests_made
         started = time.monotonic()
         with client:
-            # A few records in flight, so the record-keeping of one overlaps the next call.
-            run_bounded(pusher.sync, _suppliers(records), max_workers=workers)
+            # As the push factory runs it: the client's declared concurrency, one error policy.
+            push_all(pusher, session, _suppliers(records), lambda s: s.supplier_id, workers=workers)
             seconds = time.monotonic() - started
             calls = client.requests_made - calls_before
         store.dispose()
@@ -109,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=500)
     parser.add_argument("--per-minute", type=float, default=BUDGET_PER_MINUTE)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=MAX_CONCURRENCY)
     args = parser.parse_args()
     print(bench_cin7_push(args.records, args.per_minute, args.workers).report())
 
