@@ -115,3 +115,35 @@ def test_tenant_without_cin7_is_skipped_with_the_reason(tenant: TenantEnv) -> No
     meta = metadata(result)
     assert set(meta) == set(FLOWS)
     assert all(m["configured"] is False and "no cin7 credentials" in m["reason"] for m in meta.values())
+
+
+def test_cin7_accounting_under_faults_leaves_no_duplicates(tenant: TenantEnv) -> None:
+    from ml_connector_pipelines_tests.systems.cin7.cin7_env import set_rate_limit
+
+    from .test_faults import FAULTS
+
+    credentials = on_cin7(tenant, cin7_chart_policy="create")
+    orders = infor_records(tenant, "purchase_orders")
+    day = busiest_day(orders)
+    httpx.put(f"{tenant.sandbox.url}/_sandbox/faults", json=FAULTS, timeout=30).raise_for_status()
+    set_rate_limit(tenant.sandbox, per_minute=25, window_seconds=1.0)
+    try:
+        for _ in range(6):  # the failed-records check fails a run; the next run retries those records
+            result = tenant.run("cin7_accounting", day)
+            entries = [e for flow in FLOWS for e in tenant.connector.state.ledger.entries(tenant.name, flow)]
+            if result.success and all(e.status in ("done", "flagged") for e in entries):
+                break
+        injected = httpx.get(f"{tenant.sandbox.url}/_sandbox/faults", timeout=30).json()["injected"]
+    finally:
+        tenant.sandbox.set_faults("none")
+        set_rate_limit(tenant.sandbox, per_minute=TEST_PER_MINUTE, window_seconds=60)
+    assert injected.get("commit_then_timeout", 0) > 0 and injected.get("server_error", 0) > 0
+    assert result.success
+    assert all(e.status in ("done", "flagged") for e in entries)
+    assert all(e.reason for e in entries if e.status == "flagged")
+    held = tenant.sandbox.get_state("cin7")["accounts"][credentials["account_id"]]
+    assert set(Counter(s["AdditionalAttribute1"] for s in held["suppliers"]).values()) == {1}
+    day_orders = [o for o in orders if o["modified_date"] == day.isoformat() and o["status"] == "open"]
+    assert Counter(p["Note"] for p in held["purchases"]) == Counter(
+        {f"Infor PO {o['po_number']}": 1 for o in day_orders}
+    )
