@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export ML_CONNECTOR_HOME ?= $(CURDIR)/.ml-connector
 
-.PHONY: install demo ui test lint format bench clean
+.PHONY: install demo ui test lint format bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: install
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.infor_extract
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.push
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.cin7_push --per-minute 600
+
+# Issue 16: every flow x every fault profile, kill -9, a race on Postgres, replays; prints the tables.
+# Minutes, not part of `make test` (the test suite runs the short variant).
+chaos: install
+	$(BIN)/python -m ml_connector_pipelines.benchmarks.chaos
 
 clean:
 	rm -rf $(VENV) .dagster_home .ml-connector .pytest_cache .ruff_cache
