@@ -14,12 +14,10 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from ...core.errors import ValidationFailed
 from ...core.ledger import LedgerEntry
@@ -55,16 +53,6 @@ CHART = "cin7_chart_alignment"
 
 
 # Suppliers ------------------------------------------------------------------------------------------
-
-# SyncSession's `match=` (audit action "linked") comes with the kit; until then a match is linked
-# through `create` (its audit row then reads "created", the ledger's extra says matched_by).
-_SYNC_HAS_MATCH = "match" in inspect.signature(SyncSession.sync).parameters
-
-
-def _create_or_match(create: Callable[[], str], link: Callable[[], str] | None) -> dict[str, Any]:
-    if link is None:
-        return {"create": create}
-    return {"create": create, "match": link} if _SYNC_HAS_MATCH else {"create": link}
 
 
 class SupplierSync:
@@ -112,8 +100,9 @@ class SupplierSync:
             digest,
             lookup=lambda: self._find(payload),
             update=lambda old_id: self.client.update_supplier(supplier_changes(payload, old_id)).id,
+            create=lambda: self._create(payload),
+            match=link,  # linked on first sight (audit action "linked"), never created twice
             extra={"name": payload.name, "currency": payload.currency, "matched_by": matched_by},
-            **_create_or_match(lambda: self._create(payload), link),
         )
 
     def _create(self, payload: SupplierPayload) -> str:
