@@ -241,30 +241,30 @@ class PurchaseCandidate:
 
 def pick_purchase(
     invoice: APInvoice, candidates: Iterable[PurchaseCandidate], settings: Cin7Settings
-) -> PurchaseCandidate:
+) -> PurchaseCandidate | None:
     """The purchase an AP invoice belongs to. Infor's AP invoice carries no PO number, so the rule is
-    the tenant's (``cin7_invoice_match``); the oldest PO wins a tie."""
+    the tenant's (``cin7_invoice_match``); the oldest PO wins a tie.
+
+    None: the supplier has no purchase in Cin7 awaiting an invoice (a non-PO invoice: not Cin7's
+    business). Raises ValidationFailed when it has some, but none fits the invoice's amount."""
     same_supplier = sorted(
         (c for c in candidates if c.supplier_id == invoice.supplier_id and c.currency == invoice.currency),
         key=lambda c: c.po_number,
     )
-    if settings.invoice_match == "amount":
-        fits = [c for c in same_supplier if c.total == _money(invoice.amount)]
-        if not fits:
-            raise ValidationFailed(
-                invoice.invoice_key,
-                "amount",
-                f"no Cin7 purchase of supplier {invoice.supplier_id} in {invoice.currency} "
-                f"for {_money(invoice.amount)} is awaiting an invoice",
-            )
-        return fits[0]
     if not same_supplier:
+        return None
+    if settings.invoice_match == "supplier":
+        return same_supplier[0]
+    fits = [c for c in same_supplier if c.total == _money(invoice.amount)]
+    if not fits:
+        totals = ", ".join(f"PO {c.po_number}: {c.total}" for c in same_supplier[:5])
         raise ValidationFailed(
             invoice.invoice_key,
-            "supplier_id",
-            f"no Cin7 purchase of supplier {invoice.supplier_id} in {invoice.currency} awaits an invoice",
+            "amount",
+            f"{_money(invoice.amount)} {invoice.currency} fits no Cin7 purchase of supplier "
+            f"{invoice.supplier_id} awaiting an invoice ({totals})",
         )
-    return same_supplier[0]
+    return fits[0]
 
 
 def invoice_payload(

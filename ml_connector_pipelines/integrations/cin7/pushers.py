@@ -315,7 +315,12 @@ class InvoiceSync:
         try:
             with self._lock:  # two invoices pushed at once never pick the same purchase
                 purchase = pick_purchase(invoice, self.candidates(key), self.settings)
-                self._reserved[purchase.task_id] = key
+                if purchase is not None:
+                    self._reserved[purchase.task_id] = key
+            if purchase is None:
+                supplier = invoice.supplier_id
+                reason = f"supplier {supplier} has no Cin7 purchase awaiting an invoice (not a PO invoice)"
+                return self.session.note(key, "skipped", reason=reason)
             accounts = self._inventory_accounts(purchase)
             payload = invoice_payload(invoice, purchase, accounts, self.settings)
         except ValidationFailed as exc:

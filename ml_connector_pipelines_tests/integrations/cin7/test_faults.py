@@ -45,7 +45,7 @@ def state(state_db_url: str) -> Iterator[StateStore]:
 @pytest.fixture
 def faults(cin7_sandbox: SandboxServer) -> Iterator[None]:
     httpx.put(f"{cin7_sandbox.url}/_sandbox/faults", json=FAULTS, timeout=30).raise_for_status()
-    set_rate_limit(cin7_sandbox, per_minute=25, window_seconds=1.0)  # real 503 throttling too
+    set_rate_limit(cin7_sandbox, per_minute=8, window_seconds=1.0)  # real 503 throttling too
     yield
     cin7_sandbox.set_faults("none")
 

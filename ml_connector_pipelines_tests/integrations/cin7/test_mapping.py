@@ -164,9 +164,10 @@ def test_invoice_goes_to_the_purchase_with_the_same_total() -> None:
     assert pick_purchase(_invoice("10"), pool, SETTINGS).po_number == "2"
     with pytest.raises(ValidationFailed) as caught:
         pick_purchase(_invoice("11"), pool, SETTINGS)
-    assert caught.value.field == "amount"
+    assert caught.value.field == "amount" and "PO 1: 99.00" in caught.value.reason
     by_supplier = Cin7Settings(invoice_match="supplier")
     assert pick_purchase(_invoice("11"), pool, by_supplier).po_number == "1"  # the oldest
+    assert pick_purchase(_invoice("10", supplier_id="V9"), pool, SETTINGS) is None  # not a PO invoice
 
 
 def test_invoice_lines_copy_the_order_and_book_to_the_inventory_account() -> None:

@@ -64,8 +64,9 @@ class InforData:
         for n, order in enumerate(orders):
             total = sum((line.quantity * line.unit_price).quantize(Decimal("0.01")) for line in order.lines)
             invoices.append(_invoice(order.supplier_id, f"AP{n}", total, order.currency))
-        for n in range(extra):
-            invoices.append(_invoice(orders[0].supplier_id, f"AP-X{n}", Decimal("0.42"), orders[0].currency))
+        for n in range(extra):  # for the supplier of the last PO, which no invoice here is for
+            last = self.orders[-1]
+            invoices.append(_invoice(last.supplier_id, f"AP-X{n}", Decimal("0.42"), last.currency))
         return invoices
 
 
@@ -239,7 +240,7 @@ def test_purchases_with_order_lines_then_invoices_on_them(store: StateStore, com
     assert {i["InvoiceNumber"] for i in invoiced.values()} == {"AP0", "AP1", "AP2", "AP3"}
     assert all(line["Account"] == "630" for i in invoiced.values() for line in i["Lines"])
     flagged = _flags(store, INVOICES, invoices[-1].invoice_key)
-    assert len(flagged) == 1 and "is awaiting an invoice" in flagged[0].reason
+    assert len(flagged) == 1 and "fits no Cin7 purchase" in flagged[0].reason
 
     again = Run(store, company, "run-2", Cin7Settings()).push(data, invoices)
     assert again[PURCHASES] == Counter({"skipped": 6})
