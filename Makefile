@@ -39,6 +39,7 @@ format: install
 bench: install
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.infor_extract
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.push
+	$(BIN)/python -m ml_connector_pipelines.benchmarks.cin7_push --per-minute 600
 
 # Issue 16: every flow x every fault profile, kill -9, a race on Postgres, replays; prints the tables.
 # Minutes, not part of `make test` (the test suite runs the short variant).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .integrations.cin7 import definitions as cin7
 from .integrations.cleo import definitions as cleo
 from .integrations.infor import definitions as infor
 from .integrations.partitions import TENANT_DAY
@@ -16,7 +17,7 @@ from .integrations.stripe import definitions as stripe
 from .integrations.wise import definitions as wise
 
 # Modules, not their `defs`: Dagster loads this module and wants exactly one Definitions in it.
-INTEGRATIONS = [infor.defs, wise.defs, stripe.defs, cleo.defs]
+INTEGRATIONS = [infor.defs, wise.defs, stripe.defs, cleo.defs, cin7.defs]
 
 
 def _daily_assets() -> list[dg.AssetKey]:

@@ -20,6 +20,7 @@ import httpx
 from .console import print_table
 from .core.webhooks import WebhookServer, create_webhook_app
 from .definitions import defs
+from .integrations.cin7.demo import add_cin7_to_demo
 from .integrations.cleo.demo import run_cleo_demo
 from .integrations.partitions import partition_key
 from .integrations.tenancy import Connector, register_tenant, webhook_verifiers, wise_client
@@ -70,6 +71,7 @@ def _setup_tenant(
     )
     with wise_client(wise) as client:
         client.create_subscription(f"{receiver.url}/webhooks/wise/{TENANT}")
+    add_cin7_to_demo(connector, sandbox, TENANT)
 
 
 def _play_the_outside_world(sandbox: SandboxServer) -> list[str]:

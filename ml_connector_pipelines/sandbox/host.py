@@ -43,12 +43,13 @@ class Simulator(Protocol):
 
 
 def default_simulators() -> list[type]:
+    from .cin7.simulator import Cin7Simulator
     from .cleo.simulator import CleoSimulator
     from .infor.simulator import InforSimulator
     from .stripe.simulator import StripeSimulator
     from .wise.simulator import WiseSimulator
 
-    return [InforSimulator, WiseSimulator, StripeSimulator, CleoSimulator]
+    return [InforSimulator, WiseSimulator, StripeSimulator, CleoSimulator, Cin7Simulator]
 
 
 class FaultMiddleware:

@@ -35,6 +35,7 @@ def test_each_pair_job_holds_its_own_extracts_and_pushes_only() -> None:
             "wise_payment_cycle_schedule": "wise_payouts",
             "stripe_billing_schedule": "stripe_billing",
             "cleo_procurement_cycle_schedule": "cleo_edi",
+            "cin7_accounting_schedule": "cin7_accounting",
         }.items()
     )
 
