@@ -55,10 +55,11 @@ class Simulator(Protocol):
 
 def default_simulators() -> list[type]:
     from .infor.simulator import InforSimulator
+    from .procurify.simulator import ProcurifySimulator
     from .stripe.simulator import StripeSimulator
     from .wise.simulator import WiseSimulator
 
-    return [InforSimulator, WiseSimulator, StripeSimulator]
+    return [InforSimulator, WiseSimulator, StripeSimulator, ProcurifySimulator]
 
 
 class FaultMiddleware:
