@@ -3,8 +3,8 @@ master data. Vendors, account codes and departments are drawn from the Infor san
 tenant with the same name (so a flow has counterparts to find), with deliberate gaps:
 
 - vendors: most carry the Infor supplier number as ``external_id``; some carry it typed loosely
-  (lower case, padded), some have no external id and only the supplier's name; one vendor is unknown
-  to Infor.
+  (lower case, padded), some have no external id and only the supplier's (unique) name; one vendor
+  is unknown to Infor.
 - account codes: Infor dimension-1 accounts by code, one with a differing description, and one code
   Infor does not have.
 - departments: Infor cost centres (dimension 2) by ``external_id``, one by name only, and one unknown.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -89,10 +90,11 @@ def generate(seed: int, domain: str, today: date, counts: dict[str, int] | None 
     ]
     currency_id = {c["name"]: c["id"] for c in data.currencies}
 
+    names = Counter(s["name"].casefold() for s in infor.suppliers)
     for i, supplier in enumerate(suppliers, start=1):
         external_id: str | None = supplier["supplier_id"]
-        if i % 5 == 3:
-            external_id = None  # only the name links it to Infor
+        if i % 5 == 3 and names[supplier["name"].casefold()] == 1:
+            external_id = None  # only the name links it to Infor (a unique name: no ambiguity)
         elif i % 7 == 5:
             external_id = f" {supplier['supplier_id'].lower()} "  # typed loosely
         data.vendors.append(
