@@ -35,6 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ...core.errors import ValidationFailed
+from ...core.ledger import Ledger
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import GLAccount, NewAPInvoice, Supplier
@@ -114,9 +115,16 @@ def load_references(
 
 
 def record_references(session: SyncSession, refs: ReferenceMap) -> list[SyncResult]:
-    """One audit row per pair: a match is a ``status`` row, a difference a ``flagged`` one (no alert:
-    the records that depend on it are flagged and alerted themselves); details name both sides."""
+    """Put every pair in the audit trail and keep the Procurify side's outcome in the ledger.
+
+    Audit: a match is a ``status`` row, a difference a ``flagged`` one (no alert: the records that
+    depend on it are flagged and alerted themselves); details name both sides. Ledger (flow
+    ``procurify_references``, one entry per Procurify vendor / account code / department): done with
+    the Infor id when usable, flagged with the outcome otherwise, so the push assets read the same
+    alignment (`stored_references`) and a fix in Infor shows once alignment runs again.
+    """
     results = []
+    ledger, tenant, run_id = session.ledger, session.tenant, session.run_id
     for row in refs.rows:
         action = "status" if row.outcome in ("match", "not_checked") else "flagged"
         results.append(
@@ -124,7 +132,54 @@ def record_references(session: SyncSession, refs: ReferenceMap) -> list[SyncResu
                 row.source_id, action, target_id=row.infor_id, reason=_reason(row), details=_details(row)
             )
         )
+        if row.procurify_id is None or ledger.claim(tenant, REFERENCES, row.source_id, run_id) is None:
+            continue  # an Infor-only row, or another run is aligning this tenant right now
+        if row.outcome in mapping.USABLE or row.outcome == "not_checked":
+            target = row.infor_id or ""
+            ledger.complete(
+                tenant,
+                REFERENCES,
+                row.source_id,
+                run_id,
+                target,
+                content_hash(_details(row)),
+                extra=_details(row),
+            )
+        else:
+            ledger.flag(tenant, REFERENCES, row.source_id, run_id, _reason(row))
     return results
+
+
+def stored_references(ledger: Ledger, tenant: str) -> ReferenceMap:
+    """The alignment `record_references` kept in the ledger, as a `ReferenceMap`."""
+    rows = []
+    for entry in ledger.entries(tenant, REFERENCES):
+        if entry.status == "done":
+            extra = entry.extra
+            rows.append(
+                ReferenceRow(
+                    kind=extra["kind"],
+                    outcome=extra["outcome"],
+                    procurify_id=extra["procurify_id"],
+                    procurify_name=extra.get("procurify_name"),
+                    infor_id=entry.target_id or None,
+                    infor_name=extra.get("infor_name"),
+                    matched_by=extra.get("matched_by"),
+                )
+            )
+        elif entry.status == "flagged":
+            kind, _, side = entry.source_id.partition("/procurify:")
+            outcome, _, detail = (entry.reason or "missing_in_infor").partition(": ")
+            rows.append(
+                ReferenceRow(
+                    kind=kind,  # type: ignore[arg-type]
+                    outcome=outcome.split(" ")[0],  # type: ignore[arg-type]
+                    procurify_id=side,
+                    procurify_name=entry.extra.get("procurify_name"),
+                    detail=detail or None,
+                )
+            )
+    return ReferenceMap(tuple(rows))
 
 
 def _reason(row: ReferenceRow) -> str:

@@ -25,7 +25,8 @@ Assumptions [I], each tenant config with its default:
   approved; Procurify publishes the values 0-8 but not their names.
 - POs carry no approval status (approval happens on the requisition); every PO that is not
   cancelled (state 1) or legacy (2) is approved, and listed from ``/purchased/all/``.
-- ``procurify_page_size`` (default 100) and ``rate_limit_per_second`` (default none).
+- ``procurify_page_size`` (default 100) and ``rate_limit_per_second`` (default: the registry's
+  budget for Procurify, none documented by Procurify).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class ProcurifyClient:
         config: Mapping[str, Any] | None = None,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy = RetryPolicy(),
+        rate_limit: RateLimit | None = None,
     ) -> None:
         config = config or {}
         self.base_url = base_url.rstrip("/")
@@ -137,7 +139,8 @@ class ProcurifyClient:
             retry=retry,
             headers=CLIENT_HEADER,
             transport=transport,
-            rate_limit=RateLimit(float(per_second)) if per_second else None,
+            # The tenant's own figure wins over the default budget (Procurify documents none).
+            rate_limit=RateLimit(float(per_second)) if per_second else rate_limit,
         )
 
     @property

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from ml_connector_pipelines.core.ledger import Ledger
 from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.core.sync import SyncResult, SyncSession
 from ml_connector_pipelines.integrations.procurify.pushers import (
@@ -23,6 +24,7 @@ from ml_connector_pipelines.integrations.procurify.pushers import (
     PushSettings,
     load_references,
     record_references,
+    stored_references,
 )
 from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
@@ -83,8 +85,10 @@ class Pairing:
         run_id = run_id or f"run-{next(_runs)}"
         settings = PushSettings.from_config(self.config, self.product)
         with self.procurify() as procurify, self.infor() as infor:
-            refs = load_references(procurify, infor, settings)
-            references = record_references(self.session(REFERENCES, run_id), refs)
+            references = record_references(
+                self.session(REFERENCES, run_id), load_references(procurify, infor, settings)
+            )
+            refs = stored_references(Ledger(self.store), self.tenant)  # as the push assets read them
             orders = PurchaseOrderPush(
                 self.session(PURCHASE_ORDERS, run_id, **session_kwargs), infor, refs, settings
             )
