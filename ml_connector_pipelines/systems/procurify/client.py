@@ -34,13 +34,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ...core.errors import ConnectorError
 from ...core.http import HttpClient, RateLimit, RetryPolicy, paginate
@@ -56,6 +57,15 @@ DEFAULT_APPROVED_BILL_STATUSES = (2,)
 DEFAULT_EXPIRES_IN = 86400.0
 RENEW_MARGIN_SECONDS = 3600.0
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A Procurify object that did not fit its model: left out of the read, named here."""
+
+    record_id: str
+    field: str
+    reason: str
 
 
 class ProcurifyAuth:
@@ -130,6 +140,8 @@ class ProcurifyClient:
             int(s) for s in (statuses if statuses is not None else DEFAULT_APPROVED_BILL_STATUSES)
         )
         per_second = config.get("rate_limit_per_second")
+        # Objects a read could not map: one bad PO or bill never stops the others.
+        self.rejected: list[RejectedRecord] = []
         self.auth = ProcurifyAuth(self.base_url, client_id, client_secret, transport=transport, retry=retry)
         self.http = HttpClient(
             SYSTEM,
@@ -186,8 +198,19 @@ class ProcurifyClient:
             raise ConnectorError(f"procurify pagination points at another host: {theirs.netloc}")
         return url
 
+    def _model(self, model: type[M], row: dict[str, Any], record_id: str) -> M | None:
+        try:
+            return model.model_validate(row)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            self.rejected.append(RejectedRecord(record_id, where, error["msg"]))
+            return None
+
     def _models(self, model: type[M], rows: Iterable[dict[str, Any]]) -> list[M]:
-        return [model.model_validate(row) for row in rows]
+        name = model.__name__.lower()
+        found = (self._model(model, row, f"{name}/{row.get('id')}") for row in rows)
+        return [item for item in found if item is not None]
 
     def vendors(self) -> list[Vendor]:
         return self._models(Vendor, self._list("/api/v3/vendors/"))
@@ -214,11 +237,14 @@ class ProcurifyClient:
             "order_by": "id",
         }
         for row in self._list("/api/v2/purchase_orders/purchased/all/", params):
-            head = PurchaseOrder.model_validate(row)
-            if not self._within(head.last_modified, window):
+            record_id = f"PFY-{row.get('procurify_PO')}"
+            head = self._model(PurchaseOrder, row, record_id)
+            if head is None or not self._within(head.last_modified, window):
                 continue
             detail = self.http.get(f"/api/v2/purchase_orders/{head.uuid}/").json()["data"]
-            yield PurchaseOrder.model_validate(detail)
+            order = self._model(PurchaseOrder, detail, record_id)
+            if order is not None:
+                yield order
 
     def approved_purchase_orders(self, day: date) -> Iterator[PurchaseOrder]:
         return (order for order in self.purchase_orders(day) if order.approved)
@@ -232,12 +258,15 @@ class ProcurifyClient:
             "order_by": "id",
         }
         for row in self._list("/api/v3/ap/bills/", params):
-            head = Bill.model_validate({**row, "items": ()})  # the list gives item ids only
-            if not self._within(head.last_modified_datetime, (start, end)):
+            record_id = f"bill/{row.get('id')}"
+            head = self._model(Bill, {**row, "items": ()}, record_id)  # the list gives item ids only
+            if head is None or not self._within(head.last_modified_datetime, (start, end)):
                 continue
             # By number: the document's id pattern (^[0-9a-f]+$) has no room for a UUID's dashes.
             detail = self.http.get(f"/api/v2/ap/bills/{head.id}/").json()["data"]
-            yield Bill.model_validate({**detail, "vendor": detail.get("vendor") or row["vendor"]})
+            bill = self._model(Bill, detail, record_id)
+            if bill is not None:
+                yield bill
 
     def approved_bills(self, day: date) -> Iterator[Bill]:
         return (bill for bill in self.bills(day) if bill.status in self.approved_bill_statuses)

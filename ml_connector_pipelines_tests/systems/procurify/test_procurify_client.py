@@ -101,3 +101,16 @@ def test_refusals_are_typed_errors_with_procurifys_message(
         )
     with client_for(sandbox_server, domain) as client, pytest.raises(ConnectorError, match="another host"):
         client._own("https://evil.example.com/api/v3/vendors/?page=2")
+
+
+def test_a_po_that_does_not_fit_its_model_is_named_and_the_others_flow(
+    sandbox_server: SandboxServer, domain: str
+) -> None:
+    day = datetime.now(UTC).date()
+    for number in (7, 8):
+        control(sandbox_server, "PATCH", f"tenants/{domain}/records/purchase_orders/{number}", {})
+    control(sandbox_server, "PATCH", f"tenants/{domain}/records/purchase_orders/7", {"state": "unknown"})
+    with client_for(sandbox_server, domain) as client:
+        numbers = {order.procurify_po for order in client.purchase_orders(day)}
+        assert 8 in numbers and 7 not in numbers
+        assert [(r.record_id, r.field) for r in client.rejected] == [("PFY-7", "state")]
