@@ -36,6 +36,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.infor_extract
+	$(BIN)/python -m ml_connector_pipelines.benchmarks.push
 
 clean:
 	rm -rf $(VENV) .dagster_home .ml-connector .pytest_cache .ruff_cache

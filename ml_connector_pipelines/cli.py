@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .console import print_table
 from .core.errors import ConnectorError
 
 DEMO_INSTANCE_YAML = """\
@@ -43,59 +44,71 @@ def _connector(create_key: bool = False) -> Any:
     return Connector.open(create_key=create_key)
 
 
-def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    print("  ".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
-
-
 # tenants -------------------------------------------------------------------------------------------
+
+
+def _option_dest(system: str, flag: str) -> str:
+    return f"{system}__{flag.lstrip('-').replace('-', '_')}"
+
+
+def _read_option_file(path: str, kind: str) -> Any:
+    from .systems.infor.ionapi import IonApiError
+
+    text = Path(path).read_text()
+    if kind == "text":
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # Say which file is wrong; the decoder's own text reads like an internal error.
+        raise IonApiError(None, f"{path} is not valid JSON (line {exc.lineno})") from None
+
+
+def tenant_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The tenant config and, per registry system, the credentials `tenants add` was given. A system
+    counts as given when one of its single-valued credential options differs from its default."""
+    from .systems.registry import SYSTEMS
+
+    config: dict[str, Any] = {}
+    credentials: dict[str, dict[str, Any]] = {}
+    for spec in SYSTEMS.values():
+        creds: dict[str, Any] = {}
+        given = False
+        for option in spec.cli_options:
+            value = getattr(args, _option_dest(spec.name, option.flag))
+            if value is None or value == []:
+                continue
+            if option.file:
+                value = (
+                    [_read_option_file(v, option.file) for v in value]
+                    if option.repeat
+                    else (_read_option_file(value, option.file))
+                )
+            if option.target == "config":
+                config[option.key] = value
+            elif option.file == "json":
+                creds, given = {**value, **creds}, True
+            else:
+                creds[option.key] = value
+                given = given or (not option.repeat and value != option.default)
+        if given:
+            credentials[spec.name] = creds
+    return config, credentials
 
 
 def cmd_tenants_add(args: argparse.Namespace) -> int:
     from .integrations.tenancy import register_tenant
-    from .systems.infor.ionapi import IonApiError
 
-    try:
-        ionapi = json.loads(Path(args.ionapi).read_text())
-    except json.JSONDecodeError as exc:
-        # Say which file is wrong; the decoder's own text reads like an internal error.
-        raise IonApiError(None, f"{args.ionapi} is not valid JSON (line {exc.lineno})") from None
-    config: dict[str, Any] = {"cono": args.cono, "divi": args.divi}
-    if args.mongoose_config:
-        config["mongoose_config"] = args.mongoose_config
-    if args.wise_source_currency:
-        config["wise_source_currency"] = args.wise_source_currency
-    if args.payment_cron:
-        config["payment_cron"] = args.payment_cron
-    wise = None
-    if args.wise_token or args.wise_client_id:
-        wise = {
-            "base_url": args.wise_base_url,
-            "token": args.wise_token,
-            "client_id": args.wise_client_id,
-            "client_secret": args.wise_client_secret,
-            "webhook_public_keys": [Path(p).read_text() for p in args.wise_webhook_public_key],
-        }
-    stripe = None
-    if args.stripe_key:
-        stripe = {
-            "api_key": args.stripe_key,
-            "base_url": args.stripe_base_url,
-            "webhook_secret": args.stripe_webhook_secret,
-        }
+    config, credentials = tenant_options(args)
     connector = _connector(create_key=False)
     register_tenant(
         connector,
         args.name,
-        ionapi=ionapi,
         product=args.product,
         config=config,
-        wise=wise,
-        stripe=stripe,
         instance=_instance(),
+        ionapi=credentials.pop("infor", None),
+        **credentials,
     )
     systems = ", ".join(connector.credentials.systems(args.name))
     print(f"tenant {args.name} added ({args.product}; credentials stored encrypted for: {systems})")
@@ -153,7 +166,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     this re-encrypts with it; no key is ever printed here.
     """
     from .core.settings import Settings
-    from .core.store import State
+    from .core.state import State
     from .core.tenants import CredentialStore
     from .core.vault import Vault, generate_key, read_key_file, write_key_file
 
@@ -238,11 +251,51 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .definitions import defs
+    from .integrations.kit.replay import replay
+    from .integrations.resources import build_resources
+
+    if not args.flagged and not args.record:
+        raise ValueError("say what to replay: --record ID or --flagged")
+    connector = _connector()
+    report = replay(
+        connector.state, defs, _instance(), build_resources(), args.tenant, args.flow, record=args.record
+    )
+    print(f"replayed {len(report.records)} record(s) of {args.flow}: {', '.join(report.records)}")
+    for run_id, success in report.runs.items():
+        print(f"run {run_id}: {'success' if success else 'FAILED'}")
+    return 0 if all(report.runs.values()) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     _ensure_dagster_home()
     return run_demo(ui=args.ui, port=args.port)
+
+
+def _add_system_options(parser: argparse.ArgumentParser) -> None:
+    """Each registry system's `tenants add` options, in a group of its own."""
+    from .systems.registry import SYSTEMS
+
+    for spec in SYSTEMS.values():
+        group = parser.add_argument_group(spec.title)
+        for option in spec.cli_options:
+            kwargs: dict[str, Any] = {
+                "dest": _option_dest(spec.name, option.flag),
+                "metavar": "FILE" if option.file else "VALUE",
+                "help": option.help or None,
+            }
+            if option.repeat:
+                kwargs.update(action="append", default=[])
+            else:
+                kwargs["default"] = option.default
+            if option.choices:
+                kwargs["choices"] = option.choices
+            if spec.required and option.file == "json":
+                kwargs["required"] = True  # the system of record's credentials file
+            group.add_argument(option.flag, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,21 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = tenants.add_parser("add", help="validate and store a tenant's credentials (encrypted)")
     add.add_argument("name")
-    add.add_argument("--ionapi", required=True, help="the tenant's .ionapi file")
-    add.add_argument("--product", choices=["m3", "syteline"], default="m3")
-    add.add_argument("--cono", default="100", help="M3 company")
-    add.add_argument("--divi", default="AAA", help="M3 division")
-    add.add_argument("--mongoose-config", help="SyteLine X-Infor-MongooseConfig")
-    add.add_argument("--wise-token", help="Wise personal API token")
-    add.add_argument("--wise-client-id")
-    add.add_argument("--wise-client-secret")
-    add.add_argument("--wise-base-url", default="https://api.wise.com")
-    add.add_argument("--wise-webhook-public-key", action="append", default=[], help="extra PEM file to trust")
-    add.add_argument("--wise-source-currency", help="currency quotes are funded from (default EUR)")
-    add.add_argument("--payment-cron", help="payment cycle, cron (default: Tue and Fri 06:00)")
-    add.add_argument("--stripe-key", help="Stripe secret key")
-    add.add_argument("--stripe-base-url", default="https://api.stripe.com")
-    add.add_argument("--stripe-webhook-secret", help="Stripe endpoint secret (whsec_...)")
+    add.add_argument("--product", choices=["m3", "syteline"], default="m3", help="Infor product")
+    _add_system_options(add)
     add.set_defaults(func=cmd_tenants_add)
     lst = tenants.add_parser("list")
     lst.add_argument("--all", action="store_true", help="include removed tenants")
@@ -317,6 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--flow")
     audit.add_argument("--record")
     audit.set_defaults(func=cmd_audit)
+
+    rep = sub.add_parser(
+        "replay",
+        help="retry flagged records once their cause is fixed: requeue flagged events (inbox flows) "
+        "or rerun the partitions they came from (extract flows); each replay is an audit row",
+    )
+    rep.add_argument("tenant")
+    rep.add_argument("--flow", required=True, help="e.g. infor_ar_payments, wise_recipients")
+    which = rep.add_mutually_exclusive_group(required=True)
+    which.add_argument("--record", help="one record (its source id, as `audit` shows it)")
+    which.add_argument("--flagged", action="store_true", help="every flagged record of the flow")
+    rep.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded sandbox and print a summary")
     demo.add_argument("--ui", action="store_true", help="leave the sandbox and `dagster dev` running")

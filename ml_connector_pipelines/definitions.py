@@ -10,7 +10,7 @@ import dagster as dg
 
 from .integrations.infor import definitions as infor
 from .integrations.partitions import TENANT_DAY
-from .integrations.resources import InforResource, StateResource, StripeResource, WiseResource
+from .integrations.resources import build_resources
 from .integrations.stripe import definitions as stripe
 from .integrations.wise import definitions as wise
 
@@ -33,16 +33,6 @@ main_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*_daily_assets()),
     description="Extract one tenant-day from Infor and push it to every configured target.",
 )
-
-
-def build_resources(db_url: str = "") -> dict[str, object]:
-    state = StateResource(db_url=db_url)
-    return {
-        "state": state,
-        "infor": InforResource(state=state),
-        "wise": WiseResource(state=state),
-        "stripe": StripeResource(state=state),
-    }
 
 
 defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job], resources=build_resources()))

@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 import httpx
 
-from .cli import print_table
+from .console import print_table
 from .core.webhooks import WebhookServer, create_webhook_app
 from .definitions import defs
 from .integrations.partitions import partition_key

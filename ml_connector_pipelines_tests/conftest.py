@@ -84,8 +84,15 @@ class TenantEnv:
     connector: Any
     instance: Any
     resources: dict[str, Any]
-    wise_token: str
-    stripe_key: str
+    credentials: dict[str, dict[str, Any]]  # per registry system, as registered
+
+    @property
+    def wise_token(self) -> str:
+        return self.credentials["wise"]["token"]
+
+    @property
+    def stripe_key(self) -> str:
+        return self.credentials["stripe"]["api_key"]
 
     def run(self, job_name: str, day: date | None = None, **kwargs: Any) -> Any:
         """Run a job of the code location for this tenant (and day, for tenant x day jobs)."""
@@ -163,23 +170,27 @@ def make_tenant(
     from ml_connector_pipelines.definitions import build_resources
     from ml_connector_pipelines.integrations.tenancy import register_tenant
     from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
+    from ml_connector_pipelines.systems.registry import SYSTEMS
 
     name = name or _next_tenant_name()
-    wise_token = f"wise-sandbox-{name.lower()}"
-    stripe_key = f"sk_test_{name.lower()}"
     instance = dg.DagsterInstance.ephemeral()
+    # Every registry system that can run on the sandbox, so a new system is in every test tenant.
+    credentials = {
+        spec.name: spec.sandbox_credentials(sandbox.url, name)
+        for spec in SYSTEMS.values()
+        if spec.sandbox_credentials is not None
+    }
     register_tenant(
         connector,
         name,
         ionapi=sandbox_ionapi(sandbox.url, name),
         product=product,
         config={"mongoose_config": f"{name}_SITE", **(config or {})},
-        wise={"base_url": f"{sandbox.url}/wise", "token": wise_token},
-        stripe={"api_key": stripe_key, "base_url": f"{sandbox.url}/stripe", "webhook_secret": ""},
         instance=instance,
+        **credentials,
     )
     resources = build_resources(db_url=connector.settings.db_url)
-    return TenantEnv(name, sandbox, connector, instance, resources, wise_token, stripe_key)
+    return TenantEnv(name, sandbox, connector, instance, resources, credentials)
 
 
 @pytest.fixture

@@ -71,17 +71,21 @@ HEADER = (
 )
 
 
-def _serve(seed: int, conn: Connection) -> None:
-    with SandboxServer(seed=seed, simulators=[InforSimulator]) as server:
+def _serve(seed: int, conn: Connection, simulators: tuple[type, ...], latency_ms: int) -> None:
+    with SandboxServer(seed=seed, simulators=list(simulators), latency_ms=latency_ms) as server:
         conn.send(server.url)
         conn.recv()  # serve until the parent asks us to stop
 
 
 @contextmanager
-def private_sandbox(seed: int) -> Iterator[str]:
+def private_sandbox(
+    seed: int, simulators: tuple[type, ...] = (InforSimulator,), latency_ms: int = 0
+) -> Iterator[str]:
     """The sandbox's base URL, served by a child process for the duration of the block."""
     parent, child = multiprocessing.get_context("spawn").Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(seed, child), daemon=True)
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(seed, child, simulators, latency_ms), daemon=True
+    )
     process.start()
     try:
         if not parent.poll(60):

@@ -25,6 +25,7 @@ ACTIONS = (
     "posted",
     "status",
     "alert",
+    "replayed",  # a flagged record or event handed back for another try (`ml-connector replay`)
 )
 
 

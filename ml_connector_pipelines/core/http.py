@@ -1,7 +1,7 @@
 """The one HTTP layer every system client uses: rate limiting, retries, re-authentication, errors.
 
 What a caller gets back is either a 2xx/3xx ``httpx.Response`` or one of the typed errors in
-``core.errors``; it never has to look at a status code to decide whether to retry:
+``core.errors``; it never has to look at a status code to decide whether to retry. By default:
 
 - 429, 408 and connection errors are retried (the request provably did not execute);
 - 5xx and read timeouts are retried for idempotent requests only; for a non-idempotent one they
@@ -9,8 +9,17 @@ What a caller gets back is either a 2xx/3xx ``httpx.Response`` or one of the typ
 - 401 re-authenticates once and retries once, then raises ``AuthenticationFailed``;
 - any other 4xx raises ``TargetRejected`` with the target's own error message.
 
+What differs per system is supplied by its client as ``ErrorHooks``: how to read the target's
+error message from a response, and how to classify a status (``StatusClass``: throttled, so
+retried for any method; transient, retried only when idempotent; or final). A system that answers
+503 for "over the limit" classifies 503 as THROTTLED. This module names no vendor.
+
+Rate limits: ``RateLimit`` per system and credential, a ``TokenBucket`` shared in the process, or,
+given a ``rate_store`` (the state store), a bucket held in the database that every process and run
+with that credential draws from, leased in small blocks (``LeasedBucket``).
+
 ``raise_for_status=False`` keeps every retry but hands back the final response, whatever its
-status, instead of raising for it: for adapters (the Stripe SDK's) that turn statuses into their
+status, instead of raising for it: for adapters (a vendor SDK's) that turn statuses into their
 own typed errors. Transport failures still raise.
 """
 
@@ -25,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import Enum
 from typing import Any, Protocol, Self, TypeVar
 
 import httpx
@@ -60,11 +70,71 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How long one request may keep trying: ``max_total`` seconds in all (attempts, waits for
+    the rate limit and backoff together), at most ``max_attempts`` attempts."""
+
     max_attempts: int = 6
     base_delay: float = 0.25
     max_delay: float = 20.0
     max_total: float = 120.0
     min_delay: float = 0.05
+
+
+class StatusClass(Enum):
+    THROTTLED = "throttled"  # not executed: retried for every method
+    TRANSIENT = "transient"  # may have executed: retried when idempotent, else OutcomeUnknown
+    FINAL = "final"  # the target's answer: TargetRejected (AuthenticationFailed for 401)
+
+
+def default_status_class(status: int, idempotent: bool) -> StatusClass:
+    """429 and 408 mean the request was not processed; 5xx may have been. A 409 is retried only
+    when the request is idempotent (the same key still in flight); otherwise it is the target's
+    answer (a duplicate) and the record is flagged."""
+    if status in (408, 429):
+        return StatusClass.THROTTLED
+    if status >= 500:
+        return StatusClass.TRANSIENT
+    if status == 409 and idempotent:
+        return StatusClass.THROTTLED
+    return StatusClass.FINAL
+
+
+def generic_error_message(response: httpx.Response) -> str:
+    """The target's error text from common JSON error shapes, else the start of the raw body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        errors = body.get("errors")
+        if isinstance(errors, list):  # one entry per failing field
+            messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
+            if messages:
+                return "; ".join(messages)
+        # error_description: OAuth 2.0; detail: RFC 7807 problem details; the rest: common spellings.
+        for key in ("message", "error_description", "errorMessage", "Message", "detail", "error"):
+            if isinstance(body.get(key), str) and body[key].strip():
+                return body[key].strip()
+    return response.text[:300] or response.reason_phrase
+
+
+@dataclass(frozen=True)
+class ErrorHooks:
+    """What a system client tells the HTTP layer about its target's errors."""
+
+    message: Callable[[httpx.Response], str] = generic_error_message
+    classify: Callable[[int, bool], StatusClass] = default_status_class
+
+
+class RateStore(Protocol):
+    """A shared token bucket per (system, credential) in a database (the state store)."""
+
+    def lease_tokens(self, system: str, credential: str, limit: RateLimit, count: int) -> float:
+        """Take `count` tokens; returns the seconds to wait before using them."""
+        ...
 
 
 class AuthHook(Protocol):
@@ -120,6 +190,34 @@ def shared_bucket(system: str, credential_id: str, limit: RateLimit) -> TokenBuc
         return bucket
 
 
+class LeasedBucket:
+    """A token bucket held in the state store, shared by every process using one credential.
+
+    Tokens are leased from the database in blocks of ``block`` (a tenth of a second's worth, at
+    least 1, at most the burst), so the database is hit once per block rather than per request.
+    ``reserve`` has the TokenBucket interface: the seconds to wait before sending.
+    """
+
+    def __init__(self, store: RateStore, system: str, credential: str, limit: RateLimit) -> None:
+        self.store = store
+        self.system = system
+        self.credential = credential
+        self.limit = limit
+        self.block = max(1, min(limit.burst, int(limit.per_second / 10)))
+        self._lock = threading.Lock()
+        self._tokens = 0
+        self._usable_at = 0.0  # monotonic time from which the leased tokens may be spent
+
+    def reserve(self, now: float) -> float:
+        with self._lock:
+            if self._tokens == 0:
+                wait = self.store.lease_tokens(self.system, self.credential, self.limit, self.block)
+                self._tokens = self.block
+                self._usable_at = now + wait
+            self._tokens -= 1
+            return max(0.0, self._usable_at - now)
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if unusable."""
     if value is None or not value.strip():
@@ -138,31 +236,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def target_message(response: httpx.Response) -> str:
-    """The target's own error text, from the JSON error shapes our systems use, else the raw body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):  # Stripe
-            return str(error["message"])
-        errors = body.get("errors")
-        if isinstance(errors, list):  # Wise validation: one entry per failing field
-            messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
-            if messages:
-                return "; ".join(messages)
-        # message: generic / Wise 500 / Cleo; error_description: OAuth; errorMessage: M3;
-        # Message: SyteLine Mongoose and M3 NOK; detail: Procurify (DRF); error: bare OAuth code.
-        for key in ("message", "error_description", "errorMessage", "Message", "detail", "error"):
-            if isinstance(body.get(key), str) and body[key].strip():
-                return body[key].strip()
-    return response.text[:300] or response.reason_phrase
-
-
 class HttpClient:
-    """A thread-safe client for one system and one credential. Use one per tenant and system."""
+    """A thread-safe client for one system and one credential. Use one per tenant and system.
+
+    Time bound: one ``request`` returns or raises within ``retry.max_total`` seconds plus at most
+    one connect timeout (waits for the rate limit and backoff included). No attempt starts once
+    the budget is spent, and each attempt's read timeout is cut to what is left of it, so a
+    target that hangs (a gateway holding a write for 60 s) costs at most the budget, not
+    ``timeout`` per attempt. A push of N records by W workers making at most K requests per record
+    therefore ends within about ceil(N / W) * K * max_total seconds, however the target behaves.
+    """
 
     def __init__(
         self,
@@ -177,11 +260,22 @@ class HttpClient:
         max_concurrency: int = 4,
         headers: dict[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        hooks: ErrorHooks = ErrorHooks(),
+        rate_store: RateStore | None = None,
     ) -> None:
         self.system = system
         self.auth = auth
         self.retry = retry
-        self.bucket = shared_bucket(system, credential_id, rate_limit) if rate_limit else None
+        self.hooks = hooks
+        self.timeout = timeout
+        self.bucket: TokenBucket | LeasedBucket | None = None
+        if rate_limit is not None:
+            self.bucket = (
+                LeasedBucket(rate_store, system, credential_id, rate_limit)
+                if rate_store is not None
+                else shared_bucket(system, credential_id, rate_limit)
+            )
+        self.max_concurrency = max_concurrency
         self.requests_made = 0
         # Swappable so tests can run without waiting and assert on the delays chosen.
         self.sleep: Callable[[float], None] = time.sleep
@@ -225,7 +319,7 @@ class HttpClient:
                 headers={**(self.auth.headers() if self.auth else {}), **(headers or {})},
             )
             shown_path = request.url.path  # never the query string: it may carry keys
-            response, failure = self._send(request, attempt)
+            response, failure = self._send(request, attempt, started)
             retry_after: float | None = None
             if response is not None:
                 status: int | None = response.status_code
@@ -235,12 +329,12 @@ class HttpClient:
                     self.auth.reauthenticate()
                     reauthenticated = True
                     continue
-                final = status == 401 or not self._retryable(status, idempotent)
-                if final or (status >= 500 and not idempotent):
+                verdict = StatusClass.FINAL if status == 401 else self.hooks.classify(status, idempotent)
+                if verdict is StatusClass.FINAL or (verdict is StatusClass.TRANSIENT and not idempotent):
                     if not raise_for_status:
                         return response
-                    raise _status_error(self.system, method, shown_path, response, idempotent)
-                message = target_message(response)
+                    raise self._status_error(method, shown_path, response, verdict)
+                message = self.hooks.message(response)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             else:
                 status = None
@@ -278,20 +372,30 @@ class HttpClient:
             delay = self._random.uniform(0, ceiling)
         return max(policy.min_delay, delay)
 
-    @staticmethod
-    def _retryable(status: int, idempotent: bool) -> bool:
-        # 429 and 408 mean the request was not processed. 409 is Stripe's "same idempotency key
-        # still in flight": retry it only when the request is idempotent; for any other request
-        # a conflict is the target's answer (e.g. Wise's duplicate) and the record is flagged.
-        if status in (408, 429) or status >= 500:
-            return True
-        return status == 409 and idempotent
+    def _status_error(
+        self, method: str, path: str, response: httpx.Response, verdict: StatusClass
+    ) -> ConnectorError:
+        """The typed error for a final (not retried) error status."""
+        status, message = response.status_code, self.hooks.message(response)
+        if status == 401:
+            return AuthenticationFailed(self.system, method, path, status, message)
+        if verdict is StatusClass.TRANSIENT:  # not idempotent: it may have executed
+            return OutcomeUnknown(self.system, method, path, status, message)
+        return TargetRejected(self.system, method, path, status, message)
 
-    def _send(self, request: httpx.Request, attempt: int) -> tuple[httpx.Response | None, Exception | None]:
+    def _send(
+        self, request: httpx.Request, attempt: int, started: float
+    ) -> tuple[httpx.Response | None, Exception | None]:
         if self.bucket is not None:
             wait = self.bucket.reserve(self.clock())
             if wait > 0:
                 self.sleep(wait)
+        # Never wait for an answer past the request's retry budget (see the class docstring).
+        left = self.retry.max_total - (self.clock() - started)
+        read_timeout = max(self.retry.min_delay, min(self.timeout, left))
+        request.extensions["timeout"] = httpx.Timeout(
+            self.timeout, read=read_timeout, write=read_timeout
+        ).as_dict()
         began = time.perf_counter()
         with self._lock:
             self.requests_made += 1
@@ -348,18 +452,6 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _status_error(
-    system: str, method: str, path: str, response: httpx.Response, idempotent: bool
-) -> ConnectorError:
-    """The typed error for a final (not retried) error status."""
-    status, message = response.status_code, target_message(response)
-    if status == 401:
-        return AuthenticationFailed(system, method, path, status, message)
-    if status >= 500 and not idempotent:
-        return OutcomeUnknown(system, method, path, status, message)
-    return TargetRejected(system, method, path, status, message)
 
 
 def paginate(

@@ -1,4 +1,5 @@
 """The state store: one SQLAlchemy engine on SQLite (default) or Postgres (production).
+`State` (in `state.py`) bundles what flows use of it.
 
 SQLite runs in WAL mode with a busy timeout, and every transaction starts with BEGIN IMMEDIATE:
 writers queue up on the lock instead of failing half-way when two processes read then write.
@@ -6,9 +7,9 @@ writers queue up on the lock instead of failing half-way when two processes read
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from ml_connector_pipelines.core import tables
-from ml_connector_pipelines.core.alerts import Alerts
-from ml_connector_pipelines.core.audit import AuditWriter
-from ml_connector_pipelines.core.cursors import Cursors
-from ml_connector_pipelines.core.inbox import Inbox
-from ml_connector_pipelines.core.ledger import Ledger
+from ml_connector_pipelines.core.http import RateLimit
 from ml_connector_pipelines.core.settings import Settings
-from ml_connector_pipelines.core.sync import SyncSession
-from ml_connector_pipelines.core.tenants import TenantStore
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -71,6 +66,46 @@ class StateStore:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
+    def next_sequence(self, name: str) -> int:
+        """The next value of a named counter: 1 first, then strictly increasing, never handed out
+        twice, even to two processes at once (one atomic upsert ... RETURNING)."""
+        table = tables.sequences
+        insert = tables.dialect_insert(self.backend, table).values(
+            name=name, value=1, updated_at=tables.utcnow()
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"value": table.c.value + 1, "updated_at": insert.excluded.updated_at},
+        ).returning(table.c.value)
+        with self.session() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def lease_tokens(self, system: str, credential: str, limit: RateLimit, count: int) -> float:
+        """Take `count` tokens from the shared bucket of (system, credential): the seconds to wait
+        before spending them. Reservations may drive the bucket negative; each later caller then
+        waits for its own refill, so together all processes stay within `limit`."""
+        table = tables.rate_buckets
+        key = (table.c.system == system) & (table.c.credential == credential)
+        with self.session() as conn:
+            now = time.time()
+            tables.insert_or_ignore(
+                conn,
+                table,
+                {"system": system, "credential": credential, "tokens": float(limit.burst), "updated_at": now},
+                ["system", "credential"],
+            )
+            # The row lock (FOR UPDATE on Postgres; SQLite's BEGIN IMMEDIATE already holds the
+            # database) makes read-modify-write atomic across processes.
+            row = conn.execute(
+                sa.select(table.c.tokens, table.c.updated_at).where(key).with_for_update()
+            ).one()
+            refilled = row.tokens + max(0.0, now - row.updated_at) * limit.per_second
+            tokens = min(float(limit.burst), refilled) - count
+            conn.execute(
+                sa.update(table).where(key).values(tokens=tokens, updated_at=max(now, row.updated_at))
+            )
+        return 0.0 if tokens >= 0 else -tokens / limit.per_second
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -96,46 +131,3 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-@dataclass
-class State:
-    """Everything a flow needs from the state store, opened and migrated in one call."""
-
-    store: StateStore
-    tenants: TenantStore
-    ledger: Ledger
-    audit: AuditWriter
-    inbox: Inbox
-    cursors: Cursors
-    alerts: Alerts
-
-    @classmethod
-    def open(cls, settings: Settings) -> State:
-        store = StateStore.from_settings(settings)
-        store.migrate()
-        audit = AuditWriter(store)
-        return cls(
-            store=store,
-            tenants=TenantStore(store),
-            ledger=Ledger(store),
-            audit=audit,
-            inbox=Inbox(store),
-            cursors=Cursors(store),
-            alerts=Alerts(audit),
-        )
-
-    def sync_session(self, *, tenant: str, flow: str, run_id: str, partition: str | None) -> SyncSession:
-        return SyncSession(
-            self.store, tenant=tenant, flow=flow, run_id=run_id, partition=partition, alerts=self.alerts
-        )
-
-    def forget_sync_state(self, tenant: str) -> None:
-        """Drop a tenant's ledger, cursors and inbox; the audit trail stays.
-
-        Only for sandbox tenants whose targets were thrown away (the demo starts a fresh sandbox on
-        every run): the ledger would otherwise claim records exist that the new sandbox never saw.
-        """
-        with self.store.session() as conn:
-            for table in (tables.ledger, tables.cursors, tables.inbox):
-                conn.execute(sa.delete(table).where(table.c.tenant == tenant))

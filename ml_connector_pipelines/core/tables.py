@@ -136,10 +136,34 @@ cursors = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# One token bucket per (system, credential), shared by every process and run that uses it.
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("system", sa.String(50), primary_key=True),
+    sa.Column("credential", sa.String(255), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    # Unix seconds: the one clock every process on every machine shares (monotonic clocks are not).
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Named counters that only ever go up (X12 interchange control numbers, per sender/receiver).
+sequences = sa.Table(
+    "sequences",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+def dialect_insert(backend: str, table: sa.Table) -> Any:
+    """INSERT with ON CONFLICT: both backends spell it so; SQLAlchemy has one construct each."""
+    return (postgresql if backend == "postgresql" else sqlite).insert(table)
+
 
 def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
-    # Both backends spell "insert unless it exists" as ON CONFLICT; SQLAlchemy has one construct each.
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+    return dialect_insert(conn.dialect.name, table)
 
 
 def insert_or_ignore(conn: Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..core.store import State
+from ..core.state import State
 from ..core.sync import BASE_ACTIONS, SyncSession
 
 LOG_EVERY = 25  # records between progress lines in the run log

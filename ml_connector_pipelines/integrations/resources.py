@@ -6,16 +6,18 @@ change: the sandbox is just another set of base URLs.
 """
 
 from functools import cache
+from typing import Any
 
 import dagster as dg
 
 from ..core.settings import Settings
-from ..core.store import State
-from ..systems.infor.adapter import InforAdapter, open_adapter
-from ..systems.infor.ionapi import IonApi
+from ..core.state import State
+from ..systems.infor.adapter import InforAdapter
+from ..systems.registry import SYSTEMS
+from ..systems.spec import ClientContext
 from ..systems.stripe.client import StripeGateway
 from ..systems.wise.client import WiseClient
-from .tenancy import Connector, stripe_gateway, wise_client
+from .tenancy import Connector
 
 
 @cache
@@ -56,32 +58,61 @@ class StateResource(dg.ConfigurableResource):
         return found.config
 
 
-class InforResource(dg.ConfigurableResource):
-    """One Infor adapter per tenant, built from the tenant's `.ionapi` in the vault."""
+class SystemResource(dg.ConfigurableResource):
+    """Clients of one registry system (`systems/registry.py`), per tenant, from the vault."""
 
     state: StateResource
+    system: str
 
-    def adapter(self, tenant: str) -> InforAdapter:
+    def open(self, tenant: str) -> Any:
         record = self.state.state().tenants.get(tenant)
         if record is None:
             raise dg.Failure(f"unknown tenant {tenant!r}")
+        credentials = self.state.credentials(tenant, self.system)
         loopback = self.state.connector().settings.allow_loopback_http
-        ionapi = IonApi.from_dict(self.state.credentials(tenant, "infor"), allow_loopback_http=loopback)
-        return open_adapter(ionapi, record.product, record.config, allow_loopback_http=loopback)
+        return SYSTEMS[self.system].open_client(
+            credentials,
+            ClientContext(record.product, record.config, loopback, rate_store=self.state.state().store),
+        )
 
 
-class WiseResource(dg.ConfigurableResource):
-    state: StateResource
+class InforResource(SystemResource):
+    """One Infor adapter per tenant, built from the tenant's `.ionapi` in the vault."""
+
+    system: str = "infor"
+
+    def adapter(self, tenant: str) -> InforAdapter:
+        return self.open(tenant)
+
+
+class WiseResource(SystemResource):
+    system: str = "wise"
 
     def client(self, tenant: str) -> WiseClient:
-        return wise_client(self.state.credentials(tenant, "wise"))
+        return self.open(tenant)
 
 
-class StripeResource(dg.ConfigurableResource):
-    state: StateResource
+class StripeResource(SystemResource):
+    system: str = "stripe"
 
     def gateway(self, tenant: str) -> StripeGateway:
-        return stripe_gateway(self.state.credentials(tenant, "stripe"))
+        return self.open(tenant)
+
+
+# Typed helpers for the systems whose assets call `adapter()` / `client()` / `gateway()`; any other
+# registry system gets a plain SystemResource under its name.
+_TYPED: dict[str, type[SystemResource]] = {
+    "infor": InforResource,
+    "wise": WiseResource,
+    "stripe": StripeResource,
+}
+
+
+def build_resources(db_url: str = "") -> dict[str, dg.ConfigurableResource]:
+    """`state` plus one resource per registry system, keyed by the system's name."""
+    state = StateResource(db_url=db_url)
+    systems = {name: _TYPED.get(name, SystemResource)(state=state, system=name) for name in SYSTEMS}
+    return {"state": state, **systems}
 
 
 def not_configured(context: dg.AssetExecutionContext, tenant: str, system: str) -> dg.MaterializeResult:

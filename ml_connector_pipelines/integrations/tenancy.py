@@ -5,31 +5,22 @@ Used by `ml-connector tenants ...`, the demo and the tests, so there is one way 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import dagster as dg
 
 from ..core.redact import install_redaction
 from ..core.settings import Settings
-from ..core.store import State
+from ..core.state import State
 from ..core.tenants import CredentialStore
 from ..core.vault import Vault
 from ..core.webhooks import UnknownTenant, Verifier
-from ..systems.infor.adapter import open_adapter
-from ..systems.infor.ionapi import IonApi
-from ..systems.stripe.client import StripeGateway, StripeWebhookVerifier
+from ..systems.registry import SYSTEMS
+from ..systems.spec import ClientContext, CredentialsLookup
+from ..systems.stripe.client import StripeGateway
 from ..systems.wise.client import WiseClient
-from ..systems.wise.signature import (
-    WISE_LIVE_PUBLIC_KEY_PEM,
-    WISE_SANDBOX_PUBLIC_KEY_PEM,
-    WiseWebhookVerifier,
-)
 from .partitions import TENANTS
-
-SYSTEMS = ("infor", "wise", "stripe")
 
 
 @dataclass
@@ -55,25 +46,32 @@ def register_tenant(
     connector: Connector,
     name: str,
     *,
-    ionapi: dict[str, Any],
+    ionapi: dict[str, Any] | None = None,
     product: str = "m3",
     config: dict[str, Any] | None = None,
-    wise: dict[str, Any] | None = None,
-    stripe: dict[str, Any] | None = None,
     instance: dg.DagsterInstance | None = None,
+    **credentials: dict[str, Any] | None,
 ) -> None:
-    """Validate and store a tenant. Raises IonApiError (naming the bad key) before storing anything."""
-    IonApi.from_dict(ionapi, allow_loopback_http=connector.settings.allow_loopback_http)
+    """Validate and store a tenant: `ionapi=` is its Infor credentials, and each other system of the
+    registry is a keyword of its own (`wise={...}`, `stripe={...}`); None or {} means not used.
+    Raises (naming the bad key, never its value) before storing anything."""
+    unknown = sorted(set(credentials) - set(SYSTEMS))
+    if unknown:
+        raise ValueError(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
+    given = {system: creds for system, creds in {"infor": ionapi, **credentials}.items() if creds}
+    loopback = connector.settings.allow_loopback_http
+    for spec in SYSTEMS.values():
+        if spec.required and spec.name not in given:
+            raise ValueError(f"tenant {name!r} needs {spec.name} credentials")
+        if spec.name in given:
+            spec.validate(given[spec.name], allow_loopback_http=loopback)
     tenants = connector.state.tenants
     if tenants.get(name) is None:
         tenants.add(name, product, config or {})  # type: ignore[arg-type]
     else:
         tenants.update(name, product=product, config_patch=config or {})  # type: ignore[arg-type]
-    connector.credentials.put(name, "infor", ionapi)
-    if wise:
-        connector.credentials.put(name, "wise", wise)
-    if stripe:
-        connector.credentials.put(name, "stripe", stripe)
+    for system, creds in given.items():
+        connector.credentials.put(name, system, creds)
     if instance is not None and not instance.has_dynamic_partition(TENANTS.name, name):
         instance.add_dynamic_partitions(TENANTS.name, [name])
 
@@ -85,32 +83,28 @@ def remove_tenant(connector: Connector, name: str, instance: dg.DagsterInstance 
         instance.delete_dynamic_partition(TENANTS.name, name)
 
 
+def open_client(connector: Connector, tenant: str, system: str) -> Any:
+    """A client for one tenant's system, from its stored credentials (close it after use)."""
+    record = connector.state.tenants.get(tenant)
+    creds = connector.credentials.get(tenant, system)
+    if record is None or creds is None:
+        raise UnknownTenant(f"no {system} credentials for tenant {tenant!r}")
+    context = ClientContext(record.product, record.config, connector.settings.allow_loopback_http)
+    return SYSTEMS[system].open_client(creds, context)
+
+
 def check_tenant(connector: Connector, name: str) -> dict[str, str]:
     """Ping each configured system with the tenant's credentials: 'OK' or the error."""
-    tenant = connector.state.tenants.get(name)
-    if tenant is None:
+    if connector.state.tenants.get(name) is None:
         return {"tenant": f"unknown tenant {name!r}"}
     results: dict[str, str] = {}
     for system in connector.credentials.systems(name):
-        creds = connector.credentials.get(name, system) or {}
         try:
-            if system == "infor":
-                ionapi = IonApi.from_dict(creds, allow_loopback_http=connector.settings.allow_loopback_http)
-                adapter = open_adapter(
-                    ionapi,
-                    tenant.product,
-                    tenant.config,
-                    allow_loopback_http=connector.settings.allow_loopback_http,
-                )
-                try:
-                    adapter.ping()
-                finally:
-                    adapter.close()
-            elif system == "wise":
-                with wise_client(creds) as client:
-                    client.profiles()
-            elif system == "stripe":
-                stripe_gateway(creds).ping()
+            client = open_client(connector, name, system)
+            try:
+                SYSTEMS[system].ping(client)
+            finally:
+                client.close()
             results[system] = "OK"
         except Exception as exc:  # report every failure, keep checking the other systems
             results[system] = f"{type(exc).__name__}: {exc}"
@@ -118,40 +112,18 @@ def check_tenant(connector: Connector, name: str) -> dict[str, str]:
 
 
 def wise_client(creds: dict[str, Any]) -> WiseClient:
-    return WiseClient(
-        creds["base_url"],
-        token=creds.get("token"),
-        client_id=creds.get("client_id"),
-        client_secret=creds.get("client_secret"),
-        profile_id=creds.get("profile_id"),
-    )
+    return SYSTEMS["wise"].open_client(creds, ClientContext())
 
 
 def stripe_gateway(creds: dict[str, Any]) -> StripeGateway:
-    return StripeGateway(creds["api_key"], creds["base_url"])
-
-
-WISE_SANDBOX_HOSTS = frozenset(
-    {"api.wise-sandbox.com", "api.sandbox.transferwise.tech", "api-mtls.sandbox.transferwise.tech"}
-)
-WISE_LIVE_HOSTS = frozenset({"api.wise.com", "api.transferwise.com", "api-mtls.transferwise.com"})
-
-
-def wise_builtin_keys(base_url: str) -> list[str]:
-    """Wise's own webhook key for the environment the tenant talks to, and only that one: anyone can
-    sign events with a Wise sandbox account, so a live tenant must never trust the sandbox key."""
-    host = urlsplit(base_url).hostname or ""
-    if host in WISE_LIVE_HOSTS:
-        return [WISE_LIVE_PUBLIC_KEY_PEM]
-    if host in WISE_SANDBOX_HOSTS:
-        return [WISE_SANDBOX_PUBLIC_KEY_PEM]
-    return []  # our simulator or a proxy: only the keys configured for the tenant
+    return SYSTEMS["stripe"].open_client(creds, ClientContext())
 
 
 def webhook_verifiers(connector: Connector) -> dict[str, Verifier]:
-    """Signature verifiers for the webhook receiver, reading each tenant's keys from the vault."""
+    """Signature verifiers for the webhook receiver, one per system that sends webhooks, reading each
+    tenant's keys from the vault."""
 
-    def creds_for(system: str) -> Callable[[str], dict[str, Any]]:
+    def creds_for(system: str) -> CredentialsLookup:
         def lookup(tenant: str) -> dict[str, Any]:
             creds = connector.credentials.get(tenant, system)
             if creds is None or connector.state.tenants.get(tenant) is None:
@@ -160,14 +132,8 @@ def webhook_verifiers(connector: Connector) -> dict[str, Verifier]:
 
         return lookup
 
-    wise_creds = creds_for("wise")
-    stripe_creds = creds_for("stripe")
-
-    def wise_keys(tenant: str) -> list[str]:
-        creds = wise_creds(tenant)
-        return [*wise_builtin_keys(creds.get("base_url", "")), *creds.get("webhook_public_keys", [])]
-
     return {
-        "wise": WiseWebhookVerifier(wise_keys),
-        "stripe": StripeWebhookVerifier(lambda tenant: stripe_creds(tenant)["webhook_secret"]),
+        spec.name: spec.webhook_verifier(creds_for(spec.name))
+        for spec in SYSTEMS.values()
+        if spec.webhook_verifier is not None
     }

@@ -16,7 +16,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -27,18 +26,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .context import SandboxContext
 from .faults import PROFILES, FaultInjector
-
-
-@dataclass
-class SandboxContext:
-    base_url: str
-    seed: int = 7
-    latency_ms: int = 0
-    faults: FaultInjector = field(default_factory=FaultInjector)
-
-    def system_url(self, system: str) -> str:
-        return f"{self.base_url}/{system}"
 
 
 class Simulator(Protocol):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ml_connector_pipelines.core import http as http_module
 from ml_connector_pipelines.core.errors import (
     AuthenticationFailed,
     ConnectorError,
@@ -24,10 +28,13 @@ from ml_connector_pipelines.core.errors import (
     TargetRejected,
 )
 from ml_connector_pipelines.core.http import (
+    ErrorHooks,
     HttpClient,
     RateLimit,
     RetryPolicy,
+    StatusClass,
     TokenBucket,
+    default_status_class,
     paginate,
     parse_retry_after,
     run_bounded,
@@ -560,3 +567,49 @@ def test_every_request_is_logged_without_secrets(make_client, sim, caplog) -> No
         ("POST", f"/{SYSTEM}/scripted", 400, 2),
     ]
     assert f"{SYSTEM} GET /{SYSTEM}/protected -> 200 in " in caplog.text
+
+
+# --- Hooks: what each system's client tells the HTTP layer ---------------------------------------
+
+
+def test_a_system_that_answers_503_for_over_the_limit_gets_its_posts_retried(make_client, sim) -> None:
+    def over_the_limit(status: int, idempotent: bool) -> StatusClass:
+        return StatusClass.THROTTLED if status == 503 else default_status_class(status, idempotent)
+
+    sim.script = [{"status": 503, "json": {"message": "over the limit"}}]
+    with pytest.raises(OutcomeUnknown):  # by default a 503 on a POST may have executed
+        make_client().post("/scripted", json={})
+    sim.script = [{"status": 503, "json": {"message": "over the limit"}}]
+    throttled = make_client(hooks=ErrorHooks(classify=over_the_limit))
+    assert throttled.post("/scripted", json={}).status_code == 200
+    assert sim.hits["scripted"] == 3
+
+
+def test_the_clients_message_hook_reads_its_error_shape(make_client, sim) -> None:
+    sim.script = [{"status": 422, "json": {"fault": {"text": "PO number taken"}}}]
+    hooks = ErrorHooks(message=lambda response: response.json()["fault"]["text"])
+    with pytest.raises(TargetRejected) as raised:
+        make_client(hooks=hooks).post("/scripted", json={})
+    assert raised.value.target_message == "PO number taken"
+
+
+def test_core_http_names_no_vendor() -> None:
+    source = Path(http_module.__file__).read_text().lower()
+    vendors = ("stripe", "wise", "infor", "m3", "syteline", "mongoose", "procurify", "cleo", "cin7")
+    assert [v for v in vendors if re.search(rf"\b{v}\b", source)] == []
+
+
+# --- A request's time is bounded by its retry budget ---------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_hanging_target_costs_at_most_the_retry_budget(server, sim, method) -> None:
+    # The gateway holds the request far longer than the budget (and than the client timeout allows).
+    sim.script = [{"hang": 6} for _ in range(3)]
+    budget = RetryPolicy(max_total=2.0)
+    started = time.monotonic()
+    with HttpClient(SYSTEM, f"{server.url}/{SYSTEM}", timeout=30, retry=budget) as client:
+        with pytest.raises((OutcomeUnknown, RetryExhausted)) as raised:
+            client.request(method, "/scripted")
+    assert time.monotonic() - started < 5 * budget.max_total  # a generous ceiling, from config
+    assert isinstance(raised.value, OutcomeUnknown if method == "POST" else RetryExhausted)

@@ -12,7 +12,8 @@ from alembic.migration import MigrationContext
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.cursors import Cursors
 from ml_connector_pipelines.core.settings import Settings
-from ml_connector_pipelines.core.store import State, StateStore
+from ml_connector_pipelines.core.state import State
+from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.core.tables import audit_events, metadata
 from ml_connector_pipelines.core.tenants import TenantStore
 
@@ -23,7 +24,7 @@ def test_migrations_match_tables_and_run_twice(state_store: StateStore) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         version = conn.execute(sa.text("select version_num from alembic_version")).scalar_one()
     assert diff == []
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ PUSH_ASSETS = ["wise_recipients", "wise_quotes", "wise_transfers", "stripe_custo
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     return {
-        event.asset_key.to_user_string(): {k: v.value for k, v in event.materialization.metadata.items()}
+        event.asset_key.path[-1]: {k: v.value for k, v in event.materialization.metadata.items()}
         for event in result.get_asset_materialization_events()
     }
 

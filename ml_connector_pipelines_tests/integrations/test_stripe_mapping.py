@@ -9,8 +9,10 @@ import pytest
 
 from ml_connector_pipelines.core.errors import ValidationFailed
 from ml_connector_pipelines.integrations.stripe.mapping import (
+    OVERDUE_DAYS_UNTIL_DUE,
     customer_params,
     idempotency_key,
+    invoice_digest,
     invoice_item_params,
     invoice_params,
     payment_from_event,
@@ -125,8 +127,12 @@ def test_unknown_country_is_a_validation_failure() -> None:
 # Invoices --------------------------------------------------------------------------------------
 
 
+# A moment well before the sample invoice's due date (2026-12-01).
+BEFORE_DUE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
 def test_invoice_params_exclude_pending_items_and_carry_the_invoice_key() -> None:
-    params = invoice_params(make_invoice(), "cus_1")
+    params = invoice_params(make_invoice(), "cus_1", now=BEFORE_DUE)
     assert params["pending_invoice_items_behavior"] == "exclude"
     assert params["auto_advance"] is False
     assert params["currency"] == "eur"
@@ -135,6 +141,31 @@ def test_invoice_params_exclude_pending_items_and_carry_the_invoice_key() -> Non
     assert params["metadata"]["infor_invoice_number"] == "INV-77"
     assert datetime.fromtimestamp(params["due_date"], UTC).date() == date(2026, 12, 1)
     assert "days_until_due" not in params
+
+
+def test_an_overdue_invoice_is_due_in_stripe_the_next_day_and_keeps_its_infor_due_date() -> None:
+    invoice = make_invoice()
+    on_time = invoice_params(invoice, "cus_1", now=BEFORE_DUE)
+    late = invoice_params(invoice, "cus_1", now=datetime(2026, 12, 5, 8, 0, tzinfo=UTC))
+    # Stripe refuses a due_date in the past: the overdue invoice gets terms instead.
+    assert "due_date" not in late and late["days_until_due"] == OVERDUE_DAYS_UNTIL_DUE == 1
+    assert late["collection_method"] == "send_invoice"
+    assert late["metadata"]["infor_due_date"] == on_time["metadata"]["infor_due_date"] == "2026-12-01"
+    # Due within the hour counts as passed: the request and the finalize take time.
+    last_hour = invoice_params(invoice, "cus_1", now=datetime(2026, 12, 1, 23, 0, 1, tzinfo=UTC))
+    assert "due_date" not in last_hour
+    assert "due_date" in invoice_params(invoice, "cus_1", now=datetime(2026, 12, 1, 22, 59, tzinfo=UTC))
+    # Which terms are sent depends on the day, so the digest leaves them out: the same Infor invoice
+    # has one digest before and after its due date, and a moved due date changes it.
+    assert invoice_digest(late) == invoice_digest(on_time)
+    moved = invoice_params(make_invoice(due_date=date(2026, 12, 2)), "cus_1", now=BEFORE_DUE)
+    assert invoice_digest(moved) != invoice_digest(on_time)
+    # ...and it is the invoice's digest from before overdue terms existed: no churn on upgrade.
+    legacy = {**on_time, "metadata": {k: v for k, v in on_time["metadata"].items() if k != "infor_due_date"}}
+    assert invoice_digest(on_time) == legacy
+    assert invoice_digest(invoice_params(make_invoice(due_date=None), "cus_1")) == invoice_params(
+        make_invoice(due_date=None), "cus_1"
+    )
 
 
 def test_invoice_without_due_date_gets_default_terms() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ml_connector_pipelines.core.errors import ValidationFailed
+from ml_connector_pipelines.core.errors import TargetRejected, ValidationFailed
 from ml_connector_pipelines.integrations.wise.mapping import (
     PAYOUT_STATUS_BY_STATE,
     bank_details_hash,
@@ -18,9 +18,19 @@ from ml_connector_pipelines.integrations.wise.mapping import (
     recipient_payload,
     transfer_customer_transaction_id,
 )
+from ml_connector_pipelines.sandbox.wise.requirements import requirements_json
 from ml_connector_pipelines.systems.infor.models import APInvoice, BankAccount, Supplier
+from ml_connector_pipelines.systems.wise.models import AccountRequirement
 
 PROFILE = 14575282
+
+
+def wise_requirements(currency: str) -> list[AccountRequirement]:
+    """What the Wise simulator serves for EUR -> `currency` (v1.1), as the client reads it."""
+    return [
+        AccountRequirement.model_validate(item)
+        for item in requirements_json("EUR", currency, address=False, names=True)
+    ]
 
 
 def supplier(**bank: Any) -> Supplier:
@@ -62,13 +72,15 @@ def us_supplier(**bank: Any) -> Supplier:
 
 def flagged_field(record: Supplier) -> str:
     with pytest.raises(ValidationFailed) as caught:
-        recipient_payload(record, PROFILE)
+        recipient_payload(record, PROFILE, wise_requirements)
     assert caught.value.record_id == "S100"
     return caught.value.field
 
 
 def test_iban_payload() -> None:
-    payload = recipient_payload(supplier(iban="de89 3704 0044 0532 0130 00", bic="cobadeffxxx"), PROFILE)
+    payload = recipient_payload(
+        supplier(iban="de89 3704 0044 0532 0130 00", bic="cobadeffxxx"), PROFILE, wise_requirements
+    )
     assert payload == {
         "profile": PROFILE,
         "currency": "EUR",
@@ -83,12 +95,12 @@ def test_sort_code_payload() -> None:
     record = supplier(
         kind="sort_code", currency="GBP", iban=None, sort_code="40-47-84", account_number="7087 2490"
     )
-    details = recipient_payload(record, PROFILE)["details"]
+    details = recipient_payload(record, PROFILE, wise_requirements)["details"]
     assert details == {"legalType": "BUSINESS", "sortCode": "404784", "accountNumber": "70872490"}
 
 
 def test_aba_payload_carries_the_address() -> None:
-    payload = recipient_payload(us_supplier(), PROFILE)
+    payload = recipient_payload(us_supplier(), PROFILE, wise_requirements)
     assert payload["type"] == "aba"
     assert payload["details"] == {
         "legalType": "BUSINESS",
@@ -107,7 +119,7 @@ def test_aba_payload_carries_the_address() -> None:
 
 def test_email_payload() -> None:
     record = supplier(kind="email", iban=None, email=" pay@acme.example ")
-    assert recipient_payload(record, PROFILE)["details"] == {
+    assert recipient_payload(record, PROFILE, wise_requirements)["details"] == {
         "legalType": "BUSINESS",
         "email": "pay@acme.example",
     }
@@ -170,10 +182,12 @@ def test_bad_us_details_are_flagged_on_their_field(bank: dict[str, Any], field: 
 
 
 def test_address_falls_back_to_the_supplier_country_and_is_required_for_usd_iban() -> None:
-    # A USD payout to an IBAN account still needs an address (wise.md §5.1).
-    assert flagged_field(supplier(currency="USD")) == "city"
-    record = supplier(currency="USD", city="Berlin", post_code="10115", address_line="Unter den Linden 1")
-    address = recipient_payload(record, PROFILE)["details"]["address"]
+    # A USD payout to an IBAN account (a swift_code recipient, so with a BIC) needs an address (§5.1).
+    assert flagged_field(supplier(currency="USD", bic="COBADEFFXXX")) == "city"
+    record = supplier(
+        currency="USD", bic="COBADEFFXXX", city="Berlin", post_code="10115", address_line="Unter den Linden 1"
+    )
+    address = recipient_payload(record, PROFILE, wise_requirements)["details"]["address"]
     assert address == {
         "country": "DE",
         "city": "Berlin",
@@ -273,3 +287,67 @@ def test_payout_status_for_every_documented_state() -> None:
     assert payout_status_for("funds_refunded") == "refunded"
     assert payout_status_for("unknown") == "unknown"
     assert payout_status_for("some_future_state") == "unknown"
+
+
+# Account requirements --------------------------------------------------------------------------
+
+
+def test_usd_to_a_bank_abroad_is_a_swift_code_recipient_with_an_address() -> None:
+    record = supplier(
+        currency="USD", bic="COBADEFFXXX", city="Berlin", post_code="10115", address_line="Unter den Linden 1"
+    )
+    payload = recipient_payload(record, PROFILE, wise_requirements)
+    assert payload["type"] == "swift_code"
+    assert payload["details"] == {
+        "legalType": "BUSINESS",
+        "swiftCode": "COBADEFFXXX",
+        "accountNumber": "DE89370400440532013000",
+        "address": {
+            "country": "DE",
+            "city": "Berlin",
+            "postCode": "10115",
+            "firstLine": "Unter den Linden 1",
+        },
+    }
+
+
+def test_a_flag_names_the_infor_field_and_the_wise_requirement() -> None:
+    with pytest.raises(ValidationFailed) as german_in_gbp:
+        recipient_payload(supplier(currency="GBP"), PROFILE, wise_requirements)
+    assert german_in_gbp.value.field == "iban"
+    assert german_in_gbp.value.reason.startswith("Wise requirement IBAN of iban recipients in GBP")
+    bad_sort_code = supplier(kind="sort_code", currency="GBP", sort_code="4047", account_number="70872490")
+    with pytest.raises(ValidationFailed) as short:
+        recipient_payload(bad_sort_code, PROFILE, wise_requirements)
+    assert short.value.field == "sort_code" and "Wise requirement sortCode" in short.value.reason
+    with pytest.raises(ValidationFailed) as long_name:
+        recipient_payload(supplier(account_holder="Acme " * 40), PROFILE, wise_requirements)
+    assert long_name.value.field == "account_holder" and "accountHolderName" in long_name.value.reason
+    with pytest.raises(ValidationFailed) as no_type:
+        recipient_payload(supplier(currency="AUD"), PROFILE, wise_requirements)
+    assert no_type.value.field == "currency" and "offered: australian, email" in no_type.value.reason
+
+
+def test_requirements_are_asked_only_for_records_that_passed_their_own_checks() -> None:
+    asked: list[str] = []
+
+    def lookup(currency: str) -> list[AccountRequirement]:
+        asked.append(currency)
+        return wise_requirements(currency)
+
+    with pytest.raises(ValidationFailed):
+        recipient_payload(supplier(iban="DE89370400440532013001"), PROFILE, lookup)
+    assert asked == []
+    recipient_payload(supplier(), PROFILE, lookup)
+    assert asked == ["EUR"]
+
+
+def test_a_route_wise_refuses_is_flagged_on_the_currency() -> None:
+    def refusing(currency: str) -> list[AccountRequirement]:
+        raise TargetRejected(
+            "wise", "GET", "/v1/account-requirements", 422, f"We don't support EUR-{currency}: not supported"
+        )
+
+    with pytest.raises(ValidationFailed) as caught:
+        recipient_payload(supplier(), PROFILE, refusing)
+    assert caught.value.field == "currency" and "not supported" in caught.value.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import typing
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 import stripe
 
 from ml_connector_pipelines.sandbox.host import SandboxServer
+from ml_connector_pipelines.sandbox.stripe.account import API_VERSION
 from ml_connector_pipelines.sandbox.stripe.forms import parse_form
 from ml_connector_pipelines.sandbox.stripe.simulator import StripeSimulator
 
@@ -678,3 +680,47 @@ def test_credentials_and_state(server: SandboxServer, client: stripe.StripeClien
     state = account_state(server, api_key)
     assert [c["name"] for c in state["customers"]] == ["stateful"]
     assert state["events"][0]["type"] == "customer.created"
+
+
+def test_a_due_date_not_in_the_future_is_refused_and_not_saved_for_its_key(
+    server: SandboxServer, api_key: str
+) -> None:
+    with raw(server, api_key) as api:
+        customer = api.post("/v1/customers", data={"email": "late@example.com"}).json()
+        body = {
+            "customer": customer["id"],
+            "collection_method": "send_invoice",
+            "due_date": int(time.time()) - 60,
+        }
+        headers = {"Idempotency-Key": "late-invoice"}
+        refused = api.post("/v1/invoices", data=body, headers=headers)
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["param"] == "due_date"
+        assert error["message"] == "Invalid timestamp: must be an integer Unix timestamp in the future."
+        # A failed validation is not saved: the same key with valid terms creates the invoice.
+        terms = {key: value for key, value in body.items() if key != "due_date"}
+        created = api.post("/v1/invoices", data={**terms, "days_until_due": 1}, headers=headers)
+        assert created.status_code == 200, created.text
+        # An update cannot move a draft's due date into the past either.
+        update = api.post(f"/v1/invoices/{created.json()['id']}", data={"due_date": int(time.time()) - 1})
+        assert update.status_code == 400 and update.json()["error"]["param"] == "due_date"
+        in_an_hour = int(time.time()) + 3600
+        future = api.post(
+            "/v1/invoices", data={**terms, "due_date": in_an_hour}, headers={"Idempotency-Key": "ok"}
+        )
+        assert future.status_code == 200 and future.json()["due_date"] == in_an_hour
+
+
+def test_an_unknown_stripe_version_is_refused(server: SandboxServer, api_key: str) -> None:
+    with raw(server, api_key) as api:
+        for version in ("2099-01-01.future", "2019-2-19"):
+            refused = api.get("/v1/customers", headers={"Stripe-Version": version})
+            assert refused.status_code == 400
+            error = refused.json()["error"]
+            assert error["type"] == "invalid_request_error"
+            assert error["message"] == f"Invalid Stripe API version: {version}"
+        assert api.get("/v1/customers", headers={"Stripe-Version": API_VERSION}).status_code == 200
+        assert api.get("/v1/customers").status_code == 200  # no header: the account's default version
+    # The official SDK sends its pinned version, which is the one the sandbox serves.
+    assert sdk(server, api_key).v1.customers.list().data == []

@@ -271,6 +271,155 @@ def test_recipient_types_are_matched_case_insensitively(api: httpx.Client) -> No
     assert email.status_code == 200, email.text
 
 
+# The field keys contract 5.4 lists for each entry of ``fields[].group[]``.
+REQUIREMENT_FIELD_KEYS = {
+    "key", "name", "type", "refreshRequirementsOnChange", "required", "displayFormat", "example", "minLength",
+    "maxLength", "validationRegexp", "validationAsync", "valuesAllowed",
+}  # fmt: skip
+LOCAL_DETAILS = {
+    "AUD": ("australian", {"bsbCode": "023604", "accountNumber": "123456789"}),
+    "CAD": (
+        "canadian",
+        {
+            "institutionNumber": "006",
+            "transitNumber": "04841",
+            "accountNumber": "3456712",
+            "accountType": "Checking",
+        },
+    ),
+    "JPY": (
+        "japanese",
+        {"bankCode": "6470", "branchCode": "100", "accountType": "CURRENT", "accountNumber": "1234567"},
+    ),
+    "NZD": ("newzealand", {"accountNumber": "03-1587-0050000-00"}),
+    "SGD": ("singapore", {"bankCode": "7418", "accountNumber": "1238827822"}),
+    "HKD": ("hongkong", {"bankCode": "307", "accountNumber": "005-231289-112"}),
+    "INR": ("indian", {"ifscCode": "YESB0236041", "accountNumber": "678911234567891"}),
+    "ZAR": ("southafrica", {"swiftCode": "ALBRZAJJ", "accountNumber": "0000000052312891"}),
+    "MXN": ("mexican", {"clabe": "032180000118359719"}),
+    "SEK": ("sweden_local", {"clearingNumber": "1234", "accountNumber": "1234567"}),
+}
+
+
+def requirements(api: httpx.Client, source: str, target: str, **params: Any) -> httpx.Response:
+    query = {"source": source, "target": target, "sourceAmount": 1000, **params}
+    return api.get("/v1/account-requirements", params=query, headers={"Accept-Minor-Version": "1"})
+
+
+def account(api: httpx.Client, currency: str, account_type: str, details: dict[str, Any]) -> httpx.Response:
+    body = {
+        "currency": currency,
+        "type": account_type,
+        "profile": profiles(api)["BUSINESS"],
+        "accountHolderName": "Acme Trading",
+        "details": {"legalType": "BUSINESS", **details},
+    }
+    return api.post("/v1/accounts", json=body)
+
+
+ROUTE_TARGETS = (
+    "EUR", "GBP", "USD", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "AUD", "CAD", "JPY", "NZD", "SGD",
+    "HKD", "INR", "ZAR", "MXN",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("target", ROUTE_TARGETS)
+def test_account_requirements_list_types_and_fields_per_currency(api: httpx.Client, target: str) -> None:
+    response = requirements(api, "EUR", target)
+    assert response.status_code == 200, response.text
+    types = response.json()
+    assert types and all(set(t) == {"type", "title", "usageInfo", "fields"} for t in types)
+    for requirement in types:
+        entries = [entry for field in requirement["fields"] for entry in field["group"]]
+        assert all(set(entry) == REQUIREMENT_FIELD_KEYS for entry in entries)
+        keys = [entry["key"] for entry in entries]
+        assert keys[:2] == ["legalType", "accountHolderName"]  # v1.1 adds the name field
+        assert all(
+            entry["required"] for entry in entries if entry["key"] in ("legalType", "accountHolderName")
+        )
+    offered = {t["type"] for t in types}
+    if target in LOCAL_DETAILS:
+        assert LOCAL_DETAILS[target][0] in offered
+    assert ("iban" in offered) == (target in ("EUR", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF"))
+
+
+def test_account_requirements_options_and_errors(api: httpx.Client) -> None:
+    def keys(response: httpx.Response, account_type: str) -> list[str]:
+        [found] = [t for t in response.json() if t["type"] == account_type]
+        return [entry["key"] for field in found["fields"] for entry in field["group"]]
+
+    assert "address.city" not in keys(requirements(api, "EUR", "AUD"), "australian")
+    assert "address.city" in keys(requirements(api, "USD", "AUD"), "australian")  # source USD (5.1)
+    assert "address.city" in keys(requirements(api, "EUR", "AUD", addressRequired="true"), "australian")
+    assert "address.city" in keys(requirements(api, "EUR", "USD"), "aba")
+    plain = api.get("/v1/account-requirements", params={"source": "EUR", "target": "GBP", "sourceAmount": 10})
+    assert "accountHolderName" not in keys(plain, "sort_code")  # v1 without the minor-version header
+    missing_amount = api.get("/v1/account-requirements", params={"source": "EUR", "target": "GBP"})
+    assert missing_amount.status_code == 400 and missing_amount.json()["errors"][0]["path"] == "sourceAmount"
+    unsupported = requirements(api, "EUR", "KRW")
+    assert unsupported.status_code == 422
+    assert unsupported.json()["errors"][0]["code"] == "error.route.not.supported"
+    created = quote(api, profiles(api)["BUSINESS"], targetCurrency="GBP")
+    by_quote = api.get(
+        f"/v1/quotes/{created['id']}/account-requirements", headers={"Accept-Minor-Version": "1"}
+    )
+    assert by_quote.status_code == 200 and by_quote.json() == requirements(api, "EUR", "GBP").json()
+
+
+@pytest.mark.parametrize("currency", sorted(LOCAL_DETAILS))
+def test_local_bank_recipients_are_created_per_requirements(api: httpx.Client, currency: str) -> None:
+    account_type, details = LOCAL_DETAILS[currency]
+    created = account(api, currency, account_type, details)
+    assert created.status_code == 200, created.text
+    assert created.json()["type"] == account_type and created.json()["currency"] == currency
+    assert {key: created.json()["details"][key] for key in details} == details
+    v2 = api.get(f"/v2/accounts/{created.json()['id']}").json()
+    assert v2["type"] == "".join(part.capitalize() for part in account_type.split("_"))
+    assert v2["details"]["accountNumber" if "accountNumber" in details else "clabe"]
+
+
+@pytest.mark.parametrize(
+    ("currency", "account_type", "details", "path"),
+    [
+        # An iban recipient is not a USD type: USD to a foreign bank is swift_code.
+        ("USD", "iban", {"IBAN": VALID_DE_IBAN}, "type"),
+        # GBP iban recipients take UK IBANs only.
+        ("GBP", "iban", {"IBAN": VALID_DE_IBAN}, "details.IBAN"),
+        (
+            "AUD",
+            "australian",
+            {"bsbCode": "023604", "accountNumber": "123456789", "sortCode": "1"},
+            "details.sortCode",
+        ),
+        ("AUD", "australian", {"accountNumber": "123456789"}, "details.bsbCode"),
+        (
+            "INR",
+            "indian",
+            {"ifscCode": "YESB1236041", "accountNumber": "678911234567891"},
+            "details.ifscCode",
+        ),
+        ("CAD", "canadian", {**LOCAL_DETAILS["CAD"][1], "accountType": "CHECKING"}, "details.accountType"),
+        ("MXN", "mexican", {"clabe": "0321800001183597"}, "details.clabe"),
+        (
+            "USD",
+            "swift_code",
+            {"swiftCode": "COBADEFFXXX", "accountNumber": VALID_DE_IBAN},
+            "details.address.city",
+        ),
+    ],
+)
+def test_recipients_that_fail_their_requirements_get_wise_errors(
+    api: httpx.Client, currency: str, account_type: str, details: dict[str, Any], path: str
+) -> None:
+    response = account(api, currency, account_type, details)
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert path in {error["path"] for error in errors}
+    assert all(
+        set(error) == {"code", "message", "path", "arguments"} and error["message"] for error in errors
+    )
+
+
 def test_bad_iban_checksum_and_name_rules_give_wise_errors(api: httpx.Client) -> None:
     profile_id = profiles(api)["BUSINESS"]
     body = {
@@ -390,16 +539,18 @@ def test_invalid_quote_requests_are_422(
 
 def test_patching_a_recipient_onto_a_quote_rechecks_the_route(api: httpx.Client) -> None:
     profile_id = profiles(api)["BUSINESS"]
+    # USD to a bank outside the US is a swift_code recipient (an iban one is refused in USD).
     usd_to_iban = api.post(
         "/v1/accounts",
         json={
             "currency": "USD",
-            "type": "iban",
+            "type": "swift_code",
             "profile": profile_id,
             "accountHolderName": "Acme GmbH",
             "details": {
                 "legalType": "BUSINESS",
-                "IBAN": VALID_DE_IBAN,
+                "swiftCode": "COBADEFFXXX",
+                "accountNumber": VALID_DE_IBAN,
                 "address": {
                     "country": "DE",
                     "city": "Berlin",

@@ -7,7 +7,6 @@ on every write. Inbound, per tenant: `infor_ar_payments` turns the Stripe events
 `stripe_reconciliation` compares one day of Stripe payments and refunds with what Infor holds.
 """
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -16,46 +15,29 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ...core.errors import HttpError, ValidationFailed
-from ...core.store import State
+from ...core.errors import ValidationFailed
+from ...core.ledger import LedgerEntry
+from ...core.state import State
 from ...core.sync import SyncResult, SyncSession, content_hash
-from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARInvoice, ARPayment, Customer, PostedARPayment
 from ...systems.stripe.client import StripeGateway
 from ...systems.stripe.models import StripeInvoice
-from ..frames import from_frame
-from ..metadata import log_counts, log_progress, push_session, sync_metadata, sync_result
-from ..partitions import TENANT_DAY, TENANTS, tenant_day
-from ..resources import InforResource, StateResource, StripeResource, not_configured
+from ..kit.push import PushPair, RecordSource
+from ..kit.pushers import PushContext
+from ..partitions import TENANT_DAY, tenant_day
+from ..resources import InforResource, StateResource, StripeResource
 from . import mapping
+from .payments import PAYMENT_EVENT_TYPES, PAYMENTS_FLOW, payment_in_event
 
 CUSTOMERS_FLOW = "stripe_customers"
 INVOICES_FLOW = "stripe_invoices"
-PAYMENTS_FLOW = "infor_ar_payments"
-INBOX_SOURCE = "stripe"  # the receiver's `/webhooks/stripe/{tenant}` and the poller both write here
 
 CLOSE_ACTIONS = ("void", "mark_uncollectible")
-# Without `ar_dimensions` in the tenant config, cash is posted to the sandbox's first dimension-1
-# account (1000 Cash); a real tenant sets its own bank account and cost centre.
-DEFAULT_AR_DIMENSIONS = ("1000",)
-# The events that carry payments and refunds: what the poller asks for and webhooks should send.
-PAYMENT_EVENT_TYPES = (mapping.PAYMENT_EVENT, *sorted(mapping.REFUND_EVENTS))
 
 
 def _keys(session: SyncSession, source_id: str, digest: str) -> Callable[[str], str]:
     """Idempotency keys for the writes of one record version, one per action."""
     return lambda action: mapping.idempotency_key(session.tenant, session.flow, source_id, digest, action)
-
-
-def ar_dimensions(config: Mapping[str, Any]) -> tuple[str, ...]:
-    """The accounting dimensions (AIT1..AIT7) cash is posted to, from the tenant config."""
-    value = config.get("ar_dimensions", DEFAULT_AR_DIMENSIONS)
-    valid = isinstance(value, list | tuple) and 1 <= len(value) <= 7
-    if not valid or not all(isinstance(code, str) and code for code in value):
-        raise dg.Failure(
-            "tenant config 'ar_dimensions' must list 1 to 7 accounting dimension codes, e.g. ['1010', '100']"
-        )
-    return tuple(value)
 
 
 def close_action(config: Mapping[str, Any]) -> str:
@@ -96,48 +78,59 @@ def sync_customer(session: SyncSession, gateway: StripeGateway, customer: Custom
     )
 
 
+class CustomerSync:
+    """Infor customer -> Stripe customer: the pusher of `stripe_customers`."""
+
+    def __init__(self, session: SyncSession, gateway: StripeGateway) -> None:
+        self.session = session
+        self.gateway = gateway
+
+    def sync(self, customer: Customer) -> SyncResult:
+        return sync_customer(self.session, self.gateway, customer)
+
+
 # Invoices ----------------------------------------------------------------------------------------
 
 
 class InvoicePush:
-    """Pushes one tenant's AR invoices: open ones are billed, closed ones are closed in Stripe."""
+    """AR invoice -> Stripe: open ones are billed, closed ones are closed (the `stripe_invoices` pusher)."""
 
-    def __init__(
-        self,
-        session: SyncSession,
-        customer_session: SyncSession,
-        gateway: StripeGateway,
-        adapter: InforAdapter,
-        close_action: str,
-    ) -> None:
-        self.session = session
-        self.customer_session = customer_session
-        self.gateway = gateway
-        self.adapter = adapter
-        self.close_action = close_action
+    def __init__(self, ctx: PushContext) -> None:
+        self.session = ctx.session
+        self.customers = CustomerSync(ctx.session_for(CUSTOMERS_FLOW), ctx.target)
+        self.gateway: StripeGateway = ctx.target
+        self.infor = ctx.infor
+        self.dependencies = ctx.dependencies
+        self.close_action = close_action(ctx.config)
 
-    def push(self, invoice: ARInvoice) -> SyncResult:
+    def sync(self, invoice: ARInvoice) -> SyncResult:
         return self.bill(invoice) if invoice.status == "open" else self.close(invoice)
 
     def stripe_customer(self, invoice: ARInvoice) -> str:
         """The Stripe id of the invoice's customer. One the ledger does not know (changed on another
         day, so not in this partition's extract) is read from Infor and synced on the spot."""
-        entry = self.session.ledger.get(self.session.tenant, CUSTOMERS_FLOW, invoice.customer_id)
-        if entry is not None and entry.target_id:
-            return entry.target_id
-        customer = self.adapter.customer(invoice.customer_id)
-        if customer is None:
-            raise ValidationFailed(
-                invoice.invoice_key, "customer_id", f"customer {invoice.customer_id} not found in Infor"
-            )
-        result = sync_customer(self.customer_session, self.gateway, customer)
-        if result.target_id is None:
-            raise ValidationFailed(
-                invoice.invoice_key,
-                "customer_id",
-                f"customer {invoice.customer_id} is not in Stripe: {result.reason}",
-            )
-        return result.target_id
+        customer_id = invoice.customer_id
+
+        def sync_now(entry: LedgerEntry | None) -> None:
+            if entry is not None and entry.target_id:
+                return  # in Stripe already, from an earlier version: good enough to bill
+            customer = self.infor().customer(customer_id)
+            if customer is None:
+                raise ValidationFailed(
+                    invoice.invoice_key, "customer_id", f"customer {customer_id} not found in Infor"
+                )
+            self.customers.sync(customer)
+
+        entry = self.dependencies.resolve(
+            invoice.invoice_key,
+            "customer_id",
+            CUSTOMERS_FLOW,
+            customer_id,
+            sync_now,
+            "the invoice's Stripe customer",
+            usable=lambda found: bool(found.target_id),
+        )
+        return entry.target_id or ""
 
     def bill(self, invoice: ARInvoice) -> SyncResult:
         """Draft invoice, our one item for the open amount, finalized; a changed invoice replaces
@@ -149,7 +142,7 @@ class InvoicePush:
             item = mapping.invoice_item_params(invoice, customer_id, "")
         except ValidationFailed as exc:
             return self.session.flag(source_id, exc.reason, field=exc.field)
-        digest = content_hash([params, item])
+        digest = content_hash([mapping.invoice_digest(params), item])
         key = _keys(self.session, source_id, digest)
         gateway = self.gateway
 
@@ -215,103 +208,6 @@ class InvoicePush:
         return self.session.sync(
             source_id, digest, create=lambda: close_in_stripe(stripe_id), update=close_in_stripe
         )
-
-
-# Payments ----------------------------------------------------------------------------------------
-
-
-def payment_in_event(
-    gateway: StripeGateway, event: Mapping[str, Any], dimensions: tuple[str, ...]
-) -> ARPayment | None:
-    """The AR payment (positive) or refund (negative) a Stripe event reports, or None when the event
-    carries nothing to post (another type, a refund not yet succeeded).
-
-    A payment whose Stripe invoice names no Infor invoice is unmatched: ValidationFailed, so it is
-    flagged and alerted rather than dropped.
-    """
-    kind = event.get("type")
-    if kind == mapping.PAYMENT_EVENT:
-        invoice = (event.get("data") or {}).get("object") or {}
-        if not mapping.is_connector_invoice(invoice):
-            raise ValidationFailed(
-                str(invoice.get("id")),
-                "metadata",
-                "unmatched payment: no Infor invoice in the Stripe invoice metadata",
-            )
-        return mapping.payment_from_event(event, dimensions=dimensions)
-    if kind in mapping.REFUND_EVENTS:
-        refund = mapping.refund_in_event(event)
-        if refund is None or refund.get("status") != "succeeded":
-            return None
-        payment_intent = mapping.refunded_payment_intent(event)
-        paid = gateway.find_invoice_for_payment_intent(payment_intent) if payment_intent else None
-        if paid is None or not mapping.is_connector_invoice(paid.model_dump()):
-            raise ValidationFailed(
-                str(refund.get("id")), "payment_intent", "unmatched refund: the payment paid no Infor invoice"
-            )
-        return mapping.refund_from_event(event, paid.model_dump(), dimensions=dimensions)
-    return None
-
-
-def post_event(
-    session: SyncSession,
-    gateway: StripeGateway,
-    adapter: InforAdapter,
-    event: Mapping[str, Any],
-    dimensions: tuple[str, ...],
-) -> SyncResult | None:
-    """Post one event's payment to Infor, once per payment reference however often it arrives
-    (the ledger is keyed by it; after a lost answer, ARS040MI is searched by that reference)."""
-    try:
-        payment = payment_in_event(gateway, event, dimensions)
-    except ValidationFailed as exc:
-        return session.flag(exc.record_id, exc.reason, field=exc.field)
-    if payment is None:
-        return None
-    return session.sync(
-        payment.reference,
-        content_hash(payment.model_dump(mode="json")),
-        create=lambda: adapter.add_ar_payment(payment),
-        lookup=lambda: adapter.find_ar_payment(payment.reference),
-        extra={
-            "amount": str(payment.amount),
-            "currency": payment.currency,
-            "payment_date": payment.payment_date.isoformat(),
-            "invoice_number": payment.invoice_number,
-        },
-    )
-
-
-def process_inbox(
-    context: dg.AssetExecutionContext,
-    state: State,
-    session: SyncSession,
-    gateway: StripeGateway,
-    adapter: InforAdapter,
-    dimensions: tuple[str, ...],
-) -> None:
-    """Claim the tenant's pending Stripe events and post them. An event is marked processed only
-    once its outcome is durable (posted, skipped or flagged); after a failure it is handed back."""
-    pending = state.inbox.pending(INBOX_SOURCE, session.tenant)
-    claimed = set(state.inbox.claim([event.id for event in pending], session.run_id))
-    events = [event for event in pending if event.id in claimed]
-    unfinished = [event.id for event in events]
-    try:
-        for done, event in enumerate(events, start=1):
-            try:
-                result = post_event(session, gateway, adapter, json.loads(event.payload), dimensions)
-            except HttpError as exc:  # Stripe unreachable before the posting: try again next run
-                session.note(event.event_id, "failed", reason=str(exc))
-                continue
-            if result is not None and (result.action == "failed" or result.in_progress):
-                continue  # handed back: retried later, also if the run holding it dies
-            # A flagged event is kept as a dead letter with its reason; anything else is done.
-            error = result.reason if result is not None and result.action == "flagged" else None
-            state.inbox.mark_processed([event.id], session.run_id, error=error)
-            unfinished.remove(event.id)
-            log_progress(context, PAYMENTS_FLOW, done, len(events))
-    finally:
-        state.inbox.release(unfinished)
 
 
 # Reconciliation ----------------------------------------------------------------------------------
@@ -407,110 +303,45 @@ def reconcile(
 # Assets ------------------------------------------------------------------------------------------
 
 
-@dg.asset(
-    group_name="stripe",
-    partitions_def=TENANT_DAY,
-    pool="stripe",
-    kinds={"stripe"},
-    description="Infor customers changed on the partition date, created or updated in Stripe.",
+def _open_gateway(resource: StripeResource, tenant: str) -> StripeGateway:
+    return resource.gateway(tenant)
+
+
+STRIPE = PushPair("stripe", "stripe", open_client=_open_gateway)
+
+stripe_customers = STRIPE.asset(
+    CUSTOMERS_FLOW,
+    RecordSource("infor_customers", Customer, lambda customer: customer.customer_id),
+    lambda ctx: CustomerSync(ctx.session, ctx.target),
+    "Infor customers changed on the partition date, created or updated in Stripe.",
 )
-def stripe_customers(
-    context: dg.AssetExecutionContext,
-    infor_customers: pd.DataFrame,
-    state: StateResource,
-    stripe: StripeResource,
-) -> dg.MaterializeResult:
-    tenant, _ = tenant_day(context)
-    if not state.configured(tenant, "stripe"):
-        return not_configured(context, tenant, "stripe")
-    session = push_session(context, state.state(), tenant, CUSTOMERS_FLOW)
-    customers = from_frame(infor_customers, Customer)
-    with stripe.gateway(tenant) as gateway:
-        for done, customer in enumerate(customers, start=1):
-            sync_customer(session, gateway, customer)
-            log_progress(context, CUSTOMERS_FLOW, done, len(customers))
-        requests = gateway.requests_made
-    log_counts(context, CUSTOMERS_FLOW, session)
-    return sync_result(session, requests)
 
-
-@dg.asset(
-    group_name="stripe",
-    partitions_def=TENANT_DAY,
-    pool="stripe",
-    kinds={"stripe"},
-    deps=[stripe_customers],  # customers of the same day first, so invoices find them in the ledger
-    description=(
-        "Infor AR invoices changed on the partition date: open ones billed in Stripe (item + "
-        "finalized invoice), closed ones voided or marked uncollectible (`stripe_closed_invoice_action`)."
-    ),
+stripe_invoices = STRIPE.asset(
+    INVOICES_FLOW,
+    RecordSource("infor_ar_invoices", ARInvoice, lambda invoice: invoice.invoice_key),
+    InvoicePush,
+    "Infor AR invoices changed on the partition date: open ones billed in Stripe (item + finalized "
+    "invoice), closed ones voided or marked uncollectible (`stripe_closed_invoice_action`).",
+    reads_infor=True,
+    deps=[stripe_customers.key],  # customers of the same day first, so invoices find them in the ledger
 )
-def stripe_invoices(
-    context: dg.AssetExecutionContext,
-    infor_ar_invoices: pd.DataFrame,
-    state: StateResource,
-    infor: InforResource,
-    stripe: StripeResource,
-) -> dg.MaterializeResult:
-    tenant, _ = tenant_day(context)
-    if not state.configured(tenant, "stripe"):
-        return not_configured(context, tenant, "stripe")
-    store = state.state()
-    session = push_session(context, store, tenant, INVOICES_FLOW)
-    customer_session = push_session(context, store, tenant, CUSTOMERS_FLOW)
-    action = close_action(state.tenant_config(tenant))
-    invoices = from_frame(infor_ar_invoices, ARInvoice)
-    with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
-        pusher = InvoicePush(session, customer_session, gateway, adapter, action)
-        for done, invoice in enumerate(invoices, start=1):
-            try:
-                pusher.push(invoice)
-            except HttpError as exc:  # Infor unreachable for the customer read: this record only
-                session.note(invoice.invoice_key, "failed", reason=str(exc))
-            log_progress(context, INVOICES_FLOW, done, len(invoices))
-        requests = gateway.requests_made
-    log_counts(context, INVOICES_FLOW, session)
-    if customer_session.results:
-        log_counts(context, f"{CUSTOMERS_FLOW} (on the spot)", customer_session)
-    on_the_spot = dg.MetadataValue.int(len(customer_session.results))
-    return sync_result(session, requests, customers_synced_on_the_spot=on_the_spot)
 
 
 @dg.asset(
-    group_name="stripe",
-    partitions_def=TENANTS,
-    pool="infor",
-    kinds={"infor"},
-    description=(
-        "Stripe payments and refunds waiting in the inbox (webhooks and polled events), posted as "
-        "ARS040MI payment lines on the matching Infor AR invoice, each exactly once."
-    ),
-)
-def infor_ar_payments(
-    context: dg.AssetExecutionContext,
-    state: StateResource,
-    infor: InforResource,
-    stripe: StripeResource,
-) -> dg.MaterializeResult:
-    tenant = context.partition_key
-    if not state.configured(tenant, "stripe"):
-        return not_configured(context, tenant, "stripe")
-    store = state.state()
-    session = push_session(context, store, tenant, PAYMENTS_FLOW)
-    dimensions = ar_dimensions(state.tenant_config(tenant))
-    with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:
-        process_inbox(context, store, session, gateway, adapter, dimensions)
-    log_counts(context, PAYMENTS_FLOW, session)
-    return dg.MaterializeResult(metadata=sync_metadata(session))
-
-
-@dg.asset(
+    key_prefix=["stripe"],
     group_name="stripe",
     partitions_def=TENANT_DAY,
     pool="stripe",
     kinds={"stripe", "pandas"},
+    tags={"pair": "stripe", "system": "stripe"},
     # Reads what `infor_ar_payments` (partitioned by tenant only) has posted: run after that job.
-    check_specs=[dg.AssetCheckSpec("stripe_reconciliation_clean", asset="stripe_reconciliation")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "stripe_reconciliation_clean",
+            asset=dg.AssetKey(["stripe", "stripe_reconciliation"]),
+            description="Every Stripe payment and refund of the day is posted once in Infor, same amount.",
+        )
+    ],
     description="One day of Stripe payments and refunds against the AR postings Infor holds.",
 )
 def stripe_reconciliation(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,12 +28,22 @@ TENANT_KEY = "infor_tenant"
 INVOICE_NUMBER_KEY = "infor_invoice_number"
 DIVISION_KEY = "infor_division"
 INVOICE_YEAR_KEY = "infor_invoice_year"
+DUE_DATE_KEY = "infor_due_date"
 METADATA_VALUE_LIMIT = 500
 
 # Stripe's minor-unit exponents that differ from 2 (docs.stripe.com/currencies). ISO 4217 is not
 # the authority here: Stripe decides how it wants the amount spelled.
 ZERO_DECIMAL_CURRENCIES = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
 THREE_DECIMAL_CURRENCIES = frozenset("BHD JOD KWD OMR TND".split())
+
+# Stripe refuses a due_date that is not in the future ("Invalid timestamp: must be an integer Unix
+# timestamp in the future", param due_date; stripe-python#925). A due date closer than this margin (the
+# request takes time, and the invoice is finalized after its item is added) counts as passed.
+DUE_DATE_MARGIN = timedelta(hours=1)
+# Terms for an invoice already overdue in Infor: payable at once, due in Stripe the next day. The Infor
+# due date stays in metadata (DUE_DATE_KEY). 1 is the smallest positive number of days [I].
+OVERDUE_DAYS_UNTIL_DUE = 1
+DEFAULT_DAYS_UNTIL_DUE = 30
 
 PAYMENT_EVENT = "invoice.paid"
 # A refund reaches us as the refund itself or as the charge it reduced. Both carry the refund id,
@@ -134,13 +144,14 @@ def customer_params(customer: Customer, tenant: str, *, clear_missing: bool = Fa
 
 def _invoice_metadata(invoice: ARInvoice) -> dict[str, str]:
     record_id = invoice.invoice_key
-    return {
+    metadata = {
         INVOICE_KEY_KEY: _metadata_value(invoice.invoice_key, record_id, "invoice_key"),
         INVOICE_NUMBER_KEY: invoice.invoice_number,
         DIVISION_KEY: invoice.division,
         CUSTOMER_ID_KEY: invoice.customer_id,
         INVOICE_YEAR_KEY: str(invoice.invoice_year),
     }
+    return metadata
 
 
 def _billable_amount(invoice: ARInvoice) -> int:
@@ -155,14 +166,17 @@ def _billable_amount(invoice: ARInvoice) -> int:
     return to_minor_units(invoice.open_amount, invoice.currency, record_id, "open_amount")
 
 
-def invoice_params(invoice: ARInvoice, stripe_customer_id: str) -> dict[str, Any]:
+def invoice_params(
+    invoice: ARInvoice, stripe_customer_id: str, now: datetime | None = None
+) -> dict[str, Any]:
     """Draft invoice, sent for payment (not charged automatically), due when Infor says it is due.
 
     `pending_invoice_items_behavior="exclude"`: stray pending items of the customer (created by
     hand, or by an earlier crashed run) must never be billed on this invoice; ours is attached
     explicitly with `invoice_item_params`. `auto_advance=False`: we finalize when the item is on.
-    An overdue Infor invoice keeps its past due date; if Stripe refuses it, the record is flagged
-    with Stripe's message rather than given invented terms.
+    Stripe takes no due date in the past, so an invoice already overdue in Infor (at `now`, default
+    the current time) is sent with `days_until_due=OVERDUE_DAYS_UNTIL_DUE` instead; its Infor due date
+    is always in the metadata.
     """
     _billable_amount(invoice)  # validate before anything is created
     params: dict[str, Any] = {
@@ -174,12 +188,35 @@ def invoice_params(invoice: ARInvoice, stripe_customer_id: str) -> dict[str, Any
         "description": f"Invoice {invoice.invoice_number} ({invoice.invoice_year})",
         "metadata": _invoice_metadata(invoice),
     }
-    if invoice.due_date is not None:
-        # End of the due day in UTC, so the invoice is not overdue on its own due date.
-        params["due_date"] = int(datetime.combine(invoice.due_date, time(23, 59, 59), UTC).timestamp())
+    if invoice.due_date is None:
+        params["days_until_due"] = DEFAULT_DAYS_UNTIL_DUE
+        return params
+    params["metadata"][DUE_DATE_KEY] = invoice.due_date.isoformat()
+    due = _end_of_day(invoice.due_date)
+    if due > (now or datetime.now(UTC)) + DUE_DATE_MARGIN:
+        params["due_date"] = int(due.timestamp())
     else:
-        params["days_until_due"] = 30
+        params["days_until_due"] = OVERDUE_DAYS_UNTIL_DUE
     return params
+
+
+def _end_of_day(day: date) -> datetime:
+    # End of the due day in UTC, so the invoice is not overdue on its own due date.
+    return datetime.combine(day, time(23, 59, 59), UTC)
+
+
+def invoice_digest(params: dict[str, Any]) -> dict[str, Any]:
+    """The invoice parameters as they were before overdue invoices got terms: always the Infor due
+    date, never the clock. Which terms are sent depends on the day of the call (an invoice becomes
+    overdue), so a digest of them would void and re-send an invoice when its partition is replayed
+    after the due date; this one stays the same, and is the digest such invoices already have."""
+    metadata = dict(params["metadata"])
+    due = metadata.pop(DUE_DATE_KEY, None)
+    stable = {**params, "metadata": metadata}
+    if due is not None:
+        stable.pop("days_until_due", None)
+        stable["due_date"] = int(_end_of_day(date.fromisoformat(due)).timestamp())
+    return stable
 
 
 def invoice_item_params(

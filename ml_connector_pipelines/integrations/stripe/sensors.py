@@ -9,22 +9,17 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import dagster as dg
-
-from ...core.errors import HttpError
-from ...core.store import State
+from ...core.state import State
 from ...systems.stripe.client import StripeGateway
-from ..event_runs import batch_run_key, event_run_request
-from ..partitions import TENANTS
-from ..resources import StateResource, StripeResource
-from .assets import INBOX_SOURCE, PAYMENT_EVENT_TYPES, infor_ar_payments
+from ..kit.sensors import inbox_job, inbox_sensor
+from .payments import INBOX_SOURCE, PAYMENT_EVENT_TYPES, PAYMENTS, infor_ar_payments
 
 EVENTS_CURSOR = "stripe_events_created"  # unix seconds of the newest event stored
 
-stripe_ar_payments_job = dg.define_asset_job(
-    "stripe_ar_payments_job",
-    selection=[infor_ar_payments],
-    description="Post the Stripe payments and refunds waiting in one tenant's inbox to Infor.",
+stripe_ar_payments_job = inbox_job(
+    PAYMENTS,
+    infor_ar_payments,
+    "Post the Stripe payments and refunds waiting in one tenant's inbox to Infor.",
 )
 
 
@@ -54,29 +49,12 @@ def poll_events(state: State, gateway: StripeGateway, tenant: str) -> int:
     return stored
 
 
-@dg.sensor(
+stripe_events_sensor = inbox_sensor(
+    name="stripe_events_sensor",
+    flow=PAYMENTS,
     job=stripe_ar_payments_job,
+    system="stripe",
+    collect=lambda tenant, state, gateway: poll_events(state, gateway, tenant),
     minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Polls Stripe events into the inbox; starts a payments run per tenant with events waiting.",
 )
-def stripe_events_sensor(
-    context: dg.SensorEvaluationContext, state: StateResource, stripe: StripeResource
-) -> dg.SensorResult:
-    store = state.state()
-    run_requests: list[dg.RunRequest] = []
-    # The same tenants as every sensor: the Dagster partitions, those that use Stripe.
-    for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
-        if not state.configured(tenant, "stripe"):
-            continue
-        try:
-            with stripe.gateway(tenant) as gateway:
-                stored = poll_events(store, gateway, tenant)
-            if stored:
-                context.log.info(f"{tenant}: {stored} new Stripe events from polling")
-        except HttpError as exc:  # one tenant's Stripe trouble must not stop the others
-            context.log.warning(f"{tenant}: polling Stripe events failed: {exc}")
-        pending = store.inbox.pending(INBOX_SOURCE, tenant)
-        if pending:
-            run_requests.append(event_run_request(tenant, batch_run_key(context.instance, tenant, pending)))
-    return dg.SensorResult(run_requests=run_requests)

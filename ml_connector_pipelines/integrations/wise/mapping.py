@@ -2,6 +2,11 @@
 
 Bad source data is caught here and raised as ValidationFailed, so the record is flagged with a
 clear reason before anything is sent to Wise (a payment to a mistyped account is hard to undo).
+
+Recipient details are built from Wise's account requirements for the payout currency (wise.md §5.4):
+the first recipient type offered whose fields the supplier's bank data fills is used, and every value
+is checked against its field (required, pattern, length, allowed values) before the call. A flag names
+the Infor field and the requirement's key (e.g. ``sort_code: Wise requirement sortCode ...``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -17,17 +23,55 @@ import pycountry
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
-from ml_connector_pipelines.core.errors import ValidationFailed
+from ml_connector_pipelines.core.errors import TargetRejected, ValidationFailed
 from ml_connector_pipelines.systems.infor.models import APInvoice, BankAccount, Supplier
-from ml_connector_pipelines.systems.wise.models import Recipient
+from ml_connector_pipelines.systems.wise.models import AccountRequirement, Recipient
 
 # wise.md §5.1: characters Wise accepts in accountHolderName.
 _HOLDER_NAME = re.compile(r"[0-9A-Za-zÀ-ÖØ-öø-ÿ\-_()'*,.\s]+")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
-# Wise needs a postal address for these target currencies (wise.md §5.1).
-_ADDRESS_REQUIRED_CURRENCIES = {"USD", "PHP", "THB", "TRY"}
 # Namespace for transfer idempotency keys; changing it would let a replay pay an invoice twice.
 _TRANSFER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://ml-connector/wise/transfers")
+
+# The account requirements for paying out in a currency (WiseClient.account_requirements).
+RequirementsLookup = Callable[[str], Sequence[AccountRequirement]]
+
+# Wise details key -> the BankAccount fields that can fill it, first non-empty wins. bank_code,
+# branch_code and clearing_number are the local bank identifiers (BSB, institution / transit number,
+# IFSC, Japanese bank / branch code, Swedish clearing number); a model without them reads as missing.
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "accountHolderName": ("account_holder",),  # listed as a field by requirements v1.1
+    "IBAN": ("iban",),
+    "BIC": ("bic",),
+    "swiftCode": ("bic",),
+    "sortCode": ("sort_code",),
+    "abartn": ("aba_routing",),
+    "accountNumber": ("account_number", "iban"),  # a swift_code recipient takes the IBAN as its number
+    "accountType": ("account_type",),
+    "email": ("email",),
+    "bsbCode": ("bank_code",),
+    "bankCode": ("bank_code",),
+    "institutionNumber": ("bank_code",),
+    "ifscCode": ("bank_code",),
+    "branchCode": ("branch_code",),
+    "transitNumber": ("branch_code",),
+    "clearingNumber": ("clearing_number",),
+    "clabe": ("account_number",),
+    "address.country": ("country",),
+    "address.city": ("city",),
+    "address.postCode": ("post_code",),
+    "address.firstLine": ("address_line",),
+    "address.state": ("state",),
+}
+# Bank numbers are sent without the spaces and dashes people type; names and addresses as they are.
+_FREE_TEXT = {"email", "address.city", "address.postCode", "address.firstLine", "accountHolderName"}
+# Recipient types that fit each kind of Infor bank account, best first.
+_TYPES_FOR_KIND = {
+    "iban": ("iban", "swift_code"),
+    "sort_code": ("sort_code",),
+    "aba": ("aba",),
+    "email": ("email",),
+}
+_NOT_BANK_TYPES = {"email", "interac"}
 
 # Wise transfer state (wise.md §6.4) -> payout status written back to the Infor invoice.
 PAYOUT_STATUS_BY_STATE = {
@@ -73,112 +117,151 @@ def _holder_name(record_id: str, name: str) -> str:
     return cleaned
 
 
-def _digits(record_id: str, field: str, value: str | None, lengths: range, what: str) -> str:
-    compact = _compact(value or "")
-    if not compact.isdigit() or len(compact) not in lengths:
-        raise ValidationFailed(record_id, field, f"{what} must be {_describe(lengths)} digits")
-    return compact
-
-
-def _describe(lengths: range) -> str:
-    return str(lengths.start) if len(lengths) == 1 else f"{lengths.start} to {lengths.stop - 1}"
-
-
-def _aba_routing(record_id: str, value: str | None) -> str:
-    routing = _digits(record_id, "aba_routing", value, range(9, 10), "ABA routing number")
+def _aba_checksum_ok(routing: str) -> bool:
     weights = (3, 7, 1) * 3
-    if sum(int(digit) * weight for digit, weight in zip(routing, weights, strict=True)) % 10:
-        raise ValidationFailed(record_id, "aba_routing", "ABA routing number fails its checksum")
-    return routing
+    return sum(int(digit) * weight for digit, weight in zip(routing, weights, strict=True)) % 10 == 0
 
 
-def _address(
-    record_id: str, account: BankAccount, fallback_country: str | None, required: bool
-) -> dict[str, str] | None:
-    """The payee address; None when Wise does not need one and the one on file is incomplete
-    (an Irish supplier without a post code is still payable in EUR)."""
-    country = _country(record_id, "country", account.country or fallback_country)
-    address = {
-        "country": country,
-        "city": (account.city or "").strip(),
-        "postCode": (account.post_code or "").strip(),
-        "firstLine": (account.address_line or "").strip(),
-    }
-    for field, key in (("city", "city"), ("post_code", "postCode"), ("address_line", "firstLine")):
-        if not address[key]:
-            if not required:
-                return None
-            raise ValidationFailed(record_id, field, "Wise needs the payee's address for this currency")
-    if country in ("US", "CA"):
-        state = (account.state or "").strip().upper()
-        if pycountry.subdivisions.get(code=f"{country}-{state}") is None:
-            raise ValidationFailed(record_id, "state", f"{account.state!r} is not a {country} state code")
-        address["state"] = state
-    return address
+def _bank_values(record_id: str, account: BankAccount, fallback_country: str | None) -> dict[str, str]:
+    """Every value the account can give Wise, by Wise details key, normalised. What a pattern cannot
+    see (IBAN and ABA check digits, a real BIC, country and state codes) is checked here."""
+    raw = account.model_dump()
+    values: dict[str, str] = {}
+    for key, fields in _SOURCES.items():
+        found = next((str(raw[name]).strip() for name in fields if raw.get(name)), "")
+        if found:
+            values[key] = " ".join(found.split()) if key in _FREE_TEXT else _compact(found)
+    if "IBAN" in values:
+        try:
+            values["IBAN"] = IBAN(values["IBAN"]).compact
+        except SchwiftyException as exc:
+            raise ValidationFailed(record_id, "iban", f"invalid IBAN: {exc} (Wise requirement IBAN)") from exc
+    if "BIC" in values:
+        try:
+            values["BIC"] = values["swiftCode"] = BIC(values["BIC"]).compact
+        except SchwiftyException as exc:
+            raise ValidationFailed(record_id, "bic", f"invalid BIC: {exc} (Wise requirement BIC)") from exc
+    routing = values.get("abartn")
+    if routing is not None and not (len(routing) == 9 and routing.isdigit() and _aba_checksum_ok(routing)):
+        raise ValidationFailed(
+            record_id,
+            "aba_routing",
+            "not a 9-digit ABA routing number with a valid checksum (Wise requirement abartn)",
+        )
+    if account.country or fallback_country:
+        country = _country(record_id, "country", account.country or fallback_country)
+        values["address.country"] = country
+        if country in ("US", "CA") and "address.state" in values:
+            if pycountry.subdivisions.get(code=f"{country}-{values['address.state']}") is None:
+                raise ValidationFailed(record_id, "state", f"{account.state!r} is not a {country} state code")
+    return values
 
 
-def _has_address(account: BankAccount) -> bool:
-    return bool(account.city or account.post_code or account.address_line)
+def _infor_field(key: str) -> str:
+    """The Infor field a Wise key is read from, for the flag; the Wise key itself if there is none."""
+    fields = _SOURCES.get(key)
+    return fields[0] if fields else key
 
 
-def recipient_payload(supplier: Supplier, profile_id: int) -> dict[str, Any]:
-    """The POST /v1/accounts body for a supplier's bank account (wise.md §5.1)."""
+def _allowed(wanted: str, options: list[str]) -> str:
+    """An allowed value in Wise's spelling ("Saving" for SAVINGS), else the value as it is."""
+    for option in options:
+        if option.upper().rstrip("S") == wanted.upper().rstrip("S"):
+            return option
+    return wanted
+
+
+class _Unfillable(Exception):
+    def __init__(self, key: str, problem: str) -> None:
+        self.key, self.problem = key, problem
+
+
+def _fill(requirement: AccountRequirement, values: dict[str, str]) -> dict[str, Any]:
+    """The ``details`` for one recipient type, or _Unfillable naming the first field at fault."""
+    details: dict[str, Any] = {}
+    address: dict[str, str] = {}
+    for field in requirement.fields:
+        # Suppliers are businesses; every other value comes from the Infor bank account.
+        value = "BUSINESS" if field.key == "legalType" else values.get(field.key)
+        if value and field.values_allowed:
+            value = _allowed(value, [allowed.key for allowed in field.values_allowed])
+        problem = field.problem(value)
+        if problem is not None:
+            raise _Unfillable(field.key, problem)
+        if not value or field.key == "accountHolderName":
+            continue  # the name is a top-level field of the create body
+        if field.key.startswith("address."):
+            address[field.key.split(".", 1)[1]] = value
+        else:
+            details[field.key] = value
+    # A complete address on file is sent even where Wise does not ask for one (it never hurts).
+    known = {key.split(".", 1)[1]: value for key, value in values.items() if key.startswith("address.")}
+    if not address and all(known.get(key) for key in ("country", "city", "postCode", "firstLine")):
+        address = known
+    if address.get("country") in ("US", "CA"):
+        # Wise reveals the state field once the country is set (refreshRequirementsOnChange, §5.4).
+        if not values.get("address.state"):
+            raise _Unfillable("address.state", f"is required for an address in {address['country']}")
+        address["state"] = values["address.state"]
+    if address:
+        details["address"] = address
+    return details
+
+
+def recipient_payload(
+    supplier: Supplier, profile_id: int, requirements: RequirementsLookup
+) -> dict[str, Any]:
+    """The POST /v1/accounts body for a supplier's bank account (wise.md §5.1, §5.4).
+
+    `requirements` gives Wise's account requirements for a payout currency; it is asked only after
+    the supplier's own data passed its checks."""
     record_id = supplier.supplier_id
     account = supplier.bank_account
     if account is None:
         raise ValidationFailed(record_id, "bank_account", "supplier has no bank details")
     currency = _currency(record_id, "currency", account.currency)
-    details: dict[str, Any] = {"legalType": "BUSINESS"}
+    holder = _holder_name(record_id, account.account_holder)
+    values = _bank_values(record_id, account, supplier.country)
+    try:
+        offered = list(requirements(currency))
+    except TargetRejected as exc:
+        raise ValidationFailed(record_id, "currency", f"Wise has no recipients in {currency}: {exc}") from exc
 
-    if account.kind == "iban":
+    kind_types = _TYPES_FOR_KIND.get(account.kind)
+    if kind_types is None:
+        # A kind without a fixed type (local bank details): any bank type the data fills.
+        candidates = [r for r in offered if r.type not in _NOT_BANK_TYPES]
+    else:
+        # Only the types of the account's own kind: never pay an IBAN left over on a sort-code account.
+        candidates = [r for kind in kind_types for r in offered if r.type == kind]
+    failures: list[tuple[AccountRequirement, _Unfillable]] = []
+    for requirement in candidates:
         try:
-            iban = IBAN(account.iban or "")
-        except SchwiftyException as exc:
-            raise ValidationFailed(record_id, "iban", f"invalid IBAN: {exc}") from exc
-        details["IBAN"] = iban.compact
-        if account.bic:
-            try:
-                details["BIC"] = BIC(_compact(account.bic)).compact
-            except SchwiftyException as exc:
-                raise ValidationFailed(record_id, "bic", f"invalid BIC: {exc}") from exc
-    elif account.kind == "sort_code":
-        if currency != "GBP":
-            raise ValidationFailed(record_id, "currency", "UK sort code accounts are paid in GBP")
-        details["sortCode"] = _digits(record_id, "sort_code", account.sort_code, range(6, 7), "sort code")
-        details["accountNumber"] = _digits(
-            record_id, "account_number", account.account_number, range(8, 9), "UK account number"
+            details = _fill(requirement, values)
+        except _Unfillable as exc:
+            failures.append((requirement, exc))
+            continue
+        return {
+            "profile": profile_id,
+            "currency": currency,
+            "type": requirement.type,
+            "accountHolderName": holder,
+            "ownedByCustomer": False,
+            "details": {"legalType": "BUSINESS", **details},
+        }
+    offered_types = ", ".join(r.type for r in offered) or "none"
+    if not candidates:
+        raise ValidationFailed(
+            record_id,
+            "currency",
+            f"Wise offers no {account.kind} recipient in {currency} (offered: {offered_types})",
         )
-    elif account.kind == "aba":
-        if currency != "USD":
-            raise ValidationFailed(record_id, "currency", "ABA (US) accounts are paid in USD")
-        details["abartn"] = _aba_routing(record_id, account.aba_routing)
-        details["accountNumber"] = _digits(
-            record_id, "account_number", account.account_number, range(4, 18), "US account number"
-        )
-        if account.account_type is None:
-            raise ValidationFailed(record_id, "account_type", "US accounts need CHECKING or SAVINGS")
-        details["accountType"] = account.account_type
-    else:  # email
-        email = (account.email or "").strip()
-        if not _EMAIL.fullmatch(email):
-            raise ValidationFailed(record_id, "email", f"{account.email!r} is not an email address")
-        details["email"] = email
-
-    # Send a known, complete address (it never hurts); require one where Wise does.
-    address_required = currency in _ADDRESS_REQUIRED_CURRENCIES or account.kind == "aba"
-    if address_required or _has_address(account):
-        address = _address(record_id, account, supplier.country, address_required)
-        if address is not None:
-            details["address"] = address
-
-    return {
-        "profile": profile_id,
-        "currency": currency,
-        "type": account.kind,
-        "accountHolderName": _holder_name(record_id, account.account_holder),
-        "ownedByCustomer": False,
-        "details": details,
-    }
+    requirement, failure = failures[0]
+    raise ValidationFailed(
+        record_id,
+        _infor_field(failure.key),
+        f"Wise requirement {failure.key} of {requirement.type} recipients in {currency} {failure.problem}",
+    )
 
 
 def bank_details_hash(supplier: Supplier) -> str:
@@ -192,7 +275,10 @@ def bank_details_hash(supplier: Supplier) -> str:
         canonical = {}
         for field, value in account.model_dump(mode="json").items():
             if isinstance(value, str):
-                compact_field = field in ("iban", "bic", "sort_code", "account_number", "aba_routing")
+                compact_field = field in (
+                    "iban", "bic", "sort_code", "account_number", "aba_routing", "bank_code", "branch_code",
+                    "clearing_number",
+                )  # fmt: skip
                 value = _compact(value) if compact_field else " ".join(value.split())
             canonical[field] = value
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -205,6 +291,19 @@ _IDENTIFYING_DETAILS = {
     "sortcode": ("sortCode", "accountNumber"),
     "aba": ("abartn", "accountNumber"),
     "email": ("email",),
+    "swiftcode": ("swiftCode", "accountNumber"),
+    "australian": ("bsbCode", "accountNumber"),
+    "canadian": ("institutionNumber", "transitNumber", "accountNumber"),
+    "japanese": ("bankCode", "branchCode", "accountNumber"),
+    "newzealand": ("accountNumber",),
+    "singapore": ("bankCode", "accountNumber"),
+    "hongkong": ("bankCode", "accountNumber"),
+    "indian": ("ifscCode", "accountNumber"),
+    "southafrica": ("swiftCode", "accountNumber"),
+    "mexican": ("clabe",),
+    "swedenlocal": ("clearingNumber", "accountNumber"),
+    "polish": ("accountNumber",),
+    "hungarian": ("accountNumber",),
 }
 
 

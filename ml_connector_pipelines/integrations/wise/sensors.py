@@ -5,41 +5,22 @@ batch. Webhooks can be lost (receiver down, Wise giving up), so every tenant als
 every POLL_MINUTES: `wise_payout_status` then reads Wise's transfer list for changes it missed.
 """
 
-from datetime import UTC, datetime
-
-import dagster as dg
-
-from ..event_runs import batch_run_key, event_run_request, poll_run_key
-from ..partitions import TENANTS
-from ..resources import StateResource
-from .assets import INBOX_SOURCE, wise_payout_status
+from ..kit.sensors import inbox_job, inbox_sensor
+from .payout_status import PAYOUT_STATUS_FLOW, wise_payout_status
 
 POLL_MINUTES = 15
 
-wise_payout_status_job = dg.define_asset_job(
-    "wise_payout_status_job",
-    selection=[wise_payout_status],
-    description="Write Wise transfer states (webhooks + polling) back to the Infor invoices of one tenant.",
+wise_payout_status_job = inbox_job(
+    PAYOUT_STATUS_FLOW,
+    wise_payout_status,
+    "Write Wise transfer states (webhooks + polling) back to the Infor invoices of one tenant.",
 )
 
-
-@dg.sensor(
+wise_events_sensor = inbox_sensor(
+    name="wise_events_sensor",
+    flow=PAYOUT_STATUS_FLOW,
     job=wise_payout_status_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    system="wise",
+    poll_minutes=POLL_MINUTES,
     description="A run per tenant with Wise webhooks waiting, and a polling run every 15 minutes.",
 )
-def wise_events_sensor(context: dg.SensorEvaluationContext, state: StateResource) -> dg.SensorResult:
-    inbox = state.state().inbox
-    now = datetime.now(UTC)
-    requests: list[dg.RunRequest] = []
-    for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
-        if not state.configured(tenant, "wise"):
-            continue
-        pending = inbox.pending(INBOX_SOURCE, tenant)
-        if pending:
-            key = batch_run_key(context.instance, tenant, pending)
-        else:
-            key = poll_run_key(tenant, now, POLL_MINUTES)
-        requests.append(event_run_request(tenant, key))
-    return dg.SensorResult(run_requests=requests)

@@ -45,9 +45,12 @@ class StripeError(Exception):
         type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
+        validation: bool = False,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+        # A parameter that fails validation: Stripe saves no idempotent answer for it (contract §2).
+        self.validation = validation
 
     def body(self, request_id: str) -> Obj:
         error: Obj = {"type": self.type, "message": self.message}
@@ -654,6 +657,13 @@ class Account:
                 raise StripeError(400, f"Invalid collection_method: {method}", param="collection_method")
             invoice["collection_method"] = method
         due_date = as_int(params, "due_date")
+        if due_date is not None and due_date <= int(time.time()):
+            raise StripeError(
+                400,
+                "Invalid timestamp: must be an integer Unix timestamp in the future.",
+                param="due_date",
+                validation=True,
+            )
         days = as_int(params, "days_until_due", minimum=0)
         if days is not None:
             self.days_until_due[invoice["id"]] = days

@@ -8,6 +8,13 @@ Written from contracts/stripe.md; objects follow Stripe's fixtures (see account.
   faults do not apply here.
 - Idempotency: a POST's ``Idempotency-Key`` replays the first answer (status and body, errors too)
   with ``Idempotent-Replayed: true``; the same key with other parameters is a 400 ``idempotency_error``.
+- Versioning: a ``Stripe-Version`` header other than ``API_VERSION`` is a 400 ``invalid_request_error``
+  "Invalid Stripe API version: <value>" (Stripe's wording, stripe-java#682); no header means the
+  account default, ``API_VERSION``. Older real versions are refused too: the sandbox only behaves
+  as this one does.
+- Due dates: an invoice ``due_date`` that is not in the future is a 400 on ``due_date`` with Stripe's
+  message "Invalid timestamp: must be an integer Unix timestamp in the future." (stripe-python#925),
+  saved under no idempotency key, as a failed validation.
 - Webhooks: each event goes to the account's enabled endpoints, signed ``t=<ts>,v1=<hmac>``, while
   the call that caused it is still open, but never under the state lock.
 - Invoice payments (API version 2026-10-28): PaymentIntent and Charge carry no invoice id; the link
@@ -36,8 +43,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..host import SandboxContext
-from .account import Account, Delivery, Obj, SavedResponse, StripeError, expanded
+from ..context import SandboxContext
+from .account import API_VERSION, Account, Delivery, Obj, SavedResponse, StripeError, expanded
 from .forms import FormError, parse_form
 
 logger = logging.getLogger(__name__)
@@ -147,6 +154,10 @@ class StripeSimulator:
                 "token or as the HTTP Basic username.",
             )
             return _json(error.body(request_id), 401, request_id)
+        version = headers.get("stripe-version")
+        if version is not None and version != API_VERSION:
+            error = StripeError(400, f"Invalid Stripe API version: {version}", validation=True)
+            return _json(error.body(request_id), 400, request_id)
         idempotency_key = headers.get("idempotency-key") if method == "POST" else None
         with self._lock:
             account = self._account(api_key)
@@ -192,7 +203,7 @@ class StripeSimulator:
                 status, body = 200, handler(account, params, **path_params)
             except StripeError as exc:
                 status, body = exc.status, exc.body(request_id)
-                validation_failed = (exc.code or "").startswith("parameter_")
+                validation_failed = exc.validation or (exc.code or "").startswith("parameter_")
             except FormError as exc:
                 status, body = 400, StripeError(400, str(exc), param=exc.param).body(request_id)
                 validation_failed = True

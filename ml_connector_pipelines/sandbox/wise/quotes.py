@@ -19,7 +19,7 @@ EXPIRED_QUOTE_RETENTION = timedelta(hours=48)
 USD_RATES = {
     "USD": 1.0, "EUR": 0.92, "GBP": 0.79, "CHF": 0.88, "SEK": 10.45, "NOK": 10.6, "DKK": 6.86,
     "PLN": 3.98, "CZK": 23.1, "HUF": 358.0, "CAD": 1.36, "AUD": 1.52, "NZD": 1.66, "SGD": 1.34,
-    "JPY": 149.5, "MYR": 4.7,
+    "JPY": 149.5, "MYR": 4.7, "HKD": 7.8, "INR": 83.2, "ZAR": 18.6, "MXN": 17.1,
 }  # fmt: skip
 PAY_OUTS = ("BANK_TRANSFER", "BALANCE", "SWIFT", "SWIFT_OUR", "INTERAC")
 # Wise's own fee per pay-out: (fixed fee in USD, converted to the source currency; share of the amount).

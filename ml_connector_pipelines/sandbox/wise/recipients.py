@@ -12,26 +12,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import FieldError
+from .requirements import ADDRESS_KEYS, CURRENCY_TYPES, TYPES, check_details, fields_for, v2_type_name
 
-# v1 type name -> v2 type name (the versions spell them differently, contract 5.2).
-V2_TYPE_NAMES = {"iban": "Iban", "sort_code": "SortCode", "aba": "Aba", "email": "Email"}
 LEGAL_TYPES = ("PRIVATE", "BUSINESS")
-# Address data is needed for these target currencies (contract 5.1).
-ADDRESS_CURRENCIES = frozenset({"USD", "PHP", "THB", "TRY"})
 
 _NAME_CHARS = re.compile(r"^[0-9A-Za-zÀ-ÖØ-öø-ÿ\-_()'*,.\s]+$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Lengths for the countries a sandbox user is likely to type; other countries only get 15..34.
 _IBAN_LENGTHS = {
     "AT": 20, "BE": 16, "CH": 21, "CZ": 24, "DE": 22, "DK": 18, "ES": 24, "FI": 18, "FR": 27, "GB": 22,
     "HU": 28, "IE": 22, "IT": 27, "LU": 20, "NL": 18, "NO": 15, "PL": 28, "PT": 25, "SE": 24,
 }  # fmt: skip
+# The bank's country for the local (non-IBAN, non-SWIFT) types.
+_TYPE_COUNTRIES = {
+    "sort_code": "GB", "aba": "US", "australian": "AU", "canadian": "CA", "japanese": "JP",
+    "newzealand": "NZ", "singapore": "SG", "hongkong": "HK", "indian": "IN", "southafrica": "ZA",
+    "mexican": "MX", "sweden_local": "SE", "polish": "PL", "hungarian": "HU",
+}  # fmt: skip
 
-# Keys every v1 ``details`` object carries, null unless the type uses them (contract 5.1).
+# Keys every v1 ``details`` object carries, null unless the type uses them (S7 example responses).
 _V1_DETAIL_KEYS = (
-    "address", "email", "legalType", "accountNumber", "sortCode", "abartn", "accountType", "iban", "IBAN",
-    "bic", "BIC", "bankCode", "swiftCode", "bankName", "city", "postCode",
+    "address", "email", "legalType", "accountNumber", "sortCode", "abartn", "accountType", "bankgiroNumber",
+    "ifscCode", "bsbCode", "institutionNumber", "transitNumber", "phoneNumber", "bankCode", "russiaRegion",
+    "routingNumber", "branchCode", "cpf", "cardNumber", "idType", "idNumber", "idCountryIso3", "idValidFrom",
+    "idValidTo", "clabe", "swiftCode", "dateOfBirth", "clearingNumber", "bankName", "branchName",
+    "businessNumber", "province", "city", "rut", "token", "cnpj", "payinReference", "pspReference", "orderId",
+    "idDocumentType", "idDocumentNumber", "targetProfile", "taxId", "iban", "bic", "IBAN", "BIC",
+    "interacAccount",
 )  # fmt: skip
 
 
@@ -50,7 +57,8 @@ class RecipientFields:
 
 
 def validate_create(body: dict[str, Any]) -> tuple[RecipientFields | None, list[FieldError]]:
-    """Check a ``POST /v1/accounts`` body; return the fields, or every problem found."""
+    """Check a ``POST /v1/accounts`` body against the account requirements of its currency; return the
+    fields, or every problem found."""
     errors: list[FieldError] = []
     profile = body.get("profile")
     if not isinstance(profile, int) or isinstance(profile, bool):
@@ -58,13 +66,24 @@ def validate_create(body: dict[str, Any]) -> tuple[RecipientFields | None, list[
     currency = body.get("currency")
     if not isinstance(currency, str) or not _CURRENCY.match(currency):
         errors.append(FieldError("NOT_VALID", "Please specify a valid currency.", "currency"))
+    elif currency not in CURRENCY_TYPES:
+        errors.append(
+            FieldError(
+                "error.route.not.supported", f"We don't pay out in {currency}.", "currency", [currency]
+            )
+        )
     raw_type = body.get("type")
     # Matched case-insensitively: the official sample sends "ABA" (contract 5.1).
     account_type = raw_type.lower() if isinstance(raw_type, str) else None
-    if account_type not in V2_TYPE_NAMES:
+    if account_type not in TYPES:
         errors.append(
             FieldError("NOT_VALID", f"Unsupported recipient type: {raw_type!r}.", "type", [raw_type])
         )
+    elif currency in CURRENCY_TYPES and account_type not in CURRENCY_TYPES[currency]:
+        offered = ", ".join(CURRENCY_TYPES[currency])
+        message = f"{account_type} recipients are not available in {currency} (offered: {offered})."
+        errors.append(FieldError("NOT_VALID", message, "type", [raw_type]))
+        account_type = None  # its details cannot be checked against a type the currency lacks
     details = body.get("details")
     if not isinstance(details, dict):
         errors.append(FieldError("NOT_VALID", "Please specify the account details.", "details"))
@@ -79,25 +98,14 @@ def validate_create(body: dict[str, Any]) -> tuple[RecipientFields | None, list[
         errors.append(FieldError("NOT_VALID", "ownedByCustomer must be true or false.", "ownedByCustomer"))
 
     country: str | None = None
-    normalised: dict[str, Any] = {"legalType": legal_type}
-    if account_type == "iban":
-        country, problems = _check_iban(details, normalised)
+    normalised: dict[str, Any] = {}
+    if account_type in TYPES and currency in CURRENCY_TYPES:
+        problems = check_details(account_type, currency, body, details)
         errors += problems
-    elif account_type == "sort_code":
-        country = "GB"
-        errors += _check_sort_code(details, normalised, currency)
-    elif account_type == "aba":
-        country = "US"
-        errors += _check_aba(details, normalised, currency)
-    elif account_type == "email":
-        email = details.get("email")
-        if not isinstance(email, str) or not _EMAIL.match(email):
-            errors.append(FieldError("NOT_VALID", "Please specify a valid email address.", "details.email"))
-        normalised["email"] = email
-    if account_type != "aba" and currency in ADDRESS_CURRENCIES:
-        address, problems = _check_address(details.get("address"))
-        errors += problems
-        normalised["address"] = address
+        if not problems:
+            country, semantic = _check_semantics(account_type, details)
+            errors += semantic
+        normalised = _normalise(details)
     if errors:
         return None, errors
     fields = RecipientFields(
@@ -111,6 +119,45 @@ def validate_create(body: dict[str, Any]) -> tuple[RecipientFields | None, list[
         details=normalised,
     )
     return fields, []
+
+
+def _check_semantics(account_type: str, details: dict[str, Any]) -> tuple[str | None, list[FieldError]]:
+    """What a pattern cannot see: check digits, and a state for US addresses. Returns the bank country."""
+    errors: list[FieldError] = []
+    country = _TYPE_COUNTRIES.get(account_type)
+    if account_type == "iban":
+        country = details["IBAN"][:2]
+        if not iban_is_valid(details["IBAN"]):
+            errors.append(
+                FieldError("NOT_VALID", "Please specify a valid IBAN.", "details.IBAN", [details["IBAN"]])
+            )
+    elif account_type == "swift_code":
+        country = details["swiftCode"][4:6]
+    elif account_type == "aba" and not aba_routing_is_valid(details["abartn"]):
+        errors.append(FieldError("NOT_VALID", "Please specify a valid ACH routing number.", "details.abartn"))
+    address = details.get("address") or {}
+    if address.get("country", address.get("countryCode")) in ("US", "CA") and not address.get("state"):
+        errors.append(FieldError("NOT_VALID", "Please specify the state.", "details.address.state"))
+    return country, errors
+
+
+def _normalise(details: dict[str, Any]) -> dict[str, Any]:
+    """The stored details: v1 carries both spellings of IBAN and BIC, and country and countryCode."""
+    normalised = dict(details)
+    if isinstance(details.get("sortCode"), str):
+        normalised["sortCode"] = re.sub(r"[\s-]", "", details["sortCode"])
+    for upper, lower in (("IBAN", "iban"), ("BIC", "bic")):
+        if details.get(upper) is not None:
+            normalised[lower] = details[upper]
+    address = details.get("address")
+    if isinstance(address, dict):
+        country = address.get("country", address.get("countryCode"))
+        normalised["address"] = {
+            **{key: address.get(key) for key in ADDRESS_KEYS},
+            "country": country,
+            "countryCode": country,
+        }
+    return normalised
 
 
 def _check_holder_name(name: Any, legal_type: Any) -> list[FieldError]:
@@ -131,18 +178,6 @@ def _check_holder_name(name: Any, legal_type: Any) -> list[FieldError]:
     return []
 
 
-def _check_iban(details: dict[str, Any], out: dict[str, Any]) -> tuple[str | None, list[FieldError]]:
-    raw = details.get("IBAN", details.get("iban"))
-    iban = re.sub(r"\s", "", raw).upper() if isinstance(raw, str) else ""
-    if not iban_is_valid(iban):
-        return None, [FieldError("NOT_VALID", "Please specify a valid IBAN.", "details.IBAN", [raw])]
-    out["IBAN"] = out["iban"] = iban
-    bic = details.get("BIC", details.get("bic"))
-    if bic is not None:
-        out["BIC"] = out["bic"] = str(bic).upper()
-    return iban[:2], []
-
-
 def iban_is_valid(iban: str) -> bool:
     """Country letters, known length, and the ISO 13616 mod-97 checksum."""
     if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}", iban):
@@ -155,22 +190,6 @@ def iban_is_valid(iban: str) -> bool:
     return int(digits) % 97 == 1
 
 
-def _check_sort_code(details: dict[str, Any], out: dict[str, Any], currency: Any) -> list[FieldError]:
-    errors: list[FieldError] = []
-    if currency != "GBP":
-        errors.append(FieldError("NOT_VALID", "sort_code recipients must be in GBP.", "currency", [currency]))
-    sort_code = re.sub(r"[\s-]", "", str(details.get("sortCode") or ""))
-    if not re.fullmatch(r"[0-9]{6}", sort_code):
-        errors.append(FieldError("NOT_VALID", "Please specify a valid sort code.", "details.sortCode"))
-    account_number = str(details.get("accountNumber") or "").strip()
-    if not re.fullmatch(r"[0-9]{8}", account_number):
-        errors.append(
-            FieldError("NOT_VALID", "Please specify a valid account number.", "details.accountNumber")
-        )
-    out.update(sortCode=sort_code, accountNumber=account_number)
-    return errors
-
-
 def aba_routing_is_valid(routing: str) -> bool:
     """Nine digits with the ABA weighted checksum (3, 7, 1)."""
     if not re.fullmatch(r"[0-9]{9}", routing):
@@ -178,51 +197,6 @@ def aba_routing_is_valid(routing: str) -> bool:
     digits = [int(char) for char in routing]
     total = sum(weight * digit for weight, digit in zip([3, 7, 1] * 3, digits, strict=True))
     return total % 10 == 0
-
-
-def _check_aba(details: dict[str, Any], out: dict[str, Any], currency: Any) -> list[FieldError]:
-    errors: list[FieldError] = []
-    if currency != "USD":
-        errors.append(FieldError("NOT_VALID", "aba recipients must be in USD.", "currency", [currency]))
-    routing = str(details.get("abartn") or "").strip()
-    if not aba_routing_is_valid(routing):
-        errors.append(FieldError("NOT_VALID", "Please specify a valid ACH routing number.", "details.abartn"))
-    account_number = str(details.get("accountNumber") or "").strip()
-    if not re.fullmatch(r"[0-9]{4,17}", account_number):
-        errors.append(
-            FieldError("NOT_VALID", "Please specify a valid account number.", "details.accountNumber")
-        )
-    account_type = details.get("accountType")
-    if account_type not in ("CHECKING", "SAVINGS"):
-        errors.append(
-            FieldError("NOT_VALID", "accountType must be CHECKING or SAVINGS.", "details.accountType")
-        )
-    address, problems = _check_address(details.get("address"))
-    errors += problems
-    out.update(abartn=routing, accountNumber=account_number, accountType=account_type, address=address)
-    return errors
-
-
-def _check_address(address: Any) -> tuple[dict[str, Any] | None, list[FieldError]]:
-    if not isinstance(address, dict):
-        return None, [FieldError("NOT_VALID", "Please specify the recipient's address.", "details.address")]
-    country = address.get("country", address.get("countryCode"))
-    normalised = {
-        "country": country,
-        "countryCode": country,
-        "firstLine": address.get("firstLine"),
-        "city": address.get("city"),
-        "postCode": address.get("postCode"),
-        "state": address.get("state"),
-    }
-    errors = [
-        FieldError("NOT_VALID", f"Please specify the address {key}.", f"details.address.{key}")
-        for key in ("country", "firstLine", "city", "postCode")
-        if not isinstance(normalised[key], str) or not normalised[key].strip()
-    ]
-    if country == "US" and not normalised["state"]:
-        errors.append(FieldError("NOT_VALID", "Please specify the state.", "details.address.state"))
-    return normalised, errors
 
 
 @dataclass
@@ -283,11 +257,11 @@ def v2_json(recipient: Recipient) -> dict[str, Any]:
         "name": name,
         "currency": recipient.currency,
         "country": recipient.country,
-        "type": V2_TYPE_NAMES[recipient.type],
+        "type": v2_type_name(recipient.type),
         "legalEntityType": "PERSON" if person else "BUSINESS",
         "active": recipient.active,
         "details": {"reference": None, **details},
-        "commonFieldMap": _common_field_map(recipient.type),
+        "commonFieldMap": _common_field_map(recipient.type, recipient.details),
         "hash": hashlib.sha256(hashed.encode()).hexdigest(),
         "accountSummary": summary,
         "longAccountSummary": long_summary,
@@ -297,13 +271,20 @@ def v2_json(recipient: Recipient) -> dict[str, Any]:
     }
 
 
-def _common_field_map(account_type: str) -> dict[str, str]:
-    return {
-        "iban": {"accountNumberField": "IBAN"},
-        "sort_code": {"accountNumberField": "accountNumber", "bankCodeField": "sortCode"},
-        "aba": {"accountNumberField": "accountNumber", "bankCodeField": "abartn"},
-        "email": {},
-    }[account_type]
+# The bank-code field of each local type, for ``commonFieldMap`` [I: Wise documents only sortCode's].
+_BANK_CODE_FIELDS = (
+    "sortCode", "abartn", "bsbCode", "institutionNumber", "bankCode", "ifscCode", "swiftCode",
+    "clearingNumber",
+)  # fmt: skip
+
+
+def _common_field_map(account_type: str, details: dict[str, Any]) -> dict[str, str]:
+    if account_type == "email":
+        return {}
+    number = next((key for key in ("IBAN", "accountNumber", "clabe") if details.get(key)), None)
+    bank = next((key for key in _BANK_CODE_FIELDS if details.get(key)), None)
+    found = {"accountNumberField": number, "bankCodeField": bank}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def _summaries(recipient: Recipient) -> tuple[str, str, list[dict[str, str]]]:
@@ -320,18 +301,18 @@ def _summaries(recipient: Recipient) -> tuple[str, str, list[dict[str, str]]]:
             f"{currency} account ending in {number[-4:]}",
             [_field("sortCode", "UK sort code", dashed), _field("accountNumber", "Account number", number)],
         )
-    if recipient.type == "aba":
-        routing, number = details["abartn"], details["accountNumber"]
-        return (
-            number,
-            f"{currency} account ending in {number[-4:]}",
-            [
-                _field("abartn", "ACH routing number", routing),
-                _field("accountNumber", "Account number", number),
-            ],
-        )
-    email = details["email"]
-    return email, f"{currency} account with email {email}", [_field("email", "Email", email)]
+    if recipient.type == "email":
+        email = details["email"]
+        return email, f"{currency} account with email {email}", [_field("email", "Email", email)]
+    # Every other type: its own fields, labelled as its account requirements name them.
+    fields = fields_for(recipient.type, currency, currency, address=False, names=False)
+    shown = [
+        _field(field.key, field.name, details[field.key])
+        for field in fields
+        if not field.key.startswith("address.") and field.key != "legalType" and details.get(field.key)
+    ]
+    number = details.get("accountNumber") or details.get("clabe") or ""
+    return number, f"{currency} account ending in {number[-4:]}", shown
 
 
 def _field(key: str, label: str, value: str) -> dict[str, str]:

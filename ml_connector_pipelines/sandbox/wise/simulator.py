@@ -35,6 +35,10 @@ Behaviour the contract leaves open ([I] items), decided here
   whose ``payIn`` is ``preferredPayIn`` (``payIn`` is accepted as an alias), else ``BANK_TRANSFER``.
   USD to an account outside the US is routed over ``SWIFT``. A recipient must belong to the quote's
   profile and be in its target currency. Expired quotes read back as ``EXPIRED`` for 48 h, then 404.
+- Account requirements (``GET /v1/account-requirements``, ``GET /v1/quotes/{id}/account-requirements``)
+  and recipient creation follow ``requirements.py``: per currency, the recipient types offered and
+  their fields; a create with a type the currency lacks, an unknown ``details`` key, a missing field
+  or a value failing its pattern is a 422 naming ``details.<key>`` (sources in docs/wise.md).
 - ``GET /v2/accounts``: ``profileId`` (or ``profile``) is required; ``size`` defaults to 20 and is capped
   at 20; pass ``seekPositionForNext`` back as ``seekPosition``; it is null on the last page.
 - ``GET /v1/transfers``: newest first; ``limit`` defaults to 100 and is clamped to 1..100.
@@ -84,7 +88,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..host import SandboxContext
+from ..context import SandboxContext
 from . import webhooks
 from .errors import (
     ApiError,
@@ -107,7 +111,8 @@ from .quotes import (
     quote_json,
     route_pay_out,
 )
-from .recipients import V2_TYPE_NAMES, Recipient, v1_json, v2_json, validate_create
+from .recipients import Recipient, v1_json, v2_json, validate_create
+from .requirements import CURRENCY_TYPES, requirements_json, v2_type_name
 
 PERSONAL_TOKEN_PREFIX = "wise-sandbox-"
 OAUTH_TOKEN_PREFIX = "wise-oauth-"
@@ -313,6 +318,8 @@ class WiseSimulator:
             route("/v3/profiles/{profile_id:int}/quotes", ["POST"], self._create_quote),
             route("/v3/profiles/{profile_id:int}/quotes/{quote_id}", ["GET"], self._get_quote),
             route("/v3/profiles/{profile_id:int}/quotes/{quote_id}", ["PATCH"], self._patch_quote),
+            route("/v1/account-requirements", ["GET"], self._route_requirements),
+            route("/v1/quotes/{quote_id}/account-requirements", ["GET"], self._quote_requirements),
             route("/v1/accounts", ["POST"], self._create_recipient),
             route("/v1/accounts", ["GET"], self._list_recipients_v1),
             route("/v1/accounts/{account_id:int}", ["GET"], self._get_recipient_v1),
@@ -746,6 +753,48 @@ class WiseSimulator:
 
     # ----------------------------------------------------------------- recipients
 
+    def _route_requirements(self, call: Call) -> Response:
+        """``GET /v1/account-requirements?source=&target=&sourceAmount=`` (contract 5.4)."""
+        source, target = call.query("source"), call.query("target")
+        errors = [
+            FieldError("NOT_VALID", f"Please specify a valid {name} currency.", name)
+            for name, value in (("source", source), ("target", target))
+            if not value or not re.fullmatch(r"[A-Z]{3}", value)
+        ]
+        try:
+            amount = float(call.query("sourceAmount") or "")
+        except ValueError:
+            amount = 0.0
+        if not amount > 0:
+            errors.append(FieldError("NOT_VALID", "sourceAmount must be a positive number.", "sourceAmount"))
+        if errors:
+            raise validation_failed(errors, status=400)
+        return self._requirements(call, source or "", target or "")
+
+    def _quote_requirements(self, call: Call) -> Response:
+        """``GET /v1/quotes/{quoteId}/account-requirements``: the quote's route."""
+        with self._lock:
+            quote = self._quotes.get(call.param("quote_id"))
+            if quote is None or quote.user_id != call.caller.id:
+                raise not_found("Quote not found", call.path)
+            source, target = quote.source_currency, quote.target_currency
+        return self._requirements(call, source, target)
+
+    def _requirements(self, call: Call, source: str, target: str) -> Response:
+        route = f"{source}-{target}"
+        if source not in USD_RATES or target not in CURRENCY_TYPES:
+            raise validation_failed(
+                [
+                    FieldError(
+                        "error.route.not.supported", f"We don't support {route} transfers.", "target", [route]
+                    )
+                ]
+            )
+        # v1.1 (Accept-Minor-Version: 1) adds the name field; addressRequired=true forces the address.
+        names = call.request.headers.get("Accept-Minor-Version") == "1"
+        address = (call.query("addressRequired") or "").lower() == "true"
+        return _json(requirements_json(source, target, address=address, names=names))
+
     def _recipient_v1(self, recipient: Recipient) -> dict[str, Any]:
         return v1_json(recipient, self._profiles[recipient.profile_id].type == "BUSINESS")
 
@@ -841,7 +890,7 @@ class WiseSimulator:
                     if r.profile_id == profile_id
                     and r.active == active
                     and (not currency or r.currency == currency)
-                    and (not wanted_type or wanted_type in (r.type, V2_TYPE_NAMES[r.type].lower()))
+                    and (not wanted_type or wanted_type in (r.type, v2_type_name(r.type).lower()))
                     and (owned is None or r.owned_by_customer == (owned.lower() == "true"))
                     and (seek is None or (r.id < seek if descending else r.id > seek))
                 ),

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from ...core.errors import ConnectorError, ValidationFailed
 from ...core.http import HttpClient, RateLimit
 from .auth import GATEWAY_RETRY, IonApiAuth
+from .errors import INFOR_HOOKS
 from .ionapi import IonApi
 from .m3 import M3Client, M3TransactionError, m3_date, m3_literal, parse_m3_date
 from .models import (
@@ -133,6 +134,7 @@ def open_adapter(
         retry=GATEWAY_RETRY,
         timeout=GATEWAY_TIMEOUT_SECONDS,
         headers=headers,
+        hooks=INFOR_HOOKS,
         # Shared per (system, credential_id): every adapter of this tenant draws from one bucket.
         rate_limit=RateLimit(float(per_second)) if per_second else None,
     )

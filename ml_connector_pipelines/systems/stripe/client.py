@@ -25,6 +25,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import httpx
 import stripe
 
 from ml_connector_pipelines.core.errors import (
@@ -34,7 +35,16 @@ from ml_connector_pipelines.core.errors import (
     RetryExhausted,
     TargetRejected,
 )
-from ml_connector_pipelines.core.http import HttpClient, RateLimit, paginate
+from ml_connector_pipelines.core.http import (
+    ErrorHooks,
+    HttpClient,
+    RateLimit,
+    RateStore,
+    StatusClass,
+    default_status_class,
+    generic_error_message,
+    paginate,
+)
 from ml_connector_pipelines.core.webhooks import InvalidWebhook, UnknownTenant, VerifiedEvent
 
 from .models import (
@@ -54,6 +64,8 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 # Stripe's documented request rates per account: 25/s for test keys, 100/s in live mode.
 TEST_MODE_RATE = RateLimit(per_second=25, burst=25)
 LIVE_MODE_RATE = RateLimit(per_second=100, burst=100)
+# Requests in flight at once: enough for 100/s at up to 160 ms per request.
+MAX_CONCURRENCY = 16
 PAGE_SIZE = 100  # Stripe's maximum
 MAX_EVENT_TYPES = 20  # Stripe's limit for `types[]`
 
@@ -61,6 +73,28 @@ CUSTOMER_ID_KEY = "infor_customer_id"
 INVOICE_KEY_KEY = "infor_invoice_key"
 
 T = TypeVar("T")
+
+
+def stripe_error_message(response: httpx.Response) -> str:
+    """Stripe's error text: `{"error": {"type", "message", ...}}`."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return generic_error_message(response)
+
+
+def stripe_status_class(status: int, idempotent: bool) -> StatusClass:
+    """A 409 is "a request with this Idempotency-Key is still in flight": wait and send it again.
+    Every keyed request is idempotent here, so a 409 on one is retried like a 429."""
+    if status == 409:
+        return StatusClass.THROTTLED if idempotent else StatusClass.FINAL
+    return default_status_class(status, idempotent)
+
+
+STRIPE_HOOKS = ErrorHooks(message=stripe_error_message, classify=stripe_status_class)
 
 
 def _translate(error: stripe.StripeError, method: str, path: str) -> HttpError:
@@ -120,6 +154,7 @@ class StripeGateway:
         base_url: str = "https://api.stripe.com",
         *,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
+        rate_store: RateStore | None = None,
     ) -> None:
         base_url = base_url.rstrip("/")
         self._http = HttpClient(
@@ -129,6 +164,10 @@ class StripeGateway:
             credential_id=hashlib.sha256(api_key.encode()).hexdigest()[:16],
             rate_limit=TEST_MODE_RATE if api_key.startswith("sk_test_") else LIVE_MODE_RATE,
             timeout=timeout,
+            max_concurrency=MAX_CONCURRENCY,
+            hooks=STRIPE_HOOKS,
+            # Given the state store, the rate budget holds across every process using this key.
+            rate_store=rate_store,
         )
         self._stripe = stripe.StripeClient(
             api_key,
@@ -137,6 +176,11 @@ class StripeGateway:
             http_client=_SdkTransport(self._http),
             max_network_retries=0,  # retries are the HTTP layer's
         )
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests this gateway may have in flight at once: the push factory's worker count."""
+        return self._http.max_concurrency
 
     @property
     def requests_made(self) -> int:

@@ -19,16 +19,36 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
+
 from ml_connector_pipelines.core.errors import ConnectorError, TargetRejected
-from ml_connector_pipelines.core.http import HttpClient, RateLimit, RetryPolicy, paginate
+from ml_connector_pipelines.core.http import (
+    ErrorHooks,
+    HttpClient,
+    RateLimit,
+    RateStore,
+    RetryPolicy,
+    generic_error_message,
+    paginate,
+)
 from ml_connector_pipelines.core.redact import register_secret
 
-from .models import Profile, Quote, Recipient, Subscription, Transfer
+from .models import AccountRequirement, Profile, Quote, Recipient, Subscription, Transfer
 
 SYSTEM = "wise"
 RECIPIENT_PAGE_SIZE = 20  # the v2 list documents "a maximum of 20" (wise.md §5.2)
 TRANSFER_PAGE_SIZE = 100
 TRANSFER_STATE_CHANGE = "transfers#state-change"
+# Wise publishes no numeric rate limit (wise.md §8: dynamic per account, 429 when exceeded). We
+# assume 100 requests/s per credential and keep 32 requests in flight (100/s at up to 320 ms each);
+# pass `rate_limit` to change it. 429s are retried either way.
+DEFAULT_RATE_LIMIT = RateLimit(per_second=100, burst=10)
+MAX_CONCURRENCY = 32
+# Account requirements are asked for a route and an amount (wise.md §5.4). Recipients are created before
+# any quote, so the route's source defaults to the tenant default (EUR) and the amount to the docs'
+# example, 1000 [I]; callers that know the funding currency pass it.
+REQUIREMENTS_SOURCE_CURRENCY = "EUR"
+REQUIREMENTS_SOURCE_AMOUNT = Decimal("1000")
 
 
 class WiseClientCredentials:
@@ -50,7 +70,9 @@ class WiseClientCredentials:
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 60.0,
     ) -> None:
-        self._token_http = HttpClient(SYSTEM, base_url, credential_id=client_id, retry=retry, timeout=timeout)
+        self._token_http = HttpClient(
+            SYSTEM, base_url, credential_id=client_id, retry=retry, timeout=timeout, hooks=WISE_HOOKS
+        )
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
         self._basic_header = f"Basic {basic}"
         self._token: str | None = None
@@ -88,6 +110,28 @@ class WiseClientCredentials:
         self._token_http.close()
 
 
+def wise_error_message(response: httpx.Response) -> str:
+    """Wise's error text: validation errors list one entry per failing field
+    (`{"errors": [{"code", "message", "path"}]}`), other errors carry `message` (wise.md §8)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
+            if messages:
+                return "; ".join(messages)
+        if isinstance(body.get("message"), str) and body["message"].strip():
+            return body["message"].strip()
+    return generic_error_message(response)
+
+
+# A 409 from Wise is its duplicate answer, never "try again": the default classes already say so.
+WISE_HOOKS = ErrorHooks(message=wise_error_message)
+
+
 def _money(amount: Decimal | None) -> float | None:
     # Wise takes JSON numbers; invoice amounts have at most a few decimals, exact as a float repr.
     return None if amount is None else float(amount)
@@ -102,9 +146,11 @@ class WiseClient:
         client_secret: str | None = None,
         profile_id: int | None = None,
         *,
-        rate_limit: RateLimit | None = None,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 60.0,
+        max_concurrency: int = MAX_CONCURRENCY,
+        rate_store: RateStore | None = None,
     ) -> None:
         # A personal token never changes, so it is a fixed header; OAuth needs a refreshing AuthHook.
         self._credentials: WiseClientCredentials | None = None
@@ -129,8 +175,15 @@ class WiseClient:
             rate_limit=rate_limit,
             retry=retry,
             timeout=timeout,
+            max_concurrency=max_concurrency,
+            hooks=WISE_HOOKS,
+            # Given the state store, the rate budget holds across every process using this credential.
+            rate_store=rate_store,
         )
         self._profile_id = profile_id
+        # Requirements per (source, target) route, asked once per client (one client per run).
+        self._requirements: dict[tuple[str, str], list[AccountRequirement]] = {}
+        self._requirements_lock = threading.Lock()
 
     # Profiles ------------------------------------------------------------------------------------
 
@@ -191,6 +244,28 @@ class WiseClient:
         return Quote.model_validate(response.json())
 
     # Recipients ----------------------------------------------------------------------------------
+
+    def account_requirements(
+        self, target_currency: str, source_currency: str = REQUIREMENTS_SOURCE_CURRENCY
+    ) -> list[AccountRequirement]:
+        """The recipient types Wise offers for paying out in `target_currency`, with their fields
+        (v1.1, so the name field is included). Cached per route for the life of the client."""
+        route = (source_currency, target_currency)
+        with self._requirements_lock:
+            if route not in self._requirements:
+                response = self.http.get(
+                    "/v1/account-requirements",
+                    params={
+                        "source": source_currency,
+                        "target": target_currency,
+                        "sourceAmount": str(REQUIREMENTS_SOURCE_AMOUNT),
+                    },
+                    headers={"Accept-Minor-Version": "1"},
+                )
+                self._requirements[route] = [
+                    AccountRequirement.model_validate(item) for item in response.json()
+                ]
+            return self._requirements[route]
 
     def create_recipient(self, payload: dict[str, Any]) -> Recipient:
         """POST /v1/accounts. Not idempotent: a timeout raises OutcomeUnknown, look it up before retrying."""
@@ -277,6 +352,11 @@ class WiseClient:
         return [Subscription.model_validate(item) for item in items]
 
     # Lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests this client may have in flight at once: the push factory's worker count."""
+        return self.http.max_concurrency
 
     @property
     def requests_made(self) -> int:

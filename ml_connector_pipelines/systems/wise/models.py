@@ -6,6 +6,7 @@ are ignored rather than rejected.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -99,6 +100,67 @@ class Recipient(WiseModel):
         if isinstance(data, dict) and "accountHolderName" not in data and isinstance(data.get("name"), dict):
             data = {**data, "accountHolderName": data["name"].get("fullName")}
         return data
+
+
+class AllowedValue(WiseModel):
+    key: str
+    name: str | None = None
+
+
+class RequirementField(WiseModel):
+    """One input of a recipient type: an entry of ``fields[].group[]`` (wise.md §5.4)."""
+
+    key: str
+    name: str | None = None
+    type: str | None = None
+    required: bool = False
+    refresh_requirements_on_change: bool = False
+    example: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    validation_regexp: str | None = None
+    values_allowed: list[AllowedValue] | None = None
+
+    def problem(self, value: str | None) -> str | None:
+        """Why Wise would refuse `value` for this field, or None."""
+        if not value:
+            return "is required" if self.required else None
+        if self.min_length is not None and len(value) < self.min_length:
+            return f"must be at least {self.min_length} characters"
+        if self.max_length is not None and len(value) > self.max_length:
+            return f"must be at most {self.max_length} characters"
+        if self.validation_regexp and not _matches(self.validation_regexp, value):
+            example = f" (e.g. {self.example})" if self.example else ""
+            return f"does not match {self.validation_regexp}{example}"
+        if self.values_allowed and value not in {allowed.key for allowed in self.values_allowed}:
+            return "must be one of " + ", ".join(allowed.key for allowed in self.values_allowed)
+        return None
+
+
+def _matches(pattern: str, value: str) -> bool:
+    # Wise's patterns are Java regexes; one Python cannot compile is not held against the value.
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return True
+
+
+class AccountRequirement(WiseModel):
+    """One recipient type Wise offers on a route, with its fields flattened out of their groups."""
+
+    type: str
+    title: str | None = None
+    fields: list[RequirementField] = []
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _flatten_groups(cls, fields: Any) -> Any:
+        if not isinstance(fields, list):
+            return fields
+        return [entry for field in fields if isinstance(field, dict) for entry in field.get("group") or []]
+
+    def field(self, key: str) -> RequirementField | None:
+        return next((field for field in self.fields if field.key == key), None)
 
 
 class Transfer(WiseModel):

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ml_connector_pipelines.integrations.frames import from_frame, to_frame
-from ml_connector_pipelines.integrations.infor import checks
+from ml_connector_pipelines.integrations.kit import checks
 from ml_connector_pipelines.systems.infor.models import (
     APInvoice,
     ARInvoice,
@@ -78,8 +78,15 @@ def test_required_fields_names_records_with_empty_blank_or_missing_values() -> N
     )
     frame.loc[3, "name"] = pd.NA  # a value the source did not send at all
     outcome = checks.required_fields(frame, ["supplier_id"], ["supplier_id", "name", "currency"])
-    assert (outcome.passed, outcome.blocking) == (False, True)
+    # One record's problem is quarantined, not a broken extract (issue 16 item 4): not blocking.
+    assert (outcome.passed, outcome.blocking) == (False, False)
     assert outcome.failing_records == ["S2", "S3", "S4"]
+    missing = checks.missing_required(frame, ["supplier_id"], ["supplier_id", "name", "currency"])
+    assert [(record, field) for _, record, field in missing] == [
+        ("S2", "name"),
+        ("S3", "currency"),
+        ("S4", "name"),
+    ]
 
     clean = checks.required_fields(to_frame([supplier("S1")], Supplier), ["supplier_id"], ["name"])
     assert clean.passed and clean.failing_records == []

@@ -1,7 +1,8 @@
 """Data-quality checks on real bad data: records broken in the Infor simulator, then extracted.
 
-A failed blocking check (required fields, duplicate keys) must stop every downstream asset of the
-same run; a failed warning check (currency, negative amount) is reported and lets the data flow on.
+A failed blocking check (duplicate keys, a source schema change) must stop every downstream asset of
+the same run; a record missing a required field is quarantined (left out, named, alerted) and the
+rest flows on; a failed warning check (currency, negative amount) is reported and lets the data flow on.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _by_name(infor_assets: list[str]) -> list[dg.AssetsDefinition]:
 
 
 @pytest.mark.parametrize("product", ["m3", "syteline"])
-def test_bad_records_fail_their_checks_and_a_blocking_failure_stops_downstream(
+def test_bad_records_fail_their_checks_and_are_quarantined_while_the_rest_flows(
     sandbox_server: SandboxServer, connector: Any, product: str
 ) -> None:
     env = make_tenant(sandbox_server, connector, product=product)
@@ -72,14 +73,24 @@ def test_bad_records_fail_their_checks_and_a_blocking_failure_stops_downstream(
         ("infor_customers", "required_fields"),
         ("infor_ap_invoices", "non_negative_amounts"),
     }
-    assert checks[("infor_customers", "required_fields")].severity == dg.AssetCheckSeverity.ERROR
+    assert checks[("infor_customers", "required_fields")].severity == dg.AssetCheckSeverity.WARN
     assert checks[("infor_suppliers", "valid_currencies")].severity == dg.AssetCheckSeverity.WARN
 
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    # The empty name blocks the customers' push in this run; warnings let the others through.
-    assert "push_customers" not in materialized
-    assert {"push_suppliers", "push_ap_invoices"} <= materialized
-    assert not result.success  # a blocked partition is a failed run, visible to the operator
+    # The customer with an empty name is quarantined: named, alerted, not in the frame; the rest flows.
+    assert {"push_customers", "push_suppliers", "push_ap_invoices"} <= materialized
+    customers = result.output_for_node("infor_customers")
+    assert "C00002" not in set(customers["customer_id"]) and len(customers) > 0
+    [extract] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "infor_customers"
+    ]
+    quarantined = extract.materialization.metadata["quarantined_records"].value
+    assert quarantined == [{"record": "C00002", "field": "name", "reason": "required field is empty"}]
+    alerts = env.connector.state.audit.history(env.name, flow="infor_customers", record="C00002")
+    assert [e.action for e in alerts] == ["alert"] and "field name" in (alerts[0].reason or "")
+    assert result.success
 
 
 def test_a_clean_extract_lets_its_push_run(tenant: Any) -> None:

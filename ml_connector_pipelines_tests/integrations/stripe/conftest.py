@@ -16,12 +16,9 @@ import pytest
 from ml_connector_pipelines.core.webhooks import WebhookServer, create_webhook_app
 from ml_connector_pipelines.integrations.event_runs import RUN_KEY_TAG
 from ml_connector_pipelines.integrations.infor.assets import infor_extracts
-from ml_connector_pipelines.integrations.stripe.assets import (
-    PAYMENT_EVENT_TYPES,
-    stripe_customers,
-    stripe_invoices,
-)
+from ml_connector_pipelines.integrations.stripe.assets import stripe_customers, stripe_invoices
 from ml_connector_pipelines.integrations.stripe.mapping import to_minor_units
+from ml_connector_pipelines.integrations.stripe.payments import PAYMENT_EVENT_TYPES
 from ml_connector_pipelines.integrations.stripe.sensors import stripe_events_sensor
 from ml_connector_pipelines.integrations.tenancy import webhook_verifiers
 from ml_connector_pipelines_tests.conftest import TenantEnv

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from ml_connector_pipelines.integrations.stripe.assets import CUSTOMERS_FLOW, INVOICES_FLOW, PAYMENTS_FLOW
+from ml_connector_pipelines.integrations.stripe.assets import CUSTOMERS_FLOW, INVOICES_FLOW
+from ml_connector_pipelines.integrations.stripe.payments import PAYMENTS_FLOW
 from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines_tests.conftest import TenantEnv, make_tenant
 

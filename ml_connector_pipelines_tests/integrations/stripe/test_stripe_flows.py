@@ -11,10 +11,8 @@ import sqlalchemy as sa
 
 from ml_connector_pipelines.core.tables import inbox
 from ml_connector_pipelines.core.webhooks import WebhookServer
-from ml_connector_pipelines.integrations.stripe.assets import (
-    PAYMENTS_FLOW,
-    stripe_reconciliation,
-)
+from ml_connector_pipelines.integrations.stripe.assets import stripe_reconciliation
+from ml_connector_pipelines.integrations.stripe.payments import PAYMENTS_FLOW
 from ml_connector_pipelines.integrations.stripe.sensors import EVENTS_CURSOR
 from ml_connector_pipelines_tests.conftest import TenantEnv, make_tenant
 

@@ -120,7 +120,7 @@ def _reconciliation(tenant: TenantEnv) -> tuple[dict[str, dict[str, Any]], Any]:
     result = tenant.materialize([stripe_reconciliation], today())
     assert result.success
     [check] = result.get_asset_check_evaluations()
-    report = result.output_for_node("stripe_reconciliation")
+    report = result.output_for_node(stripe_reconciliation.op.name)
     return {row["reference"]: row for row in report.to_dict("records")}, check
 
 

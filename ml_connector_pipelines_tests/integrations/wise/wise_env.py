@@ -40,7 +40,7 @@ def run_day(tenant: TenantEnv, day: date) -> dict[str, dict[str, Any]]:
 def metadata(result: Any) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
-        name = event.asset_key.to_user_string()
+        name = event.asset_key.path[-1]  # the flow name: pair assets are keyed [pair, flow]
         if name.startswith("wise_"):
             found[name] = {key: value.value for key, value in event.materialization.metadata.items()}
     return found

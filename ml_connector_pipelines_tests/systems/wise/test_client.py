@@ -99,7 +99,9 @@ def test_business_profile(wise: WiseClient) -> None:
 
 def test_recipient_lifecycle(sandbox: SandboxServer, wise: WiseClient) -> None:
     profile_id = wise.business_profile_id()
-    created = wise.create_recipient(recipient_payload(gb_supplier("S1"), profile_id))
+    created = wise.create_recipient(
+        recipient_payload(gb_supplier("S1"), profile_id, wise.account_requirements)
+    )
     assert created.active and created.currency == "GBP"
 
     held = wise.get_recipient(created.id)
@@ -120,7 +122,9 @@ def test_list_recipients_pages_through_everything(wise: WiseClient) -> None:
     profile_id = wise.business_profile_id()
     created = {
         wise.create_recipient(
-            recipient_payload(eu_supplier(f"E{n}", f"Lieferant Nummer{chr(65 + n)}"), profile_id)
+            recipient_payload(
+                eu_supplier(f"E{n}", f"Lieferant Nummer{chr(65 + n)}"), profile_id, wise.account_requirements
+            )
         ).id
         for n in range(25)
     }
@@ -133,7 +137,7 @@ def test_list_recipients_pages_through_everything(wise: WiseClient) -> None:
 
 
 def test_rejected_recipient_carries_wise_message(wise: WiseClient) -> None:
-    payload = recipient_payload(gb_supplier("S2"), wise.business_profile_id())
+    payload = recipient_payload(gb_supplier("S2"), wise.business_profile_id(), wise.account_requirements)
     payload["details"]["sortCode"] = "12"  # what the mapping would never send
     with pytest.raises(TargetRejected) as caught:
         wise.create_recipient(payload)
@@ -142,7 +146,9 @@ def test_rejected_recipient_carries_wise_message(wise: WiseClient) -> None:
 
 
 def test_quote_recipient_transfer(sandbox: SandboxServer, wise: WiseClient) -> None:
-    recipient = wise.create_recipient(recipient_payload(gb_supplier("S3"), wise.business_profile_id()))
+    recipient = wise.create_recipient(
+        recipient_payload(gb_supplier("S3"), wise.business_profile_id(), wise.account_requirements)
+    )
     invoice = ap_invoice("INV-900")
     quote = wise.create_quote(**quote_request(invoice, "GBP"))
     uuid.UUID(quote.id)
@@ -195,7 +201,9 @@ def test_oauth_client_credentials(sandbox: SandboxServer) -> None:
 
 
 def test_list_transfers_pages_past_100(wise: WiseClient) -> None:
-    recipient = wise.create_recipient(recipient_payload(gb_supplier("S4"), wise.business_profile_id()))
+    recipient = wise.create_recipient(
+        recipient_payload(gb_supplier("S4"), wise.business_profile_id(), wise.account_requirements)
+    )
     created = set()
     for n in range(105):
         quote = wise.create_quote("GBP", "GBP", target_amount=Decimal("10.00"), target_account=recipient.id)
@@ -215,3 +223,32 @@ def test_errors_are_typed(sandbox: SandboxServer, wise: WiseClient) -> None:
     with WiseClient(f"{sandbox.url}/wise", token="not-a-sandbox-token", retry=FAST_RETRY) as stranger:
         with pytest.raises(AuthenticationFailed):
             stranger.profiles()
+
+
+def test_account_requirements_are_read_once_per_route(wise: WiseClient) -> None:
+    before = wise.requests_made
+    gbp = wise.account_requirements("GBP")
+    assert [requirement.type for requirement in gbp] == ["sort_code", "iban", "email"]
+    sort_code = gbp[0]
+    # Fields come flattened out of Wise's groups, with v1.1's name field.
+    assert [field.key for field in sort_code.fields][:4] == [
+        "legalType",
+        "accountHolderName",
+        "sortCode",
+        "accountNumber",
+    ]
+    account_number = sort_code.field("accountNumber")
+    assert account_number is not None and account_number.required and account_number.validation_regexp
+    assert account_number.problem("7087249") and account_number.problem("70872490") is None
+    legal_type = sort_code.field("legalType")
+    assert legal_type is not None and {v.key for v in legal_type.values_allowed or []} == {
+        "PRIVATE",
+        "BUSINESS",
+    }
+    assert wise.account_requirements("GBP") is gbp  # cached: no second call
+    assert wise.requests_made - before == 1
+    wise.account_requirements("GBP", source_currency="USD")
+    assert wise.requests_made - before == 2
+    with pytest.raises(TargetRejected) as caught:
+        wise.account_requirements("KRW")
+    assert caught.value.status == 422 and "KRW" in caught.value.target_message

@@ -1,8 +1,9 @@
-"""Data-quality checks on Infor extracts: pure functions over the extract DataFrame.
+"""Data-quality checks on source extracts (any system): pure functions over the extract DataFrame.
 
-Structural problems (missing keys, duplicate keys) block the partition: pushing a broken extract could
-create duplicates downstream. Record-level problems (a bad currency, a negative amount) are reported
-here and flagged per record by the push assets, so one bad invoice never holds up the others.
+Only a broken extract blocks the partition (duplicate keys, a source schema change): pushing it could
+create duplicates downstream. Record-level problems never hold up the others: a record missing a
+required field is quarantined by the extract (left out of its frame, named and alerted), and a bad
+currency or a negative amount is reported here and flagged per record by the push assets.
 """
 
 from __future__ import annotations
@@ -36,9 +37,47 @@ def required_fields(frame: pd.DataFrame, key: list[str], required: list[str]) ->
     return CheckOutcome(
         "required_fields",
         not mask.any(),
-        True,
+        False,  # one record's problem: quarantined, never the whole partition
         f"{', '.join(required)} present on every record",
         _ids(frame, mask.fillna(True), key),
+    )
+
+
+def missing_required(frame: pd.DataFrame, key: list[str], required: list[str]) -> list[tuple[int, str, str]]:
+    """(row position, record id, first empty required field) of each record missing one."""
+    found: list[tuple[int, str, str]] = []
+    for position, row in enumerate(frame[list(dict.fromkeys([*key, *required]))].itertuples(index=False)):
+        values = dict(zip(dict.fromkeys([*key, *required]), row, strict=True))
+        empty = [col for col in required if _empty(values[col])]
+        if empty:
+            found.append(
+                (position, "/".join("" if _empty(values[k]) else str(values[k]) for k in key), empty[0])
+            )
+    return found
+
+
+def _empty(value: object) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or (isinstance(value, float) and value != value)
+        or (isinstance(value, str) and not value.strip())
+    )
+
+
+def source_schema(rejected_fields: list[str], rows_read: int) -> CheckOutcome:
+    """A schema change in the source (a column renamed or gone) makes one field fail on most rows:
+    blocking, since the extract is no longer what the pushes expect. Scattered bad rows are not."""
+    fields = set(rejected_fields)
+    broken = rows_read >= 2 and len(fields) == 1 and len(rejected_fields) * 2 >= rows_read
+    return CheckOutcome(
+        "source_schema",
+        not broken,
+        True,
+        f"field {next(iter(fields))} unreadable on {len(rejected_fields)} of {rows_read} rows"
+        if broken
+        else "the source rows have the fields the extract reads",
+        [],
     )
 
 

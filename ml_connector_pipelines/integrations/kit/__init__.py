@@ -1,0 +1,1 @@
+"""The integration kit: what every pair is built from."""
