@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..host import SandboxContext
+from ..context import SandboxContext
 from .render import Json, Renderer
 from .seed import DEFAULT_COUNTS, Dataset, Record, generate
 from .spec import query_parameters
