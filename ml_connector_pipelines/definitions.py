@@ -10,12 +10,13 @@ import dagster as dg
 
 from .integrations.infor import definitions as infor
 from .integrations.partitions import TENANT_DAY
+from .integrations.procurify import definitions as procurify
 from .integrations.resources import build_resources
 from .integrations.stripe import definitions as stripe
 from .integrations.wise import definitions as wise
 
 # Modules, not their `defs`: Dagster loads this module and wants exactly one Definitions in it.
-INTEGRATIONS = [infor.defs, wise.defs, stripe.defs]
+INTEGRATIONS = [infor.defs, wise.defs, stripe.defs, procurify.defs]
 
 
 def _daily_assets() -> list[dg.AssetKey]:

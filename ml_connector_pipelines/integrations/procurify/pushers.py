@@ -44,8 +44,8 @@ from ...systems.procurify.models import Bill, PurchaseOrder
 from . import mapping
 from .mapping import ReferenceMap, ReferenceRow
 
-PURCHASE_ORDERS = "procurify_purchase_orders"
-AP_INVOICES = "procurify_ap_invoices"
+PURCHASE_ORDERS = "procurify_infor_purchase_orders"
+AP_INVOICES = "procurify_infor_ap_invoices"
 REFERENCES = "procurify_references"
 
 

@@ -44,7 +44,15 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from ...core.errors import ConnectorError
-from ...core.http import HttpClient, RateLimit, RetryPolicy, paginate
+from ...core.http import (
+    ErrorHooks,
+    HttpClient,
+    RateLimit,
+    RateStore,
+    RetryPolicy,
+    generic_error_message,
+    paginate,
+)
 from ...core.redact import register_secret
 from .models import AccountCode, Bill, Department, Location, PurchaseOrder, Vendor
 
@@ -57,6 +65,26 @@ DEFAULT_APPROVED_BILL_STATUSES = (2,)
 DEFAULT_EXPIRES_IN = 86400.0
 RENEW_MARGIN_SECONDS = 3600.0
 M = TypeVar("M", bound=BaseModel)
+
+
+def procurify_error_message(response: httpx.Response) -> str:
+    """Django REST Framework's shapes: ``{"detail": "..."}``, or ``{"field": ["message", ...]}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and not isinstance(body.get("detail"), str):
+        fields = [
+            f"{name}: {'; '.join(str(m) for m in messages)}"
+            for name, messages in body.items()
+            if isinstance(messages, list) and messages
+        ]
+        if fields:
+            return " | ".join(fields)
+    return generic_error_message(response)
+
+
+PROCURIFY_HOOKS = ErrorHooks(message=procurify_error_message)
 
 
 @dataclass(frozen=True)
@@ -81,7 +109,12 @@ class ProcurifyAuth:
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
         self.http = HttpClient(
-            SYSTEM, base_url, credential_id=f"{client_id}:oauth", retry=retry, transport=transport
+            SYSTEM,
+            base_url,
+            credential_id=f"{client_id}:oauth",
+            retry=retry,
+            transport=transport,
+            hooks=PROCURIFY_HOOKS,
         )
         self._client_id = client_id
         self._client_secret = client_secret
@@ -130,6 +163,7 @@ class ProcurifyClient:
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy = RetryPolicy(),
         rate_limit: RateLimit | None = None,
+        rate_store: RateStore | None = None,
     ) -> None:
         config = config or {}
         self.base_url = base_url.rstrip("/")
@@ -153,6 +187,9 @@ class ProcurifyClient:
             transport=transport,
             # The tenant's own figure wins over the default budget (Procurify documents none).
             rate_limit=RateLimit(float(per_second)) if per_second else rate_limit,
+            hooks=PROCURIFY_HOOKS,
+            # Given the state store, the budget holds across every process using this credential.
+            rate_store=rate_store,
         )
 
     @property

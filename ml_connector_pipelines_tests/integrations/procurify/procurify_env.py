@@ -28,7 +28,7 @@ from ml_connector_pipelines.integrations.procurify.pushers import (
 )
 from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
-from ml_connector_pipelines.sandbox.procurify.seed import CHANGE_WINDOW_DAYS
+from ml_connector_pipelines.sandbox.procurify.seed import BILL_APPROVED, CHANGE_WINDOW_DAYS, PO_CANCELLED
 from ml_connector_pipelines.sandbox.procurify.simulator import CLIENT_SECRET, client_id_for
 from ml_connector_pipelines.systems.infor.adapter import InforAdapter, open_adapter
 from ml_connector_pipelines.systems.infor.ionapi import IonApi
@@ -119,17 +119,7 @@ class Pairing:
         return [i for i in self.infor_state()["ap_invoices"] if i["invoice_number"] in ours]
 
     def add_gl_account(self, dimension: int, account_id: str, description: str) -> None:
-        """Add an account to the Infor chart, as a finance user would in Infor."""
-        simulator = self.sandbox.simulator("infor")
-        with simulator._lock:  # no control route adds chart accounts yet
-            data = simulator.tenant(self.tenant)
-            data.gl_accounts[account_id] = {
-                "dimension": dimension,
-                "account_id": account_id,
-                "description": description,
-                "modified_date": data.today_iso,
-            }
-            data.changed("gl_accounts")
+        add_gl_account(self.sandbox, self.tenant, dimension, account_id, description)
 
     @contextmanager
     def infor_answers_lost(self, rate: float, seed: int) -> Iterator[None]:
@@ -145,6 +135,41 @@ class Pairing:
             yield
         finally:
             self.sandbox.set_faults("none")
+
+
+def add_gl_account(sandbox: SandboxServer, tenant: str, dimension: int, account_id: str, text: str) -> None:
+    """Add an account to a tenant's Infor chart, as a finance user would in Infor."""
+    simulator = sandbox.simulator("infor")
+    with simulator._lock:  # no control route adds chart accounts yet
+        data = simulator.tenant(tenant)
+        data.gl_accounts[account_id] = {
+            "dimension": dimension,
+            "account_id": account_id,
+            "description": text,
+            "modified_date": data.today_iso,
+        }
+        data.changed("gl_accounts")
+
+
+def expected_outcomes(
+    procurify: dict[str, Any], product: str
+) -> tuple[set[str], set[str], set[str], set[str]]:
+    """From Procurify's own state: POs and bills that should land, and those to be flagged (the
+    seed's first three name an unknown account code, vendor, department; SyteLine has no cost
+    centres, so the third lands there)."""
+    flagged_orders = {"PFY-1", "PFY-2"} | ({"PFY-3"} if product == "m3" else set())
+    flagged_bills = {"bill/1", "bill/2"} | ({"bill/3"} if product == "m3" else set())
+    orders = {f"PFY-{p['procurify_PO']}" for p in procurify["purchase_orders"] if p["state"] != PO_CANCELLED}
+    bills = {f"bill/{b['id']}" for b in procurify["bills"] if b["status"] == BILL_APPROVED}
+    return orders - flagged_orders, flagged_orders, bills - flagged_bills, flagged_bills
+
+
+def procurify_state(sandbox: SandboxServer, tenant: str) -> dict[str, Any]:
+    # An empty config change creates the domain (seeded) if no call has yet, and changes nothing else.
+    httpx.put(
+        f"{sandbox.url}/_sandbox/procurify/tenants/{tenant}/config", json={}, timeout=30
+    ).raise_for_status()
+    return sandbox.get_state("procurify")["tenants"][tenant]
 
 
 def new_tenant(prefix: str) -> str:

@@ -12,9 +12,9 @@ from ml_connector_pipelines.core.ledger import Ledger
 from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.integrations.procurify.pushers import AP_INVOICES, PURCHASE_ORDERS, REFERENCES
 from ml_connector_pipelines.sandbox.host import SandboxServer
-from ml_connector_pipelines.sandbox.procurify.seed import BILL_APPROVED, PO_CANCELLED, UNKNOWN_ACCOUNT_CODE
+from ml_connector_pipelines.sandbox.procurify.seed import UNKNOWN_ACCOUNT_CODE
 
-from .procurify_env import Pairing, new_tenant
+from .procurify_env import Pairing, expected_outcomes, new_tenant
 
 
 @pytest.fixture
@@ -32,13 +32,7 @@ def pairing(request: pytest.FixtureRequest, sandbox_server: SandboxServer, tmp_p
 
 
 def expected(pairing: Pairing) -> tuple[set[str], set[str], set[str], set[str]]:
-    """From Procurify's own state: which POs and bills should land, and which be flagged."""
-    procurify = pairing.procurify_state()
-    flagged_orders = {"PFY-1", "PFY-2"} | ({"PFY-3"} if pairing.product == "m3" else set())
-    flagged_bills = {"bill/1", "bill/2"} | ({"bill/3"} if pairing.product == "m3" else set())
-    orders = {f"PFY-{p['procurify_PO']}" for p in procurify["purchase_orders"] if p["state"] != PO_CANCELLED}
-    bills = {f"bill/{b['id']}" for b in procurify["bills"] if b["status"] == BILL_APPROVED}
-    return orders - flagged_orders, flagged_orders, bills - flagged_bills, flagged_bills
+    return expected_outcomes(pairing.procurify_state(), pairing.product)
 
 
 def test_pos_and_bills_land_in_infor_once_and_gaps_are_flagged(pairing: Pairing) -> None:
