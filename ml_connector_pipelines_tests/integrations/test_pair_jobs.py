@@ -29,10 +29,10 @@ def test_each_pair_job_holds_its_own_extracts_and_pushes_only() -> None:
     assert not any("wise" in key or "suppliers" in key for key in stripe)
     assert wise | stripe <= selected("main")
     schedules = {s.name: s.job_name for s in defs.schedules or []}
-    assert schedules == {
+    assert {  # each further pair (Procurify, ...) adds its own schedule
         "wise_payment_cycle_schedule": "wise_payouts",
         "stripe_billing_schedule": "stripe_billing",
-    }
+    }.items() <= schedules.items()
 
 
 def test_stripe_billing_runs_on_each_tenants_billing_cron(

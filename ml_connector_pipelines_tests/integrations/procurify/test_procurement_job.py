@@ -118,3 +118,18 @@ def test_a_tenant_without_procurify_is_skipped_with_the_reason(
     assert reasons and all("does not use procurify" in r or "no procurify credentials" in r for r in reasons)
     # Nothing was written to (or even asked of) Infor for this tenant.
     assert name not in sandbox_server.get_state("infor")["tenants"] or infor_pos(env) == Counter()
+
+
+def test_the_procurement_job_holds_procurify_only_and_runs_on_its_calendar() -> None:
+    job = defs.resolve_job_def(JOB)
+    keys = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert keys == {
+        "procurify_purchase_orders",
+        "procurify_bills",
+        "procurify/procurify_reference_alignment",
+        "procurify/procurify_infor_purchase_orders",
+        "procurify/procurify_infor_ap_invoices",
+    }
+    assert {s.name: s.job_name for s in defs.schedules or []}["procurify_procurement_schedule"] == JOB
+    main = {key.to_user_string() for key in defs.resolve_job_def("main").asset_layer.selected_asset_keys}
+    assert keys <= main
