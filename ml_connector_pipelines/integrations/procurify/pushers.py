@@ -115,52 +115,59 @@ def load_references(
 
 
 def record_references(session: SyncSession, refs: ReferenceMap) -> list[SyncResult]:
-    """Put every pair in the audit trail and keep the Procurify side's outcome in the ledger.
+    """Keep every pair in the ledger (flow ``procurify_references``) and the audit trail.
 
-    Audit: a match is a ``status`` row, a difference a ``flagged`` one (no alert: the records that
-    depend on it are flagged and alerted themselves); details name both sides. Ledger (flow
-    ``procurify_references``, one entry per Procurify vendor / account code / department): done with
-    the Infor id when usable, flagged with the outcome otherwise, so the push assets read the same
-    alignment (`stored_references`) and a fix in Infor shows once alignment runs again.
+    Ledger: one entry per Procurify vendor / account code / department, and per Infor record no one
+    in Procurify points at; done with the Infor id when usable, flagged with the outcome otherwise,
+    so the push assets read the same alignment (`stored_references`) and a fix in Infor shows as
+    soon as alignment runs again. Audit: a pair seen for the first time, or whose outcome changed,
+    gets one row (a match ``status``, a difference ``flagged``; no alert: the records that depend on
+    it are flagged and alerted themselves). An unchanged pair writes nothing, so daily runs stay quiet.
     """
     results = []
     ledger, tenant, run_id = session.ledger, session.tenant, session.run_id
     for row in refs.rows:
-        action = "status" if row.outcome in ("match", "not_checked") else "flagged"
+        digest = content_hash({**_details(row), "detail": row.detail})
+        current = ledger.get(tenant, REFERENCES, row.source_id)
+        if current is not None and current.status != "pending" and current.content_hash == digest:
+            continue
+        if ledger.claim(tenant, REFERENCES, row.source_id, run_id) is None:
+            continue  # another run is aligning this tenant right now
+        if row.outcome in mapping.USABLE or row.outcome == "not_checked":
+            ledger.complete(
+                tenant, REFERENCES, row.source_id, run_id, row.infor_id or "", digest, extra=_details(row)
+            )
+            action = "status"
+        else:
+            ledger.flag(tenant, REFERENCES, row.source_id, run_id, _ledger_reason(row), content_hash=digest)
+            action = "flagged"
         results.append(
             session.note(
                 row.source_id, action, target_id=row.infor_id, reason=_reason(row), details=_details(row)
             )
         )
-        if row.procurify_id is None or ledger.claim(tenant, REFERENCES, row.source_id, run_id) is None:
-            continue  # an Infor-only row, or another run is aligning this tenant right now
-        if row.outcome in mapping.USABLE or row.outcome == "not_checked":
-            target = row.infor_id or ""
-            ledger.complete(
-                tenant,
-                REFERENCES,
-                row.source_id,
-                run_id,
-                target,
-                content_hash(_details(row)),
-                extra=_details(row),
-            )
-        else:
-            ledger.flag(tenant, REFERENCES, row.source_id, run_id, _reason(row))
     return results
 
 
+def _ledger_reason(row: ReferenceRow) -> str:
+    """``<outcome> (<procurify name>): <detail>``, read back by `stored_references`."""
+    return f"{row.outcome} ({row.procurify_name or row.infor_name or ''}): {row.detail or ''}"
+
+
 def stored_references(ledger: Ledger, tenant: str) -> ReferenceMap:
-    """The alignment `record_references` kept in the ledger, as a `ReferenceMap`."""
+    """The Procurify side of the alignment `record_references` kept in the ledger."""
     rows = []
     for entry in ledger.entries(tenant, REFERENCES):
+        kind, marker, procurify_id = entry.source_id.partition("/procurify:")
+        if not marker:
+            continue  # an Infor record without Procurify counterpart: nothing refers to it
         if entry.status == "done":
             extra = entry.extra
             rows.append(
                 ReferenceRow(
                     kind=extra["kind"],
                     outcome=extra["outcome"],
-                    procurify_id=extra["procurify_id"],
+                    procurify_id=procurify_id,
                     procurify_name=extra.get("procurify_name"),
                     infor_id=entry.target_id or None,
                     infor_name=extra.get("infor_name"),
@@ -168,14 +175,14 @@ def stored_references(ledger: Ledger, tenant: str) -> ReferenceMap:
                 )
             )
         elif entry.status == "flagged":
-            kind, _, side = entry.source_id.partition("/procurify:")
-            outcome, _, detail = (entry.reason or "missing_in_infor").partition(": ")
+            head, _, detail = (entry.reason or "missing_in_infor (): ").partition(": ")
+            outcome, _, name = head.partition(" (")
             rows.append(
                 ReferenceRow(
                     kind=kind,  # type: ignore[arg-type]
-                    outcome=outcome.split(" ")[0],  # type: ignore[arg-type]
-                    procurify_id=side,
-                    procurify_name=entry.extra.get("procurify_name"),
+                    outcome=outcome,  # type: ignore[arg-type]
+                    procurify_id=procurify_id,
+                    procurify_name=name.removesuffix(")") or None,
                     detail=detail or None,
                 )
             )

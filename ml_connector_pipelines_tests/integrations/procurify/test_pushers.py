@@ -85,8 +85,12 @@ def test_pos_and_bills_land_in_infor_once_and_gaps_are_flagged(pairing: Pairing)
     assert {e.action for e in references if e.details["outcome"] == "match"} == {"status"}
     assert {e.action for e in references if e.details["outcome"] == "missing_in_infor"} == {"flagged"}
 
-    # A second run changes nothing in Infor: every landed record is skipped as unchanged.
+    assert outcomes["missing_in_procurify"] > 0  # the other way round: Infor records Procurify lacks
+
+    # A second run changes nothing in Infor: every landed record is skipped as unchanged, and the
+    # unchanged reference pairs add nothing to the audit trail.
     second = pairing.run()
+    assert len(AuditWriter(pairing.store).history(pairing.tenant, REFERENCES)) == len(references)
     assert {
         r.action for r in second["orders"] + second["bills"] if r.source_id in landing_orders | landing_bills
     } == {"skipped"}
@@ -100,6 +104,13 @@ def test_a_po_with_an_unknown_account_code_lands_once_after_infor_gets_the_code(
 
     pairing.add_gl_account(1, *UNKNOWN_ACCOUNT_CODE)
     replay = pairing.run()  # the replay: the same records, read again from Procurify
+    code_history = AuditWriter(pairing.store).history(
+        pairing.tenant, REFERENCES, f"account_code/procurify:{UNKNOWN_ACCOUNT_CODE[0]}"
+    )
+    assert [(e.action, e.details["outcome"]) for e in code_history] == [
+        ("flagged", "missing_in_infor"),
+        ("status", "match"),
+    ]
     assert {r.source_id: r.action for r in replay["orders"]}["PFY-1"] == "created"
     again = pairing.run()
     assert {r.source_id: r.action for r in again["orders"]}["PFY-1"] == "skipped"
