@@ -48,7 +48,7 @@ def infor_invoices(env: TenantEnv, numbers: set[str]) -> Counter[str]:
     )
 
 
-@pytest.mark.parametrize("product", ["m3", "syteline"])
+@pytest.mark.parametrize("product", ["m3"])  # SyteLine: test_pushers.py, same pushers
 def test_the_procurement_job_lands_each_po_and_bill_once_and_replays_the_flagged(
     sandbox_server: SandboxServer, connector: Any, product: str
 ) -> None:
