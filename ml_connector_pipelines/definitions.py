@@ -12,12 +12,13 @@ from .integrations.cin7 import definitions as cin7
 from .integrations.cleo import definitions as cleo
 from .integrations.infor import definitions as infor
 from .integrations.partitions import TENANT_DAY
+from .integrations.procurify import definitions as procurify
 from .integrations.resources import build_resources
 from .integrations.stripe import definitions as stripe
 from .integrations.wise import definitions as wise
 
 # Modules, not their `defs`: Dagster loads this module and wants exactly one Definitions in it.
-INTEGRATIONS = [infor.defs, wise.defs, stripe.defs, cleo.defs, cin7.defs]
+INTEGRATIONS = [infor.defs, wise.defs, stripe.defs, cleo.defs, cin7.defs, procurify.defs]
 
 
 def _daily_assets() -> list[dg.AssetKey]:

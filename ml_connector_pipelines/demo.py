@@ -23,6 +23,7 @@ from .definitions import defs
 from .integrations.cin7.demo import add_cin7_to_demo
 from .integrations.cleo.demo import run_cleo_demo
 from .integrations.partitions import partition_key
+from .integrations.procurify.demo import run_procurify_demo
 from .integrations.tenancy import Connector, register_tenant, webhook_verifiers, wise_client
 from .sandbox.host import SandboxServer
 from .sandbox.infor.simulator import sandbox_ionapi
@@ -161,6 +162,7 @@ def run_demo(ui: bool = False, port: int = 8700) -> int:
         day_key = partition_key(TENANT, today)
         results = [_run("main", day_key, instance, f"main job for {TENANT} / {today}")]
         print(f"  extracted from Infor: {_extracted(results[0])}")
+        results += run_procurify_demo(connector, sandbox, instance, TENANT, _run)
         for line in _play_the_outside_world(sandbox):
             print(f"- {line}")
         results.append(_run("wise_payout_status_job", TENANT, instance, "Wise payout status back to Infor"))

@@ -46,10 +46,11 @@ def default_simulators() -> list[type]:
     from .cin7.simulator import Cin7Simulator
     from .cleo.simulator import CleoSimulator
     from .infor.simulator import InforSimulator
+    from .procurify.simulator import ProcurifySimulator
     from .stripe.simulator import StripeSimulator
     from .wise.simulator import WiseSimulator
 
-    return [InforSimulator, WiseSimulator, StripeSimulator, CleoSimulator, Cin7Simulator]
+    return [InforSimulator, WiseSimulator, StripeSimulator, CleoSimulator, Cin7Simulator, ProcurifySimulator]
 
 
 class FaultMiddleware:

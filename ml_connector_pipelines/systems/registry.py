@@ -22,6 +22,7 @@ from ..core.http import RateLimit
 from .cin7.spec import SYSTEM as CIN7
 from .cleo.spec import SYSTEM as CLEO
 from .infor.spec import SYSTEM as INFOR
+from .procurify.spec import SYSTEM as PROCURIFY
 from .spec import SystemSpec, per_minute
 from .stripe.spec import SYSTEM as STRIPE
 from .wise.spec import SYSTEM as WISE
@@ -31,11 +32,11 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "wise": WISE.rate_limit,  # none published (dynamic per account): assumed 100/s
     "stripe": STRIPE.rate_limit,  # 100/s live, 25/s test mode (the gateway picks by key)
     "cin7": per_minute(60),  # "60 calls per minute" per API application; over it: HTTP 503
-    "procurify": RateLimit(per_second=5, burst=5),  # none documented: a gentle assumed 5/s
+    "procurify": PROCURIFY.rate_limit,  # none documented: a gentle assumed 5/s
     "cleo": RateLimit(per_second=5, burst=5),  # none found: assumed 5/s
 }
 
-SYSTEMS: dict[str, SystemSpec] = {spec.name: spec for spec in (INFOR, WISE, STRIPE, CLEO, CIN7)}
+SYSTEMS: dict[str, SystemSpec] = {spec.name: spec for spec in (INFOR, WISE, STRIPE, CLEO, CIN7, PROCURIFY)}
 
 
 def system(name: str) -> SystemSpec:

@@ -25,6 +25,7 @@ def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.Monke
         "wise_payout_status",
         "stripe_customers",
         "stripe_invoices",
+        "procurify_infor_purchase_orders",
     ]:
         assert flow in rows, out
     header = next(line.split() for line in out.splitlines() if line.startswith("flow "))
@@ -32,6 +33,7 @@ def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.Monke
         flow: dict(zip(header[1:], map(int, values.split()), strict=True)) for flow, values in rows.items()
     }
     assert counts["wise_recipients"]["created"] > 0
+    assert counts["procurify_infor_purchase_orders"]["created"] > 0 and "added in Infor" in out
     assert all(c["failed"] == 0 for c in counts.values())
     # The outside world happened and came back to Infor: a payout status written, two payments and a
     # refund posted to AR.
