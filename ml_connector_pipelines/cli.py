@@ -77,7 +77,8 @@ def tenant_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
         creds: dict[str, Any] = {}
         given = False
         for option in spec.cli_options:
-            value = getattr(args, _option_dest(spec.name, option.flag))
+            # A config option two systems share (e.g. --procurement-cron) is parsed once, under the first.
+            value = getattr(args, _option_dest(spec.name, option.flag), None)
             if value is None or value == []:
                 continue
             if option.file:
@@ -281,9 +282,16 @@ def _add_system_options(parser: argparse.ArgumentParser) -> None:
     """Each registry system's `tenants add` options, in a group of its own."""
     from .systems.registry import SYSTEMS
 
+    shared: set[str] = set()
     for spec in SYSTEMS.values():
         group = parser.add_argument_group(spec.title)
         for option in spec.cli_options:
+            if option.target == "config":
+                # Tenant config is one namespace: two systems may offer the same key (Cleo and
+                # Procurify both run on the tenant's procurement cycle); it is one option.
+                if option.flag in shared:
+                    continue
+                shared.add(option.flag)
             kwargs: dict[str, Any] = {
                 "dest": _option_dest(spec.name, option.flag),
                 "metavar": "FILE" if option.file else "VALUE",
