@@ -51,6 +51,16 @@ def is_idempotent(transaction: str) -> bool:
     return not transaction.startswith("Add")
 
 
+# Transactions that only read, by name prefix (Get, Lst/List, Sel, Search; EXPORTMI's Select).
+# Every other transaction (Add, Upd, Chg, Del, StartEntry, FinishEntry, ValidByBatchNo...) writes.
+READ_TRANSACTION_PREFIXES = ("Get", "Lst", "List", "Sel", "Search")
+
+
+def is_read(transaction: str) -> bool:
+    """Whether a transaction only reads: the write preview lets these through, refuses the rest."""
+    return transaction.startswith(READ_TRANSACTION_PREFIXES)
+
+
 def m3_date(value: date) -> str:
     return value.strftime("%Y%m%d")
 
@@ -106,7 +116,12 @@ class M3Client:
         )
         params = {name: str(value) for name, value in fields.items() if value is not None}
         try:
-            response = self.http.get(request_path, params=params, idempotent=is_idempotent(transaction))
+            response = self.http.get(
+                request_path,
+                params=params,
+                idempotent=is_idempotent(transaction),
+                writes=not is_read(transaction),
+            )
         except TargetRejected as exc:
             if exc.status != 400:
                 raise
