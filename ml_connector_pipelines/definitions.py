@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from .integrations.infor import definitions as infor
+from .integrations.kit.plan_job import write_preview_job
 from .integrations.partitions import TENANT_DAY
 from .integrations.resources import build_resources
 from .integrations.stripe import definitions as stripe
@@ -35,4 +36,4 @@ main_job = dg.define_asset_job(
 )
 
 
-defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job], resources=build_resources()))
+defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job, write_preview_job], resources=build_resources()))

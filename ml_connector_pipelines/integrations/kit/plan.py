@@ -442,3 +442,4 @@ def plan_markdown(plan: FlowPlan) -> str:
     if plan.note:
         return plan.note
     return pd.DataFrame(rows).to_markdown(index=False) if rows else "(nothing to do)"
+

@@ -145,7 +145,7 @@ def test_stripe_plan_predicts_creates_updates_and_flags(tenant: TenantEnv) -> No
 
     plans = plan_then_run(tenant, "stripe_billing", today(), STRIPE_FLOWS)
     customers_plan = actions(plans, "stripe_customers")
-    assert customers_plan[first["customer_id"]] in ("updated", "created")
+    assert customers_plan[first["customer_id"]] == "updated"
     assert customers_plan[second["customer_id"]] == "flagged"
 
 
@@ -166,3 +166,19 @@ def test_cli_plan_prints_the_preview(tenant: TenantEnv, capsys: pytest.CaptureFi
     assert "wise_recipients -> wise" in out and supplier["supplier_id"] in out
     assert snapshot(tenant) == before
     assert partition_key(tenant.name, date.fromisoformat(supplier["modified_date"]))
+
+
+def test_the_write_preview_job_shows_the_plan_in_its_metadata(tenant: TenantEnv) -> None:
+    supplier = infor_records(tenant, "suppliers")[0]
+    before = snapshot(tenant)
+    config = {"tenant": tenant.name, "date": supplier["modified_date"], "flows": ["wise_recipients"]}
+    result = definitions.defs.resolve_job_def("write_preview").execute_in_process(
+        run_config={"ops": {"write_preview": {"config": config}}},
+        instance=tenant.instance,
+        resources=tenant.resources,
+    )
+    assert result.success
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    table = output.event_specific_data.metadata["wise_recipients"].value
+    assert supplier["supplier_id"] in table
+    assert snapshot(tenant) == before
