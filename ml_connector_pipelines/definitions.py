@@ -36,4 +36,6 @@ main_job = dg.define_asset_job(
 )
 
 
-defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job, write_preview_job], resources=build_resources()))
+defs = dg.Definitions.merge(
+    *INTEGRATIONS, dg.Definitions(jobs=[main_job, write_preview_job], resources=build_resources())
+)

@@ -122,6 +122,7 @@ def run_checks(
 
 def build_extract(spec: ExtractSpec) -> dg.AssetsDefinition:
     EXTRACT_SPECS[spec.asset_name] = spec
+
     @dg.asset(
         name=spec.asset_name,
         group_name=spec.group or spec.system,

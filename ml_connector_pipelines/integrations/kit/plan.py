@@ -128,7 +128,9 @@ class PlanLedger:
             flow=flow,
             source_id=source_id,
             target_id=target_id if target_id is not None or current is None else current.target_id,
-            content_hash=content_hash if content_hash is not None or current is None else current.content_hash,
+            content_hash=content_hash
+            if content_hash is not None or current is None
+            else current.content_hash,
             status=status,
             run_id=PLAN_RUN_ID,
             reason=reason,
@@ -442,4 +444,3 @@ def plan_markdown(plan: FlowPlan) -> str:
     if plan.note:
         return plan.note
     return pd.DataFrame(rows).to_markdown(index=False) if rows else "(nothing to do)"
-

@@ -109,7 +109,9 @@ def actions(plans: list[FlowPlan], flow: str) -> dict[str, str]:
 def test_wise_plan_writes_nothing_and_predicts_creates_flags_skips_and_recreates(tenant: TenantEnv) -> None:
     suppliers = infor_records(tenant, "suppliers")
     broken = next(
-        s for s in suppliers if s["bank_account"]["kind"] == "iban" and not iban_is_valid(s["bank_account"]["iban"])
+        s
+        for s in suppliers
+        if s["bank_account"]["kind"] == "iban" and not iban_is_valid(s["bank_account"]["iban"])
     )
     day = date.fromisoformat(broken["modified_date"])
 
@@ -117,9 +119,9 @@ def test_wise_plan_writes_nothing_and_predicts_creates_flags_skips_and_recreates
     recipients = actions(first, "wise_recipients")
     assert recipients[broken["supplier_id"]] == "flagged"
     assert "created" in recipients.values()
-    assert next(r for p in first for r in p.results if r.source_id == broken["supplier_id"]).reason.startswith(
-        "iban: invalid IBAN"
-    )
+    assert next(
+        r for p in first for r in p.results if r.source_id == broken["supplier_id"]
+    ).reason.startswith("iban: invalid IBAN")
 
     # Planned again after that run: everything it did is now unchanged.
     again = plan_then_run(tenant, "wise_payouts", day, WISE_FLOWS)
@@ -127,7 +129,9 @@ def test_wise_plan_writes_nothing_and_predicts_creates_flags_skips_and_recreates
 
     # A changed bank account: the recipient is deleted and recreated (changed record).
     created = next(sid for sid, action in recipients.items() if action == "created")
-    patch_infor(tenant, "suppliers", created, {"bank_account": {"iban": IBAN("DE89 3704 0044 0532 0130 00").compact}})
+    patch_infor(
+        tenant, "suppliers", created, {"bank_account": {"iban": IBAN("DE89 3704 0044 0532 0130 00").compact}}
+    )
     changed = plan_then_run(tenant, "wise_payouts", today(), WISE_FLOWS)
     assert actions(changed, "wise_recipients")[created] == "recreated"
 
