@@ -288,6 +288,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts_digest(args: argparse.Namespace) -> int:
+    """The tenant's digest of flagged records: sent to its channels now, or only printed."""
+    from .integrations.alert_routing import TenantAlertRouter, build_digest, send_digest
+
+    connector = _connector()
+    if connector.state.tenants.get(args.tenant) is None:
+        raise ValueError(f"unknown tenant {args.tenant!r}")
+    if args.print:
+        digest = build_digest(connector.state, args.tenant)
+        print(digest.text)
+        return 0
+    router = TenantAlertRouter(connector.state.tenants, connector.credentials)
+    digest, sent = send_digest(connector.state, router, args.tenant)
+    print(digest.text)
+    where = ", ".join(sent) if sent else "nowhere (nothing flagged, or no channel configured)"
+    print(f"\nsent to {where}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -397,6 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--flow", action="append", help="one push flow (repeatable); default: all")
     plan.add_argument("--date", help="the partition's modified date, YYYY-MM-DD (default: today, UTC)")
     plan.set_defaults(func=cmd_plan)
+
+    alerts = sub.add_parser("alerts", help="per-tenant alert channels").add_subparsers(
+        dest="action", required=True
+    )
+    digest = alerts.add_parser("digest", help="send the tenant's digest of flagged records now")
+    digest.add_argument("tenant")
+    digest.add_argument("--print", action="store_true", help="only print it: send nothing, keep the cursor")
+    digest.set_defaults(func=cmd_alerts_digest)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded sandbox and print a summary")
     demo.add_argument("--ui", action="store_true", help="leave the sandbox and `dagster dev` running")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .integrations.alert_routing import alerts_daily_digest, alerts_digest_job
 from .integrations.infor import definitions as infor
 from .integrations.kit.plan_job import write_preview_job
 from .integrations.partitions import TENANT_DAY
@@ -37,5 +38,10 @@ main_job = dg.define_asset_job(
 
 
 defs = dg.Definitions.merge(
-    *INTEGRATIONS, dg.Definitions(jobs=[main_job, write_preview_job], resources=build_resources())
+    *INTEGRATIONS,
+    dg.Definitions(
+        jobs=[main_job, write_preview_job, alerts_digest_job],
+        schedules=[alerts_daily_digest],
+        resources=build_resources(),
+    ),
 )

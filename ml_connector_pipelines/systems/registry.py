@@ -19,6 +19,7 @@ publishes none, the figure is the connector's assumption and the client still ba
 from __future__ import annotations
 
 from ..core.http import RateLimit
+from .alerts.spec import SYSTEM as ALERTS
 from .infor.spec import SYSTEM as INFOR
 from .spec import SystemSpec, per_minute
 from .stripe.spec import SYSTEM as STRIPE
@@ -33,7 +34,8 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "cleo": RateLimit(per_second=5, burst=5),  # none found: assumed 5/s
 }
 
-SYSTEMS: dict[str, SystemSpec] = {spec.name: spec for spec in (INFOR, WISE, STRIPE)}
+# `alerts` is a tenant's alert channels: their secrets live in the vault like any credentials.
+SYSTEMS: dict[str, SystemSpec] = {spec.name: spec for spec in (INFOR, WISE, STRIPE, ALERTS)}
 
 
 def system(name: str) -> SystemSpec:

@@ -26,7 +26,7 @@ class WritePreviewConfig(dg.Config):
     description="What each push of a tenant-day would create, update, recreate, link, skip or flag; "
     "writes nothing to a target, the ledger or the audit table.",
 )
-def write_preview(context: dg.OpExecutionContext, config: WritePreviewConfig) -> dg.Output[None]:
+def plan_tenant_day(context: dg.OpExecutionContext, config: WritePreviewConfig) -> dg.Output[None]:
     day = date.fromisoformat(config.date) if config.date else datetime.now(UTC).date()
     resources = {key: getattr(context.resources, key) for key in ("state", *SYSTEMS)}
     plans = plan_partition(resources, config.tenant, day, config.flows or None)
@@ -45,4 +45,4 @@ def write_preview(context: dg.OpExecutionContext, config: WritePreviewConfig) ->
     tags={"kind": "preview"},
 )
 def write_preview_job() -> None:
-    write_preview()
+    plan_tenant_day()

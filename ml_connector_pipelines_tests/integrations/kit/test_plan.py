@@ -177,7 +177,7 @@ def test_the_write_preview_job_shows_the_plan_in_its_metadata(tenant: TenantEnv)
     before = snapshot(tenant)
     config = {"tenant": tenant.name, "date": supplier["modified_date"], "flows": ["wise_recipients"]}
     result = definitions.defs.resolve_job_def("write_preview").execute_in_process(
-        run_config={"ops": {"write_preview": {"config": config}}},
+        run_config={"ops": {"plan_tenant_day": {"config": config}}},
         instance=tenant.instance,
         resources=tenant.resources,
     )
