@@ -24,7 +24,7 @@ own typed errors. Transport failures still raise.
 
 ``read_only = True`` (set by the write preview, `ml-connector plan`) refuses every write with
 ``WriteRefused`` before anything is sent. A write is any method but GET/HEAD/OPTIONS, unless the
-caller says otherwise with ``writes=`` (M3 runs every transaction, its Add* included, as a GET).
+caller says otherwise with ``writes=`` (an RPC-style API may run its writes as GETs).
 """
 
 from __future__ import annotations
