@@ -128,12 +128,18 @@ def test_wise_plan_writes_nothing_and_predicts_creates_flags_skips_and_recreates
     assert set(actions(again, "wise_recipients").values()) <= {"skipped", "flagged"}
 
     # A changed bank account: the recipient is deleted and recreated (changed record).
-    created = next(sid for sid, action in recipients.items() if action == "created")
-    patch_infor(
-        tenant, "suppliers", created, {"bank_account": {"iban": IBAN("DE89 3704 0044 0532 0130 00").compact}}
+    created = min(
+        s["supplier_id"]
+        for s in suppliers
+        if recipients.get(s["supplier_id"]) == "created"
+        and s["bank_account"]["kind"] == "iban"
+        and s["bank_account"]["currency"] == "EUR"
     )
+    new_iban = IBAN("DE89 3704 0044 0532 0130 00").compact
+    patch_infor(tenant, "suppliers", created, {"bank_account": {"iban": new_iban}})
     changed = plan_then_run(tenant, "wise_payouts", today(), WISE_FLOWS)
-    assert actions(changed, "wise_recipients")[created] == "recreated"
+    reasons = {r.source_id: r.reason for p in changed for r in p.results}
+    assert actions(changed, "wise_recipients")[created] == "recreated", reasons[created]
 
 
 def test_stripe_plan_predicts_creates_updates_and_flags(tenant: TenantEnv) -> None:
@@ -185,4 +191,16 @@ def test_the_write_preview_job_shows_the_plan_in_its_metadata(tenant: TenantEnv)
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     table = output.event_specific_data.metadata["wise_recipients"].value
     assert supplier["supplier_id"] in table
+    assert snapshot(tenant) == before
+
+
+def test_read_only_infor_reads_but_refuses_m3_writes_sent_as_get(tenant: TenantEnv) -> None:
+    from ml_connector_pipelines.integrations.kit.plan import read_only
+
+    supplier = infor_records(tenant, "suppliers")[0]
+    before = snapshot(tenant)
+    with read_only(tenant.resources["infor"].adapter(tenant.name)) as adapter:
+        assert adapter.supplier(supplier["supplier_id"]) is not None  # reads go through
+        with pytest.raises(WriteRefused, match="StartEntry"):
+            adapter.m3.execute("PPS370MI", "StartEntry", BAOR="PLAN")
     assert snapshot(tenant) == before
