@@ -154,9 +154,18 @@ class PreviewSession:
     """`SyncSession`'s interface; decides like it, writes nothing (module docstring)."""
 
     def __init__(
-        self, ledger: PlanLedger, *, tenant: str, flow: str, partition: str | None, lease_seconds: int = 900
+        self,
+        ledger: PlanLedger,
+        *,
+        tenant: str,
+        flow: str,
+        partition: str | None,
+        lease_seconds: int = 900,
+        run_finished: Callable[[str], bool] | None = None,
     ) -> None:
         self.ledger = ledger
+        # As the ledger's claim: a pending row of a run known to have finished is free to take.
+        self.run_finished = run_finished
         self.tenant = tenant
         self.flow = flow
         self.run_id = PLAN_RUN_ID
@@ -250,7 +259,7 @@ class PreviewSession:
             if match is not None:
                 matched = match()
                 if matched is not None:
-                    return "linked", matched, "matched a record the target already holds"
+                    return "linked", matched, "already in the target"
             return "created", _attempt(create), None
         if update is not None:
             return "updated", _attempt(lambda: update(old_id)), None
@@ -262,7 +271,9 @@ class PreviewSession:
         """Another run holds the record within its lease: the real run would skip it too."""
         if entry is None or entry.status != "pending" or entry.run_id == PLAN_RUN_ID:
             return False
-        if entry.claimed_at is None:
+        if entry.claimed_at is None or (
+            entry.run_id and self.run_finished and self.run_finished(entry.run_id)
+        ):
             return False
         return entry.claimed_at >= utcnow() - timedelta(seconds=self.lease_seconds)
 
