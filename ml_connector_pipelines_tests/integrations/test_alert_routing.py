@@ -175,3 +175,39 @@ def test_cli_prints_and_sends_the_digest(
     assert main(["alerts", "digest", routed_tenant]) == 0
     assert "sent to slack, email" in capsys.readouterr().out
     assert "S009" in receiver.bodies[-1]["text"]
+
+
+def test_the_daily_digest_job_sends_every_tenants_digest(
+    connector: Any, routed_tenant: str, receiver: Receiver, mailbox: tuple[Mailbox, int]
+) -> None:
+    import dagster as dg
+
+    from ml_connector_pipelines.definitions import defs
+    from ml_connector_pipelines.integrations.resources import build_resources
+
+    assert defs.resolve_schedule_def("alerts_daily_digest").cron_schedule == "0 7 * * *"
+    flag(connector, routed_tenant, "S100", "no bank account")
+    result = defs.resolve_job_def("alerts_digest").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), resources=build_resources(db_url=connector.settings.db_url)
+    )
+    assert result.success
+    assert "S100: iban: no bank account" in receiver.bodies[-1]["text"]
+    [(_, message)] = mailbox[0].messages
+    assert "S100" in message.get_payload()
+
+
+def test_tenants_add_stores_the_alert_secrets_in_the_vault(
+    connector: Any, receiver: Receiver, tmp_path: Any
+) -> None:
+    ionapi = tmp_path / "acme.ionapi"
+    ionapi.write_text(json.dumps(sandbox_ionapi("http://127.0.0.1:9", "ACME2")))
+    argv = ["tenants", "add", "ACME2", "--ionapi", str(ionapi), "--alerts-slack-webhook-url", receiver.url]
+    argv += ["--alerts-email-to", "ap@acme.test", "--alerts-smtp-host", "127.0.0.1"]
+    argv += ["--alerts-smtp-from", "c@acme.test", "--alerts-smtp-password", "s3cret-pass"]
+    assert main(argv) == 0
+    assert connector.credentials.get("ACME2", "alerts") == {
+        "slack_webhook_url": receiver.url,
+        "smtp_password": "s3cret-pass",
+    }
+    config = connector.state.tenants.get("ACME2").config
+    assert config["alerts_email_to"] == "ap@acme.test" and "s3cret-pass" not in json.dumps(config)
