@@ -32,6 +32,7 @@ def test_each_pair_job_holds_its_own_extracts_and_pushes_only() -> None:
     assert schedules == {
         "wise_payment_cycle_schedule": "wise_payouts",
         "stripe_billing_schedule": "stripe_billing",
+        "alerts_daily_digest": "alerts_digest",  # every tenant's digest of flagged records
     }
 
 
