@@ -3,6 +3,10 @@
 Every transaction is a GET on `/M3/m3api-rest/v2/execute/{PROGRAM}/{TRANSACTION}` below the API base,
 with options as matrix parameters (`;maxrecs=..;cono=..`, as Infor's Odin SDK sends them) and the
 transaction's input fields as query parameters. Values are strings; dates are YYYYMMDD.
+
+Assumption (the write preview): a transaction only reads when its name starts with Get, Lst, List,
+Sel or Search (EXPORTMI's Select included), the read verbs of the MI metadata; every other one is
+treated as a write and refused while the HTTP client is read-only.
 """
 
 from __future__ import annotations
