@@ -148,8 +148,17 @@ def test_stripe_plan_predicts_creates_updates_and_flags(tenant: TenantEnv) -> No
     first, second = customers[0], customers[1]
     day = date.fromisoformat(first["modified_date"])
 
-    # Created in Stripe first, then changed in Infor (stamped today) along with a bad one.
-    tenant.run("stripe_billing", day)
+    # The busiest day first: customers and invoices created (some customers on the spot).
+    busiest = Counter(
+        i["modified_date"] for i in tenant.infor_state()["ar_invoices"] if i["status"] == "open"
+    )
+    billed = plan_then_run(
+        tenant, "stripe_billing", date.fromisoformat(busiest.most_common(1)[0][0]), STRIPE_FLOWS
+    )
+    assert "created" in actions(billed, "stripe_invoices").values()
+
+    # Then a customer's own day, then it changed in Infor (stamped today) along with a bad one.
+    plan_then_run(tenant, "stripe_billing", day, STRIPE_FLOWS)
     patch_infor(tenant, "customers", first["customer_id"], {"name": first["name"] + " Ltd"})
     patch_infor(tenant, "customers", second["customer_id"], {"country": "XX"})
 
