@@ -19,6 +19,7 @@ from ...core.state import State
 from ..event_runs import batch_run_key, event_run_request, poll_run_key
 from ..partitions import TENANTS
 from ..resources import StateResource
+from ..runs import run_finished_checker
 from ..tenancy import open_client
 from .inbox import INBOX_FLOW_TAG, INBOX_SOURCE_TAG, InboxFlow
 
@@ -53,6 +54,7 @@ def inbox_sensor(
         store = state.state()
         now = datetime.now(UTC)
         requests: list[dg.RunRequest] = []
+        ended = run_finished_checker(context.instance)  # events held by a dead run count as waiting
         for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
             if not state.configured(tenant, system):
                 continue
@@ -64,7 +66,7 @@ def inbox_sensor(
                         context.log.info(f"{tenant}: {stored} new {flow.source} events collected")
                 except Exception as exc:  # one tenant's trouble must not stop the others
                     context.log.warning(f"{tenant}: collecting {flow.source} events failed: {exc}")
-            pending = store.inbox.pending(flow.source, tenant)
+            pending = store.inbox.pending(flow.source, tenant, run_finished=ended)
             if pending:
                 requests.append(event_run_request(tenant, batch_run_key(context.instance, tenant, pending)))
             elif poll_minutes:
