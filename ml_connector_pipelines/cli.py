@@ -277,10 +277,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from . import definitions  # noqa: F401  (imports every pair: their push flows register)
     from .integrations.kit.plan import plan_partition
     from .integrations.resources import build_resources
+    from .integrations.runs import run_finished_checker
 
     _connector()  # the vault's redaction is installed before any secret is read
     day = date.fromisoformat(args.date) if args.date else datetime.now(UTC).date()
-    plans = plan_partition(build_resources(), args.tenant, day, args.flow or None)
+    finished = run_finished_checker(_instance())  # a dead run's claims do not count, as in a run
+    plans = plan_partition(build_resources(), args.tenant, day, args.flow or None, finished)
     print(f"write preview for {args.tenant} on {day.isoformat()}: nothing below has been done")
     for plan in plans:
         counts = ", ".join(f"{n} {action}" for action, n in sorted(plan.counts.items()))

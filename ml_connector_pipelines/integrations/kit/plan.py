@@ -387,7 +387,12 @@ def source_records(spec: PushSpec[Any], resources: Mapping[str, Any], tenant: st
 
 
 def plan_flow(
-    spec: PushSpec[Any], resources: Mapping[str, Any], ledger: PlanLedger, tenant: str, day: date
+    spec: PushSpec[Any],
+    resources: Mapping[str, Any],
+    ledger: PlanLedger,
+    tenant: str,
+    day: date,
+    run_finished: Callable[[str], bool] | None = None,
 ) -> FlowPlan:
     state = resources["state"]
     plan = FlowPlan(spec.name, spec.target)
@@ -397,7 +402,9 @@ def plan_flow(
     partition = f"{day.isoformat()}|{tenant}"
 
     def session(flow: str) -> PreviewSession:
-        return PreviewSession(ledger, tenant=tenant, flow=flow, partition=partition)
+        return PreviewSession(
+            ledger, tenant=tenant, flow=flow, partition=partition, run_finished=run_finished
+        )
 
     records = source_records(spec, resources, tenant, day)
     infor = resources.get("infor") if spec.reads_infor else None
@@ -433,10 +440,15 @@ def plan_flow(
 
 
 def plan_partition(
-    resources: Mapping[str, Any], tenant: str, day: date, flows: Sequence[str] | None = None
+    resources: Mapping[str, Any],
+    tenant: str,
+    day: date,
+    flows: Sequence[str] | None = None,
+    run_finished: Callable[[str], bool] | None = None,
 ) -> list[FlowPlan]:
     """Plan every push flow (or those named) of one tenant-day; see the module docstring.
-    `resources` are the code location's (`build_resources()`), used outside Dagster."""
+    `resources` are the code location's (`build_resources()`), used outside Dagster;
+    `run_finished` (`integrations.runs.run_finished_checker`) tells a dead run's claims, as in a run."""
     state = resources["state"]
     if state.state().tenants.get(tenant) is None:
         raise ValueError(f"unknown tenant {tenant!r}")
@@ -444,7 +456,7 @@ def plan_partition(
     plans = []
     for spec in plan_order(flows):
         try:
-            plans.append(plan_flow(spec, resources, ledger, tenant, day))
+            plans.append(plan_flow(spec, resources, ledger, tenant, day, run_finished))
         except PreviewNotPossible as exc:
             plans.append(replace(FlowPlan(spec.name, spec.target), note=f"not previewed: {exc}"))
     return plans

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from ...systems.registry import SYSTEMS
+from ..runs import run_finished_checker
 from .plan import VERBS, plan_markdown, plan_partition
 
 
@@ -29,7 +30,8 @@ class WritePreviewConfig(dg.Config):
 def plan_tenant_day(context: dg.OpExecutionContext, config: WritePreviewConfig) -> dg.Output[None]:
     day = date.fromisoformat(config.date) if config.date else datetime.now(UTC).date()
     resources = {key: getattr(context.resources, key) for key in ("state", *SYSTEMS)}
-    plans = plan_partition(resources, config.tenant, day, config.flows or None)
+    finished = run_finished_checker(context.instance)
+    plans = plan_partition(resources, config.tenant, day, config.flows or None, finished)
     metadata: dict[str, Any] = {"partition": dg.MetadataValue.text(f"{config.tenant} {day.isoformat()}")}
     for plan in plans:
         counts = ", ".join(f"{n} {VERBS.get(a, a)}" for a, n in sorted(plan.counts.items()))

@@ -112,3 +112,26 @@ def test_the_plan_ledger_cannot_write(connector: Any) -> None:
 
     with pytest.raises(PreviewNotPossible):
         PlanLedger(Ledger(connector.state.store)).claim(TENANT, FLOW, "r1", "run")
+
+
+def test_a_claim_of_a_finished_run_is_taken_over_as_in_a_run(connector: Any) -> None:
+    Ledger(connector.state.store).claim(TENANT, FLOW, "r1", "ended-run")
+    target = Target()
+
+    def finished(run_id: str) -> bool:
+        return run_id == "ended-run"
+
+    preview = PreviewSession(
+        PlanLedger(Ledger(connector.state.store)),
+        tenant=TENANT,
+        flow=FLOW,
+        partition=None,
+        run_finished=finished,
+    )
+    target.read_only = True
+    assert preview.sync("r1", "h1", create=lambda: target.write("t1", "v1")).action == "created"
+    real = connector.state.sync_session(
+        tenant=TENANT, flow=FLOW, run_id="real", partition=None, run_finished=finished
+    )
+    target.read_only = False
+    assert real.sync("r1", "h1", create=lambda: target.write("t1", "v1")).action == "created"
