@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .integrations.alert_routing import alerts_daily_digest, alerts_digest_job
 from .integrations.cin7 import definitions as cin7
 from .integrations.cleo import definitions as cleo
 from .integrations.infor import definitions as infor
+from .integrations.kit.plan_job import write_preview_job
 from .integrations.partitions import TENANT_DAY
 from .integrations.procurify import definitions as procurify
 from .integrations.resources import build_resources
@@ -38,4 +40,11 @@ main_job = dg.define_asset_job(
 )
 
 
-defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job], resources=build_resources()))
+defs = dg.Definitions.merge(
+    *INTEGRATIONS,
+    dg.Definitions(
+        jobs=[main_job, write_preview_job, alerts_digest_job],
+        schedules=[alerts_daily_digest],
+        resources=build_resources(),
+    ),
+)

@@ -19,6 +19,7 @@ publishes none, the figure is the connector's assumption and the client still ba
 from __future__ import annotations
 
 from ..core.http import RateLimit
+from .alerts.spec import SYSTEM as ALERTS
 from .cin7.spec import SYSTEM as CIN7
 from .cleo.spec import SYSTEM as CLEO
 from .infor.spec import SYSTEM as INFOR
@@ -36,7 +37,10 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "cleo": RateLimit(per_second=5, burst=5),  # none found: assumed 5/s
 }
 
-SYSTEMS: dict[str, SystemSpec] = {spec.name: spec for spec in (INFOR, WISE, STRIPE, CLEO, CIN7, PROCURIFY)}
+# `alerts` is a tenant's alert channels: their secrets live in the vault like any credentials.
+SYSTEMS: dict[str, SystemSpec] = {
+    spec.name: spec for spec in (INFOR, WISE, STRIPE, CLEO, CIN7, PROCURIFY, ALERTS)
+}
 
 
 def system(name: str) -> SystemSpec:

@@ -37,6 +37,7 @@ def test_each_pair_job_holds_its_own_extracts_and_pushes_only() -> None:
             "cleo_procurement_cycle_schedule": "cleo_edi",
             "cin7_accounting_schedule": "cin7_accounting",
             "procurify_procurement_schedule": "procurify_procurement",
+            "alerts_daily_digest": "alerts_digest",  # every tenant's digest of flagged records
         }.items()
     )
 

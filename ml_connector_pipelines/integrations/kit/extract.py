@@ -68,6 +68,10 @@ class ExtractSpec:
         return list(self.read(client, day))
 
 
+# Every extract built by `build_extract`, by asset name: the write preview reads a partition with it.
+EXTRACT_SPECS: dict[str, ExtractSpec] = {}
+
+
 def check_names(spec: ExtractSpec) -> list[str]:
     names = ["required_fields", "unique_keys", "parseable_records", "source_schema"]
     names += ["valid_currencies"] if spec.currencies else []
@@ -117,6 +121,8 @@ def run_checks(
 
 
 def build_extract(spec: ExtractSpec) -> dg.AssetsDefinition:
+    EXTRACT_SPECS[spec.asset_name] = spec
+
     @dg.asset(
         name=spec.asset_name,
         group_name=spec.group or spec.system,

@@ -3,6 +3,10 @@
 Every transaction is a GET on `/M3/m3api-rest/v2/execute/{PROGRAM}/{TRANSACTION}` below the API base,
 with options as matrix parameters (`;maxrecs=..;cono=..`, as Infor's Odin SDK sends them) and the
 transaction's input fields as query parameters. Values are strings; dates are YYYYMMDD.
+
+Assumption (the write preview): a transaction only reads when its name starts with Get, Lst, List,
+Sel or Search (EXPORTMI's Select included), the read verbs of the MI metadata; every other one is
+treated as a write and refused while the HTTP client is read-only.
 """
 
 from __future__ import annotations
@@ -86,6 +90,16 @@ def is_idempotent(program: str, transaction: str) -> bool:
     return (program, transaction) in SAFE_TO_RETRY
 
 
+# Transactions that only read, by name prefix (Get, Lst/List, Sel, Search; EXPORTMI's Select).
+# Every other transaction (Add, Upd, Chg, Del, StartEntry, FinishEntry, ValidByBatchNo...) writes.
+READ_TRANSACTION_PREFIXES = ("Get", "Lst", "List", "Sel", "Search")
+
+
+def is_read(transaction: str) -> bool:
+    """Whether a transaction only reads: the write preview lets these through, refuses the rest."""
+    return transaction.startswith(READ_TRANSACTION_PREFIXES)
+
+
 def m3_date(value: date) -> str:
     return value.strftime("%Y%m%d")
 
@@ -154,7 +168,10 @@ class M3Client:
         params = {name: str(value) for name, value in fields.items() if value is not None}
         try:
             response = self.http.get(
-                request_path, params=params, idempotent=is_idempotent(program, transaction)
+                request_path,
+                params=params,
+                idempotent=is_idempotent(program, transaction),
+                writes=not is_read(transaction),
             )
         except TargetRejected as exc:
             if exc.status != 400:
