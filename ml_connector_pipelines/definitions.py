@@ -11,6 +11,7 @@ import dagster as dg
 from .integrations.infor import definitions as infor
 from .integrations.partitions import TENANT_DAY
 from .integrations.resources import InforResource, StateResource, StripeResource, WiseResource
+from .integrations.storage import io_manager_from_env
 from .integrations.stripe import definitions as stripe
 from .integrations.wise import definitions as wise
 
@@ -45,4 +46,6 @@ def build_resources(db_url: str = "") -> dict[str, object]:
     }
 
 
-defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job], resources=build_resources()))
+defs = dg.Definitions.merge(
+    *INTEGRATIONS, dg.Definitions(jobs=[main_job], resources={**build_resources(), **io_manager_from_env()})
+)
