@@ -37,7 +37,12 @@ def run_cleo_demo(
         connector,
         tenant,
         ionapi=sandbox_ionapi(sandbox.url, tenant),
-        config={"cleo_trading_partners": [partner], "cleo_isa_id": tenant},
+        config={
+            "cleo_trading_partners": [partner],
+            "cleo_isa_id": tenant,
+            # APS450MI/AddLine takes no accounting dimensions: M3 codes PO-matched lines from the PO.
+            "m3_ap_line_accounting": "derive",
+        },
         cleo={"username": tenant, **{key: secrets[key] for key in keys}},
         instance=instance,
     )

@@ -125,7 +125,7 @@ def cleo_tenant(
     db_url = sqlite_url if backend == "sqlite" else request.getfixturevalue("postgres_url")
     state = State.open(Settings(home=tmp_path, db_url=db_url))
     ionapi = IonApi.from_dict(sandbox_ionapi(sandbox_server.url, name), allow_loopback_http=True)
-    infor = open_adapter(ionapi, "m3", {}, allow_loopback_http=True)
+    infor = open_adapter(ionapi, "m3", {"m3_ap_line_accounting": "derive"}, allow_loopback_http=True)
     infor.ping()  # seeds the tenant in the Infor sandbox
     order, division = pick_order(sandbox_server.get_state("infor")["tenants"][name])
     gl = next(

@@ -34,7 +34,12 @@ def cleo_tenant_env(sandbox: Any, connector: Any, transport: str = "rest") -> tu
         "transport": transport,
         "gl_account": gl["account_id"],
     }
-    config = {"cleo_trading_partners": [partner], "cleo_isa_id": "BUYER" + env.name[:10]}
+    config = {
+        "cleo_trading_partners": [partner],
+        "cleo_isa_id": "BUYER" + env.name[:10],
+        # APS450MI/AddLine takes no accounting dimensions: M3 codes PO-matched lines from the PO.
+        "m3_ap_line_accounting": "derive",
+    }
     cleo = sandbox_credentials(sandbox.simulator("cleo").credentials(), env.name)
     register_tenant(
         connector,
