@@ -43,8 +43,8 @@ def iban_is_valid(value: str) -> bool:
     return True
 
 
-# What a simulator counts about the calls themselves, not what it holds: reads move these too.
-CALL_COUNTERS = {"infor": ("tokens_issued", "requests"), "wise": ("now",)}
+# Reads move these (tokens, request and per-transaction call counts, the Wise clock); nothing else may.
+CALL_COUNTERS = {"infor": ("tokens_issued", "requests", "m3_calls"), "wise": ("now",)}
 
 
 def _without_call_counters(system: str, state: dict[str, Any]) -> dict[str, Any]:
