@@ -463,6 +463,8 @@ def _bank_record(data: TenantData, supplier: Record) -> Row:
     """
     account = supplier["bank_account"]
     bkno, bbrn = bank_branch(account.get("bic"))
+    if account.get("kind") == "local":  # [I] registered under its national bank / branch codes
+        bkno, bbrn = account.get("bank_code") or "", account.get("branch_code") or ""
     number = account.get("account_number") or ""
     return {
         "CONO": COMPANY,
@@ -486,19 +488,47 @@ def _bank_record(data: TenantData, supplier: Record) -> Row:
 
 
 PAYEE_REFERENCE_TYPE = "PAY"  # [I] CRS620MI reference type of the payee contact (its EMAL)
+PAYEE_ADDRESS_TYPE = "1"  # [I] CRS620MI address type (ADTE) of the supplier's own address
 
 
-def m3_payee(supplier: Record) -> Record:
+def m3_payee(supplier: Record, address_currencies: tuple[str, ...] = ("USD",)) -> Record:
     """The supplier as M3 can hold it (what an M3 extract must return): CRS692MI has no email or
-    address fields, so accounts carry no payee address, and an email payee's address is its
-    supplier reference's EMAL (CRS620MI/LstSupplierRef)."""
+    address fields, so an email payee's address is its supplier reference's EMAL
+    (CRS620MI/LstSupplierRef), and a bank payee's address is the supplier's (CRS620MI/LstAddresses),
+    read for payees in `address_currencies` only (the connector's `m3_payee_address_currencies`)."""
     account = supplier.get("bank_account")
     if not account:
         return supplier
-    blank = dict.fromkeys(("city", "post_code", "address_line", "state"))
+    blank: dict[str, Any] = {}
+    if account.get("kind") == "email" or account.get("currency") not in address_currencies:
+        blank = dict.fromkeys(("city", "post_code", "address_line", "state"))
     if account.get("kind") != "email":
         blank["email"] = None
-    return {**supplier, "bank_account": {**account, **blank}}
+    return {**supplier, "bank_account": {**account, **blank, "clearing_number": None}}
+
+
+def _crs620_addresses(data: TenantData, call: Call) -> list[Row]:
+    """The supplier's own address (the seed keeps it with the payee details): ADTE 1, ADID 1."""
+    supplier = data.suppliers.get(call.get("SUNO"))
+    if supplier is None:
+        raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    account = supplier.get("bank_account") or {}
+    if not (account.get("address_line") or account.get("city")):
+        return []
+    return [
+        {
+            "CONO": COMPANY,
+            "SUNO": supplier["supplier_id"],
+            "ADTE": PAYEE_ADDRESS_TYPE,
+            "ADID": "1",
+            "SUNM": supplier["name"],
+            "ADR1": account.get("address_line") or "",
+            "TOWN": account.get("city") or "",
+            "ECAR": account.get("state") or "",
+            "PONO": account.get("post_code") or "",
+            "CSCD": supplier.get("country") or "",
+        }
+    ]
 
 
 def _crs620_references(data: TenantData, call: Call) -> list[Row]:
@@ -596,8 +626,15 @@ def _crs692_change(data: TenantData, call: Call) -> list[Row]:
                 account[name] = value if (name == "aba_routing") == is_aba else None
             else:
                 account[name] = None if value == "?" else value
+    country = supplier.get("country")
     account["kind"] = (
-        "iban" if account.get("iban") else "aba" if supplier.get("country") == "US" else "sort_code"
+        "iban"
+        if account.get("iban")
+        else "aba"
+        if country == "US"
+        else "sort_code"
+        if country in (None, "GB")
+        else "local"
     )
     if account["kind"] == "iban":
         account["sort_code"] = account["aba_routing"] = None
@@ -983,6 +1020,7 @@ TRANSACTIONS: dict[tuple[str, str], Handler] = {
     ("CRS620MI", "LstSuppliers"): _crs620_list,
     ("CRS620MI", "GetBasicData"): _crs620_get,
     ("CRS620MI", "LstSupplierRef"): _crs620_references,
+    ("CRS620MI", "LstAddresses"): _crs620_addresses,
     ("CRS610MI", "LstByNumber"): _crs610_list,
     ("CRS610MI", "GetBasicData"): _crs610_get,
     ("CRS630MI", "LstAccountID"): _crs630_list,

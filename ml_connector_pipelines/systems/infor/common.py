@@ -17,7 +17,7 @@ from .auth import IonApiAuth
 from .models import BankAccount, InvoiceExtension, Product
 
 InvoiceKind = Literal["ap", "ar"]
-BankAccountKind = Literal["iban", "sort_code", "aba", "email"]
+BankAccountKind = Literal["iban", "sort_code", "aba", "email", "local"]
 ACCOUNT_TYPES: dict[str, Literal["CHECKING", "SAVINGS"]] = {"CHECKING": "CHECKING", "SAVINGS": "SAVINGS"}
 T = TypeVar("T")
 R = TypeVar("R", bound=Mapping[str, Any])
@@ -104,7 +104,10 @@ def bank_account_kind(iban: str | None, email: str | None, country: str | None) 
         return "iban"
     if email:
         return "email"
-    return "aba" if country == "US" else "sort_code"
+    if country == "US":
+        return "aba"
+    # Sort codes are British; a domestic account elsewhere is identified by local codes.
+    return "sort_code" if country in (None, "GB") else "local"
 
 
 def make_bank_account(
@@ -122,6 +125,9 @@ def make_bank_account(
     post_code: str | None,
     address_line: str | None,
     state: str | None,
+    bank_code: str | None = None,
+    branch_code: str | None = None,
+    clearing_number: str | None = None,
 ) -> BankAccount:
     kind = bank_account_kind(iban, email, country)
     return BankAccount(
@@ -135,6 +141,9 @@ def make_bank_account(
         account_number=account_number,
         aba_routing=routing if kind == "aba" else None,
         account_type=ACCOUNT_TYPES.get(account_type or ""),
+        bank_code=bank_code if kind == "local" else None,
+        branch_code=branch_code if kind == "local" else None,
+        clearing_number=clearing_number if kind == "local" else None,
         email=email,
         city=city,
         post_code=post_code,

@@ -15,6 +15,13 @@ Tenant config keys (M3), with defaults:
   format) that holds CHECKING / SAVINGS for US payees [I]; CRS692MI has no account-type field.
 - m3_payee_reference_type ("PAY"): the CRS620MI supplier reference type (RFTY) whose EMAL is the
   address of an email payee (a supplier with no bank account) [I].
+- m3_bank_code_field ("BKNO"), m3_branch_code_field ("BBRN"): the CRS692MI fields holding a local
+  account's bank code (BSB, institution number, Zengin bank code, clearing number) and branch code
+  (transit number, Zengin branch code) [I]; m3_clearing_number_field (none): the field holding a
+  Swedish clearing number, for tenants that pay SEK to local accounts.
+- m3_payee_address_currencies ("USD"; "*" for all, "" for none) and m3_payee_address_type ("1"):
+  payees paid in these currencies get their supplier address of this type (CRS620MI/LstAddresses,
+  one call each; Wise asks an address for USD) [I].
 - m3_ap_invoice_trcd ("40"), m3_ar_invoice_trcd ("10"): ledger transaction codes of invoices;
   m3_ar_payment_trcd ("20"): of customer payments (M3 convention [I]).
 - m3_ar_payment_reference_column ("ESCKNO"): the FSLEDG column that holds ARS040MI's CKNO [I].
@@ -122,15 +129,25 @@ def m3_bank_account(
     country: str | None,
     bic: str | None,
     account_type_field: str = "BAF1",
+    bank_code_field: str = "BKNO",
+    branch_code_field: str = "BBRN",
+    clearing_number_field: str | None = None,
+    address: Mapping[str, str] | None = None,
 ) -> BankAccount:
     """One CRS692MI account (LstByType or GetBankAccount record) -> BankAccount.
 
     Real fields only: BANA holder, CUCD currency, IBAN, FIAN/BACN account number, BRNO branch number
     (sort code or ABA routing), SWBI (GetBankAccount) or the branch's SWIC (CRS691MI) for the BIC.
-    CRS692MI has no address or email fields: those stay empty. The account type (CHECKING/SAVINGS)
-    is read from the tenant's `account_type_field`.
+    A local account (no IBAN, outside GB/US) takes its bank and branch codes from the tenant's
+    `bank_code_field` / `branch_code_field` (default BKNO / BBRN: the bank and branch M3 registers
+    it under, CRS690MI / CRS691MI), and its clearing number (SEK) from `clearing_number_field` if
+    the tenant names one. CRS692MI has no
+    address or email fields: the address is the supplier's own (`address`, a CRS620MI/LstAddresses
+    record), when read. The account type (CHECKING/SAVINGS) is read from `account_type_field`.
     """
     iban = blank_to_none(account.get("IBAN"))
+    bank_code = blank_to_none(account.get(bank_code_field))
+    address = address or {}
     return make_bank_account(
         currency=account.get("CUCD") or supplier_currency,
         holder=blank_to_none(account.get("BANA")),
@@ -141,10 +158,13 @@ def m3_bank_account(
         routing=blank_to_none(account.get("BRNO")),
         account_type=blank_to_none(account.get(account_type_field)),
         email=None,
-        city=None,
-        post_code=None,
-        address_line=None,
-        state=None,
+        city=blank_to_none(address.get("TOWN")),
+        post_code=blank_to_none(address.get("PONO")),
+        address_line=blank_to_none(address.get("ADR1")),
+        state=blank_to_none(address.get("ECAR")),
+        bank_code=bank_code,
+        branch_code=blank_to_none(account.get(branch_code_field)),
+        clearing_number=blank_to_none(account.get(clearing_number_field)) if clearing_number_field else None,
     )
 
 
@@ -270,6 +290,14 @@ class M3Adapter(AdapterBase):
         self.bank_type = str(config.get("bank_type") or "2")
         self.payee_reference_type = str(config.get("m3_payee_reference_type") or "PAY")
         self.account_type_field = str(config.get("m3_account_type_field") or "BAF1")
+        self.bank_code_field = str(config.get("m3_bank_code_field") or "BKNO")
+        self.branch_code_field = str(config.get("m3_branch_code_field") or "BBRN")
+        self.clearing_number_field = config.get("m3_clearing_number_field") or None
+        currencies = config.get("m3_payee_address_currencies", "USD")
+        if isinstance(currencies, str):
+            currencies = currencies.replace(",", " ").split()
+        self.address_currencies = {str(currency).upper() for currency in currencies or ()}
+        self.address_type = str(config.get("m3_payee_address_type") or "1")
         self.ap_invoice_trcd = str(config.get("m3_ap_invoice_trcd") or "40")
         self.ar_invoice_trcd = str(config.get("m3_ar_invoice_trcd") or "10")
         self.ar_payment_trcd = str(config.get("m3_ar_payment_trcd") or "20")
@@ -408,6 +436,17 @@ class M3Adapter(AdapterBase):
                 return reference["EMAL"]
         return None
 
+    def _payee_address(self, supplier_id: str, currency: str) -> dict[str, str] | None:
+        """The supplier's address of `m3_payee_address_type` (CRS620MI/LstAddresses: ADR1 TOWN PONO
+        ECAR CSCD), read for payees in `m3_payee_address_currencies` only: CRS692MI has no address and
+        no MI transaction lists supplier addresses in bulk, so each read is one call."""
+        if "*" not in self.address_currencies and currency.upper() not in self.address_currencies:
+            return None
+        for address in self.m3.execute("CRS620MI", "LstAddresses", maxrecs=0, SUNO=supplier_id):
+            if address.get("ADTE") == self.address_type:
+                return address
+        return None
+
     def _with_bank(self, row: Mapping[str, str], account: Mapping[str, str] | None) -> Supplier:
         bank = None
         if account is None:
@@ -430,12 +469,17 @@ class M3Adapter(AdapterBase):
                     state=None,
                 )
         else:
+            currency = account.get("CUCD") or row["IDCUCD"]
             bank = m3_bank_account(
                 account,
                 supplier_currency=row["IDCUCD"],
                 country=blank_to_none(row["IDCSCD"]),
                 bic=blank_to_none(account.get("SWIC")),
                 account_type_field=self.account_type_field,
+                bank_code_field=self.bank_code_field,
+                branch_code_field=self.branch_code_field,
+                clearing_number_field=self.clearing_number_field,
+                address=self._payee_address(row["IDSUNO"], currency),
             )
         return m3_supplier(row, bank)
 

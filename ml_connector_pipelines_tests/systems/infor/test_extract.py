@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ml_connector_pipelines.core.errors import ConnectorError, HttpError
 from ml_connector_pipelines.sandbox.host import SandboxServer
+from ml_connector_pipelines.sandbox.infor.ido import syteline_payee
 from ml_connector_pipelines.sandbox.infor.m3 import m3_payee
 from ml_connector_pipelines.systems.infor.adapter import open_adapter
 from ml_connector_pipelines.systems.infor.models import (
@@ -43,11 +44,16 @@ ENTITIES: dict[str, tuple[type[BaseModel], Callable[[Any], Any]]] = {
 }
 
 
+def payee(supplier: dict[str, Any], product: str) -> dict[str, Any]:
+    """A seeded supplier as the product can hold it."""
+    return m3_payee(supplier) if product == "m3" else syteline_payee(supplier)
+
+
 def held(state: dict[str, Any], entity: str, day: date, product: str) -> list[BaseModel]:
     """What the simulator holds for one entity and day, as canonical models, in key order."""
     model, key = ENTITIES[entity]
     records = [
-        model.model_validate(m3_payee(raw) if product == "m3" and entity == "suppliers" else raw)
+        model.model_validate(payee(raw, product) if entity == "suppliers" else raw)
         for raw in state[entity]
         if raw["modified_date"] == day.isoformat()
     ]
@@ -94,7 +100,7 @@ def test_suppliers_carry_their_bank_accounts(server: SandboxServer, product: str
     with open_for(server, tenant, product) as adapter:
         suppliers = [supplier for day in window() for supplier in adapter.suppliers(day)]
     kinds = {supplier.bank_account.kind for supplier in suppliers if supplier.bank_account}
-    assert kinds == {"iban", "sort_code", "aba", "email"}
+    assert kinds == {"iban", "sort_code", "aba", "email", "local"}
     assert len({supplier.currency for supplier in suppliers}) >= 12
     for supplier in suppliers:
         account = supplier.bank_account
