@@ -444,6 +444,77 @@ def _crs630_list(data: TenantData, call: Call) -> list[Row]:
     ]
 
 
+# ARS200MI: the AR ledger for tenants that lock EXPORTMI ----------------------------------------------
+
+
+def _ar_ledger_rows(data: TenantData) -> list[Row]:
+    return data.cached(("m3-rows", "FSLEDG"), "ar_invoices", lambda: _ar_ledger(data))
+
+
+def _ar_ledger_keyed(data: TenantData) -> dict[tuple[str, str, str, str], list[Row]]:
+    def group() -> dict[tuple[str, str, str, str], list[Row]]:
+        grouped: dict[tuple[str, str, str, str], list[Row]] = {}
+        for row in _ar_ledger_rows(data):
+            grouped.setdefault((row["ESDIVI"], row["ESCUNO"], row["ESCINO"], row["ESINYR"]), []).append(row)
+        return grouped
+
+    return data.cached(("m3-ar-by-invoice",), "ar_invoices", group)
+
+
+def _ars200_by_division(data: TenantData, call: Call) -> list[Row]:
+    """LstInvByDivi: ledger rows of the divisions FDIV..TDIV (blank: open-ended) from customer CUNO
+    (inclusive), in customer, invoice, year order [I]. PYNO (payer) is the customer: the seed has
+    no separate payers."""
+    low, high, start = call.get("FDIV"), call.get("TDIV"), call.get("CUNO")
+    rows = [
+        row
+        for row in _ar_ledger_rows(data)
+        if row["ESCUNO"] >= start and row["ESDIVI"] >= low and (not high or row["ESDIVI"] <= high)
+    ]
+    rows.sort(key=lambda r: (r["ESCUNO"], r["ESCINO"], r["ESINYR"], r["ESDIVI"], r["ESTRCD"]))
+    return [
+        {
+            "DIVI": r["ESDIVI"],
+            "PYNO": r["ESCUNO"],
+            "CUNO": r["ESCUNO"],
+            "CINO": r["ESCINO"],
+            "INYR": r["ESINYR"],
+            "TRCD": r["ESTRCD"],
+            "CUAM": r["ESCUAM"],
+            "RECO": r["ESRECO"],
+            "IVDT": r["ESIVDT"],
+            "DUDT": r["ESDUDT"],
+        }
+        for r in rows
+    ]
+
+
+def _ars200_totals(data: TenantData, call: Call) -> list[Row]:
+    """GetInvTotInfo: the invoice with its currency, change date and outstanding amount (the invoice
+    plus its other ledger transactions)."""
+    key = (call.get("DIVI"), call.get("CUNO"), call.get("CINO"), call.get("INYR"))
+    rows = _ar_ledger_keyed(data).get(key, [])
+    invoice = next((r for r in rows if r["ESTRCD"] == AR_INVOICE_TRCD), None)
+    if invoice is None or call.get("PYNO") != invoice["ESCUNO"]:
+        raise BusinessError(f"Invoice {call.get('CINO')} does not exist", "CINO", "WCI0103")
+    outstanding = sum((Decimal(r["ESCUAM"]) for r in rows), Decimal(0))
+    return [
+        {
+            "PYNO": invoice["ESCUNO"],
+            "CUNO": invoice["ESCUNO"],
+            "CINO": invoice["ESCINO"],
+            "INYR": invoice["ESINYR"],
+            "CUCD": invoice["ESCUCD"],
+            "CUAM": invoice["ESCUAM"],
+            "IVDT": invoice["ESIVDT"],
+            "DUDT": invoice["ESDUDT"],
+            "RECO": invoice["ESRECO"],
+            "LMDT": invoice["ESLMDT"],
+            "OCUA": str(outstanding),
+        }
+    ]
+
+
 # CRS692MI / CRS691MI: supplier bank accounts and bank branches ----------------------------------------
 
 BANK_ID = "1"  # [I] every seeded supplier with bank details has exactly one account, BKID 1
@@ -1021,6 +1092,8 @@ TRANSACTIONS: dict[tuple[str, str], Handler] = {
     ("CRS620MI", "GetBasicData"): _crs620_get,
     ("CRS620MI", "LstSupplierRef"): _crs620_references,
     ("CRS620MI", "LstAddresses"): _crs620_addresses,
+    ("ARS200MI", "LstInvByDivi"): _ars200_by_division,
+    ("ARS200MI", "GetInvTotInfo"): _ars200_totals,
     ("CRS610MI", "LstByNumber"): _crs610_list,
     ("CRS610MI", "GetBasicData"): _crs610_get,
     ("CRS630MI", "LstAccountID"): _crs630_list,

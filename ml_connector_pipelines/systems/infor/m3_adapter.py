@@ -45,7 +45,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -307,6 +307,9 @@ class M3Adapter(AdapterBase):
         self.ap_recorded_status = int(config.get("m3_ap_recorded_status") or 50)
         self.ap_line_accounting = str(config.get("m3_ap_line_accounting") or "reject")
         self.exportmi = str(config.get("m3_exportmi", True)).lower() not in ("false", "0", "no")
+        self.locked_ar_date = str(config.get("m3_locked_ar_invoice_date") or "change_date")
+        if self.locked_ar_date not in ("change_date", "invoice_date"):
+            raise ConnectorError("m3_locked_ar_invoice_date must be change_date or invoice_date")
         self.extension_program = str(config.get("extension_program") or "CUGEX1MI")
         self.extension_get = str(config.get("extension_get") or "GetFieldValue")
         self.extension_add = str(config.get("extension_add") or "AddFieldValue")
@@ -414,6 +417,59 @@ class M3Adapter(AdapterBase):
                         "EALMDT": record["LMDT"],
                     }
 
+    def _ar_ledger_listed(self) -> Iterator[dict[str, str]]:
+        """Every AR ledger row of the session's division (ARS200MI/LstInvByDivi), keyset-paged on
+        CUNO: a page restarts at its last customer (the start is inclusive) and rows already read are
+        skipped; when one customer fills a whole page, the page is read again twice as large."""
+        division = {"FDIV": self.m3.divi, "TDIV": self.m3.divi} if self.m3.divi else {}
+        seen: set[tuple[str, ...]] = set()
+        start: str | None = None
+        size = self.page_size
+        while True:
+            page = self.m3.execute("ARS200MI", "LstInvByDivi", maxrecs=size, CUNO=start, **division)
+            if len(page) == size and page[0]["CUNO"] == page[-1]["CUNO"]:
+                size *= 2  # no progress possible from this start with this page size
+                continue
+            for row in page:
+                key = (row["DIVI"], row["CUNO"], row["CINO"], row["INYR"], row["TRCD"])
+                if key not in seen:
+                    seen.add(key)
+                    yield row
+            if len(page) < size:
+                return
+            start, size = page[-1]["CUNO"], self.page_size
+
+    def _ar_invoices_listed(self, day: date) -> Iterator[dict[str, str]]:
+        """AR invoices changed on `day` without EXPORTMI. LstInvByDivi has no currency, open amount or
+        change date, so each candidate invoice costs one ARS200MI/GetInvTotInfo (CUCD, OCUA, LMDT).
+        Candidates (`m3_locked_ar_invoice_date`): every invoice ("change_date", exact), or only those
+        dated `day` ("invoice_date": cheap, but a later payment or cancellation is not seen)."""
+        for row in self._ar_ledger_listed():
+            if row["TRCD"] != self.ar_invoice_trcd:
+                continue
+            if self.locked_ar_date == "invoice_date" and row["IVDT"] != m3_date(day):
+                continue
+            [total] = self.m3.execute(
+                "ARS200MI",
+                "GetInvTotInfo",
+                DIVI=row["DIVI"],
+                PYNO=row["PYNO"],
+                CUNO=row["CUNO"],
+                CINO=row["CINO"],
+                INYR=row["INYR"],
+            )
+            if self.locked_ar_date == "change_date" and total["LMDT"] != m3_date(day):
+                continue
+            yield {
+                **{
+                    f"ES{name}": row[name]
+                    for name in ("DIVI", "CUNO", "CINO", "INYR", "IVDT", "DUDT", "CUAM", "RECO")
+                },
+                "ESCUCD": total["CUCD"],
+                "ESLMDT": total["LMDT"],
+                "OCUA": total["OCUA"],
+            }
+
     def _bank_accounts(self) -> dict[str, dict[str, str]]:
         """Every supplier account of `bank_type` by holder (the first by BKID), with its branch's BIC
         in SWIC: two calls for the whole extract (CRS692MI/LstByType, CRS691MI/LstByNumber),
@@ -499,13 +555,30 @@ class M3Adapter(AdapterBase):
             )
 
     def supplier(self, supplier_id: str) -> Supplier | None:
-        """One supplier (with its bank account) whatever its modified date; None when unknown."""
-        columns = ",".join(self.SUPPLIER_COLUMNS)
-        query = f"{columns} from CIDMAS where IDSUNO={m3_literal(supplier_id)} order by IDSUNO"
-        rows = self.m3.export(query, self.SUPPLIER_COLUMNS, maxrecs=1)
-        if not rows:
-            return None
-        return self._with_bank(rows[0], self.bank_account_record(supplier_id))
+        """One supplier (with its bank account) whatever its modified date; None when unknown.
+
+        Without EXPORTMI: CRS620MI/GetBasicData, which has no change date, so the modified date is the
+        day of the read (an approximation; nothing reading one supplier uses it)."""
+        if self.exportmi:
+            columns = ",".join(self.SUPPLIER_COLUMNS)
+            query = f"{columns} from CIDMAS where IDSUNO={m3_literal(supplier_id)} order by IDSUNO"
+            try:
+                rows = self.m3.export(query, self.SUPPLIER_COLUMNS, maxrecs=1)
+            except M3TransactionError as exc:
+                if not is_exportmi_refused(exc):
+                    raise
+                self.exportmi = False
+            else:
+                return self._with_bank(rows[0], self.bank_account_record(supplier_id)) if rows else None
+        try:
+            [basic] = self.m3.execute("CRS620MI", "GetBasicData", SUNO=supplier_id)
+        except M3TransactionError as exc:
+            if exc.error_type == "ServerReturnedNOK" and "does not exist" in exc.target_message:
+                return None
+            raise
+        row = {f"ID{name}": basic[name] for name in ("SUNO", "SUNM", "CUCD", "STAT", "CSCD")}
+        row["IDLMDT"] = m3_date(datetime.now(UTC).date())
+        return self._with_bank(row, self.bank_account_record(supplier_id))
 
     def bank_account_record(self, supplier_id: str) -> dict[str, str] | None:
         """The supplier's account of `bank_type` with SWBI/BACN (CRS692MI/GetBankAccount), or None."""
@@ -553,8 +626,23 @@ class M3Adapter(AdapterBase):
     def ar_invoices(self, day: date) -> Iterator[ARInvoice]:
         """Invoice rows (ESTRCD = the invoice code) changed that day; the open amount is the invoice
         plus its other transactions (payments, refunds), read in one call per page of invoices."""
-        rows = self._changed_on("FSLEDG", self.AR_COLUMNS, "ESCINO", day, f"ESTRCD={self.ar_invoice_trcd}")
+        rows = self._changed_on(
+            "FSLEDG",
+            self.AR_COLUMNS,
+            "ESCINO",
+            day,
+            f"ESTRCD={self.ar_invoice_trcd}",
+            fallback=self._ar_invoices_listed,
+        )
         for page in batched(rows, self.page_size):
+            if "OCUA" in page[0]:  # listed without EXPORTMI: GetInvTotInfo gave the open amount
+                yield from self._map_rows(
+                    "ar_invoices",
+                    page,
+                    ("ESDIVI", "ESCUNO", "ESCINO", "ESINYR"),
+                    lambda row: m3_ar_invoice(row, to_decimal(row["OCUA"]) - to_decimal(row["ESCUAM"])),
+                )
+                continue
             first, last = m3_literal(page[0]["ESCINO"]), m3_literal(page[-1]["ESCINO"])
             query = (
                 f"{','.join(self.AR_SETTLEMENT_COLUMNS)} from FSLEDG"

@@ -234,9 +234,10 @@ def test_m3_keyset_paging_restarts_inside_a_shared_key(server: SandboxServer, on
 def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
     server: SandboxServer, one_tenant: str, configured: bool
 ) -> None:
-    """Suppliers, customers and accounting identities through CRS620MI / CRS610MI / CRS630MI list
-    transactions, whether the tenant config says EXPORTMI is locked or M3 refuses it."""
-    entities = ("suppliers", "customers", "gl_accounts")
+    """Suppliers, customers, AR invoices and accounting identities through CRS620MI / CRS610MI /
+    ARS200MI / CRS630MI list transactions, whether the tenant config says EXPORTMI is locked or M3
+    refuses it; one supplier through CRS620MI/GetBasicData."""
+    entities = ("suppliers", "customers", "ar_invoices", "gl_accounts")
     days = window()[:4]
     with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE) as opened:
         through_exportmi = {
@@ -255,8 +256,15 @@ def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
         some = next(record for day in days for record in through_exportmi[("customers", day)])
         assert locked.customer(some.customer_id) == some
         assert locked.customer("NO-SUCH-CUSTOMER") is None
+        supplier = next(record for day in days for record in through_exportmi[("suppliers", day)])
+        # CRS620MI/GetBasicData has no change date: everything but the modified date is the same.
+        assert locked.supplier(supplier.supplier_id) == supplier.model_copy(
+            update={"modified_date": locked.supplier(supplier.supplier_id).modified_date}
+        )
+        assert locked.supplier("NO-SUCH-SUPPLIER") is None
     calls = tenant_state(server, one_tenant)["m3_calls"]
     new = {name: count - before.get(name, 0) for name, count in calls.items()}
     assert new.get("CRS620MI/LstSuppliers") and new.get("CRS610MI/LstByNumber")
     assert new.get("CRS630MI/LstAccountID")
+    assert new.get("ARS200MI/LstInvByDivi") and new.get("ARS200MI/GetInvTotInfo")
     assert new.get("EXPORTMI/Select", 0) == (0 if configured else 1)  # refused once, then not asked
