@@ -621,6 +621,25 @@ def _crs620_references(data: TenantData, call: Call) -> list[Row]:
     ]
 
 
+PAYEE_EMAIL_TYPE = "02"  # [I] the CEMAIL e-mail type whose key (EMKY) is a supplier number
+
+
+def _cemail_list(data: TenantData, call: Call) -> list[Row]:
+    """MDBREADMI/LstCEMAIL00: the e-mail register of one type, in key order from EMKY (inclusive);
+    of the suppliers, email payees only (the seed keeps no other supplier e-mail)."""
+    if call.get("EMTP") != PAYEE_EMAIL_TYPE:
+        return []
+    payees = [
+        s
+        for s in data.suppliers.values()
+        if (s.get("bank_account") or {}).get("kind") == "email" and s["bank_account"].get("email")
+    ]
+    return [
+        {"EMTP": PAYEE_EMAIL_TYPE, "EMKY": s["supplier_id"], "EMR3": "", "EMAL": s["bank_account"]["email"]}
+        for s in _keyset(payees, "supplier_id", call.get("EMKY"))
+    ]
+
+
 def _bank_holders(data: TenantData) -> list[Record]:
     return [
         s
@@ -1092,6 +1111,7 @@ TRANSACTIONS: dict[tuple[str, str], Handler] = {
     ("CRS620MI", "GetBasicData"): _crs620_get,
     ("CRS620MI", "LstSupplierRef"): _crs620_references,
     ("CRS620MI", "LstAddresses"): _crs620_addresses,
+    ("MDBREADMI", "LstCEMAIL00"): _cemail_list,
     ("ARS200MI", "LstInvByDivi"): _ars200_by_division,
     ("ARS200MI", "GetInvTotInfo"): _ars200_totals,
     ("CRS610MI", "LstByNumber"): _crs610_list,

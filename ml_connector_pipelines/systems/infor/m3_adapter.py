@@ -13,8 +13,10 @@ Tenant config keys (M3), with defaults:
 - bank_type ("2"): CRS692MI BKTP of supplier accounts [I].
 - m3_account_type_field ("BAF1"): the CRS692MI bank account field (BAF1..BAF5, free per bank
   format) that holds CHECKING / SAVINGS for US payees [I]; CRS692MI has no account-type field.
-- m3_payee_reference_type ("PAY"): the CRS620MI supplier reference type (RFTY) whose EMAL is the
-  address of an email payee (a supplier with no bank account) [I].
+- m3_payee_email_source ("cemail"): where an email payee's (a supplier with no bank account)
+  address is read: "cemail", the e-mail register MDBREADMI/LstCEMAIL00 of type m3_payee_email_type
+  ("02" [I]) keyed by supplier number, in bulk; or "reference", the CRS620MI supplier reference of
+  type m3_payee_reference_type ("PAY" [I]), one call per email payee.
 - m3_bank_code_field ("BKNO"), m3_branch_code_field ("BBRN"): the CRS692MI fields holding a local
   account's bank code (BSB, institution number, Zengin bank code, clearing number) and branch code
   (transit number, Zengin branch code) [I]; m3_clearing_number_field (none): the field holding a
@@ -289,6 +291,11 @@ class M3Adapter(AdapterBase):
         self.m3 = M3Client(http, cono=self.cono, divi=config.get("divi"))
         self.bank_type = str(config.get("bank_type") or "2")
         self.payee_reference_type = str(config.get("m3_payee_reference_type") or "PAY")
+        self.payee_email_source = str(config.get("m3_payee_email_source") or "cemail")
+        if self.payee_email_source not in ("cemail", "reference"):
+            raise ConnectorError("m3_payee_email_source must be cemail or reference")
+        self.payee_email_type = str(config.get("m3_payee_email_type") or "02")
+        self._payee_emails: dict[str, str] | None = None  # read once per supplier extract
         self.account_type_field = str(config.get("m3_account_type_field") or "BAF1")
         self.bank_code_field = str(config.get("m3_bank_code_field") or "BKNO")
         self.branch_code_field = str(config.get("m3_branch_code_field") or "BBRN")
@@ -485,12 +492,37 @@ class M3Adapter(AdapterBase):
             first.setdefault(account["ACHO"], account)
         return first
 
-    def _payee_email(self, supplier_id: str) -> str | None:
-        """An email payee's address: its supplier reference of the payee type (CRS620MI has EMAL)."""
-        for reference in self.m3.execute("CRS620MI", "LstSupplierRef", maxrecs=0, SUNO=supplier_id):
-            if reference.get("RFTY") == self.payee_reference_type and blank_to_none(reference.get("EMAL")):
-                return reference["EMAL"]
-        return None
+    def _payee_email(self, supplier_id: str, *, one: bool = False) -> str | None:
+        """An email payee's address. `cemail` (default): the e-mail register of type
+        `m3_payee_email_type` keyed by supplier number, MDBREADMI/LstCEMAIL00, read once per extract
+        in keyset pages (`one`: just this supplier's key). `reference`: the supplier reference of type
+        `m3_payee_reference_type` (CRS620MI/LstSupplierRef EMAL), one call per such supplier."""
+        if self.payee_email_source == "reference":
+            for reference in self.m3.execute("CRS620MI", "LstSupplierRef", maxrecs=0, SUNO=supplier_id):
+                if reference.get("RFTY") == self.payee_reference_type and blank_to_none(
+                    reference.get("EMAL")
+                ):
+                    return reference["EMAL"]
+            return None
+        if one:
+            records = self.m3.execute(
+                "MDBREADMI", "LstCEMAIL00", maxrecs=1, EMTP=self.payee_email_type, EMKY=supplier_id
+            )
+            return next((blank_to_none(r.get("EMAL")) for r in records if r.get("EMKY") == supplier_id), None)
+        if self._payee_emails is None:
+            self._payee_emails = {
+                record["EMKY"]: record["EMAL"]
+                for record in self.m3.list_from(
+                    "MDBREADMI",
+                    "LstCEMAIL00",
+                    key="EMKY",
+                    start="EMKY",
+                    page_size=self.page_size,
+                    EMTP=self.payee_email_type,
+                )
+                if blank_to_none(record.get("EMAL"))
+            }
+        return self._payee_emails.get(supplier_id)
 
     def _payee_address(self, supplier_id: str, currency: str) -> dict[str, str] | None:
         """The supplier's address of `m3_payee_address_type` (CRS620MI/LstAddresses: ADR1 TOWN PONO
@@ -503,11 +535,13 @@ class M3Adapter(AdapterBase):
                 return address
         return None
 
-    def _with_bank(self, row: Mapping[str, str], account: Mapping[str, str] | None) -> Supplier:
+    def _with_bank(
+        self, row: Mapping[str, str], account: Mapping[str, str] | None, *, one: bool = False
+    ) -> Supplier:
         bank = None
         if account is None:
-            # No bank account: maybe an email payee (one call, for these suppliers only).
-            email = self._payee_email(row["IDSUNO"])
+            # No bank account: maybe an email payee.
+            email = self._payee_email(row["IDSUNO"], one=one)
             if email:
                 bank = make_bank_account(
                     currency=row["IDCUCD"],
@@ -544,6 +578,7 @@ class M3Adapter(AdapterBase):
             "CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day, fallback=self._suppliers_listed
         )
         accounts: dict[str, dict[str, str]] | None = None
+        self._payee_emails = None
         for page in batched(rows, self.page_size):
             if accounts is None:  # only when there is a supplier to complete
                 accounts = self._bank_accounts()
@@ -569,7 +604,11 @@ class M3Adapter(AdapterBase):
                     raise
                 self.exportmi = False
             else:
-                return self._with_bank(rows[0], self.bank_account_record(supplier_id)) if rows else None
+                return (
+                    self._with_bank(rows[0], self.bank_account_record(supplier_id), one=True)
+                    if rows
+                    else None
+                )
         try:
             [basic] = self.m3.execute("CRS620MI", "GetBasicData", SUNO=supplier_id)
         except M3TransactionError as exc:
@@ -578,7 +617,7 @@ class M3Adapter(AdapterBase):
             raise
         row = {f"ID{name}": basic[name] for name in ("SUNO", "SUNM", "CUCD", "STAT", "CSCD")}
         row["IDLMDT"] = m3_date(datetime.now(UTC).date())
-        return self._with_bank(row, self.bank_account_record(supplier_id))
+        return self._with_bank(row, self.bank_account_record(supplier_id), one=True)
 
     def bank_account_record(self, supplier_id: str) -> dict[str, str] | None:
         """The supplier's account of `bank_type` with SWBI/BACN (CRS692MI/GetBankAccount), or None."""

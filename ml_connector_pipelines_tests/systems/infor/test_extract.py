@@ -124,10 +124,20 @@ def test_m3_supplier_bank_details_are_read_in_bulk(server: SandboxServer, one_te
     assert suppliers and any(supplier.bank_account and supplier.bank_account.bic for supplier in suppliers)
     assert calls.get("CRS692MI/LstByType") == 1 and calls.get("CRS691MI/LstByNumber") == 1
     assert "CRS692MI/LstByAccHolder" not in calls and "CRS692MI/GetBankAccount" not in calls
-    # Only suppliers without a bank account (email payees) cost a call: their supplier reference.
-    no_account = [s for s in suppliers if s.bank_account is None or s.bank_account.kind == "email"]
-    assert calls.get("CRS620MI/LstSupplierRef", 0) == len(no_account)
-    print(f"M3 supplier extract: {sum(calls.values())} MI calls for {len(suppliers)} suppliers")
+    # Email payees' addresses come from the e-mail register in one read, not a call per payee.
+    assert any(s.bank_account and s.bank_account.kind == "email" for s in suppliers)
+    assert calls.get("MDBREADMI/LstCEMAIL00") == 1 and "CRS620MI/LstSupplierRef" not in calls
+    # Addresses cost one CRS620MI/LstAddresses per USD payee (m3_payee_address_currencies).
+    usd = [
+        s
+        for s in suppliers
+        if s.bank_account and s.bank_account.kind != "email" and s.bank_account.currency == "USD"
+    ]
+    assert calls.get("CRS620MI/LstAddresses", 0) == len(usd)
+    print(
+        f"M3 supplier extract: {sum(calls.values())} MI calls for {len(suppliers)} suppliers"
+        f" ({calls.get('CRS620MI/LstAddresses', 0)} of them address reads)"
+    )
 
 
 @pytest.mark.parametrize("issue_refresh_token", [True, False])
