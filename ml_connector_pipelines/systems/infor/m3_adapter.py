@@ -34,11 +34,14 @@ Tenant config keys (M3), with defaults:
 - m3_ap_line_accounting ("reject"): APS450MI/AddLine has no accounting inputs, so a line carrying a
   GL account or cost centre is refused, naming the field; "derive" lets M3's own accounting rules
   code such lines (the values are then not sent).
-- m3_exportmi (true): false for a tenant whose MI security locks EXPORTMI. Suppliers, customers
-  and accounting identities are then read with CRS620MI / CRS610MI / CRS630MI list transactions
-  (same records out); an EXPORTMI refusal switches to them on its own. AP/AR invoices, POs, the
-  single supplier/customer reads and the AR ledger read (`ar_payments`) need EXPORTMI: no list
-  transaction returns what they need (see docs/infor.md).
+- m3_exportmi (true): false for a tenant whose MI security locks EXPORTMI. Suppliers, customers,
+  AR invoices, accounting identities and single suppliers/customers are then read with CRS620MI /
+  CRS610MI / ARS200MI / CRS630MI list and get transactions (same records out); an EXPORTMI refusal
+  switches to them on its own. AP invoices, POs and the AR ledger read (`ar_payments`) need EXPORTMI:
+  no list transaction returns those records (see docs/infor.md).
+- m3_locked_ar_invoice_date ("change_date"): without EXPORTMI, which AR invoices get a
+  GetInvTotInfo call: every one, kept when its LMDT is the day (exact), or "invoice_date", only
+  those dated the day (cheap; later changes to older invoices are not seen).
 - extension_program ("CUGEX1MI") and extension_get / extension_add / extension_change.
 """
 
