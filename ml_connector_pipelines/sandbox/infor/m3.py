@@ -723,7 +723,7 @@ def _crs692_change(data: TenantData, call: Call) -> list[Row]:
         else "aba"
         if country == "US"
         else "sort_code"
-        if country in (None, "GB")
+        if country in (None, "GB") or account.get("currency") == "GBP"
         else "local"
     )
     if account["kind"] == "iban":

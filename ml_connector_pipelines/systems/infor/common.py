@@ -99,15 +99,17 @@ def split_invoice_key(invoice_key: str) -> tuple[str, str, str, str]:
     return division, party, number, year
 
 
-def bank_account_kind(iban: str | None, email: str | None, country: str | None) -> BankAccountKind:
+def bank_account_kind(
+    iban: str | None, email: str | None, country: str | None, currency: str | None = None
+) -> BankAccountKind:
     if iban:
         return "iban"
     if email:
         return "email"
     if country == "US":
         return "aba"
-    # Sort codes are British; a domestic account elsewhere is identified by local codes.
-    return "sort_code" if country in (None, "GB") else "local"
+    # Sort codes are British (also for a payee abroad paid in GBP); elsewhere local codes identify it.
+    return "sort_code" if country in (None, "GB") or currency == "GBP" else "local"
 
 
 def make_bank_account(
@@ -129,7 +131,7 @@ def make_bank_account(
     branch_code: str | None = None,
     clearing_number: str | None = None,
 ) -> BankAccount:
-    kind = bank_account_kind(iban, email, country)
+    kind = bank_account_kind(iban, email, country, currency)
     return BankAccount(
         kind=kind,
         currency=currency,

@@ -278,3 +278,34 @@ def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
     assert new.get("CRS630MI/LstAccountID")
     assert new.get("ARS200MI/LstInvByDivi") and new.get("ARS200MI/GetInvTotInfo")
     assert new.get("EXPORTMI/Select", 0) == (0 if configured else 1)  # refused once, then not asked
+
+
+def test_m3_account_kinds_from_the_real_crs692mi_fields() -> None:
+    """A domestic account outside GB/US is local (bank/branch codes from BKNO/BBRN); a sort code
+    paid in GBP stays a sort code wherever the payee sits; the address is the supplier's."""
+    from ml_connector_pipelines.systems.infor.m3_adapter import m3_bank_account
+
+    canadian = m3_bank_account(
+        {
+            "BANA": "Maple Ltd",
+            "CUCD": "CAD",
+            "BKNO": "003",
+            "BBRN": "04841",
+            "FIAN": "1234567",
+            "BAF1": "CHECKING",
+        },
+        supplier_currency="CAD",
+        country="CA",
+        bic=None,
+    )
+    assert (canadian.kind, canadian.bank_code, canadian.branch_code) == ("local", "003", "04841")
+    assert canadian.sort_code is None and canadian.account_type == "CHECKING"
+    irish_gbp = m3_bank_account(
+        {"BANA": "Shamrock Ltd", "CUCD": "GBP", "BRNO": "200000", "FIAN": "55779911"},
+        supplier_currency="GBP",
+        country="IE",
+        bic=None,
+        address={"ADR1": "1 Quay St", "TOWN": "Dublin", "PONO": "D02", "ECAR": ""},
+    )
+    assert (irish_gbp.kind, irish_gbp.sort_code, irish_gbp.bank_code) == ("sort_code", "200000", None)
+    assert (irish_gbp.address_line, irish_gbp.city, irish_gbp.post_code) == ("1 Quay St", "Dublin", "D02")
