@@ -309,3 +309,24 @@ def test_m3_account_kinds_from_the_real_crs692mi_fields() -> None:
     )
     assert (irish_gbp.kind, irish_gbp.sort_code, irish_gbp.bank_code) == ("sort_code", "200000", None)
     assert (irish_gbp.address_line, irish_gbp.city, irish_gbp.post_code) == ("1 Quay St", "Dublin", "D02")
+
+
+def test_m3_locked_ar_invoices_by_invoice_date(server: SandboxServer, one_tenant: str) -> None:
+    """m3_locked_ar_invoice_date=invoice_date: the invoices dated the day (one GetInvTotInfo each)."""
+    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=False)
+    config = {"m3_exportmi": False, "m3_locked_ar_invoice_date": "invoice_date"}
+    with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE, **config) as locked:
+        state = tenant_state(server, one_tenant)
+        days = sorted({invoice["invoice_date"] for invoice in state["ar_invoices"]})[-3:]
+        for day in days:
+            before = tenant_state(server, one_tenant)["m3_calls"].get("ARS200MI/GetInvTotInfo", 0)
+            got = sorted(invoice.invoice_key for invoice in locked.ar_invoices(date.fromisoformat(day)))
+            expected = sorted(
+                f"{i['division']}/{i['customer_id']}/{i['invoice_number']}/{i['invoice_year']}"
+                for i in state["ar_invoices"]
+                if i["invoice_date"] == day
+            )
+            assert got == expected and got, day
+            calls = tenant_state(server, one_tenant)["m3_calls"].get("ARS200MI/GetInvTotInfo", 0) - before
+            assert calls == len(expected)
+    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=True)
