@@ -351,3 +351,30 @@ def test_a_route_wise_refuses_is_flagged_on_the_currency() -> None:
     with pytest.raises(ValidationFailed) as caught:
         recipient_payload(supplier(), PROFILE, refusing)
     assert caught.value.field == "currency" and "not supported" in caught.value.reason
+
+
+def test_bank_details_hash_is_unchanged_by_the_local_code_fields_when_empty() -> None:
+    """Digests stored before bank_code / branch_code / clearing_number existed still match, so the
+    upgrade recreates no Wise recipient; a local account's codes do count."""
+    digest = bank_details_hash(supplier())
+    assert digest == _digest_without_local_fields(supplier())
+    local = {"kind": "local", "currency": "AUD", "iban": None, "account_number": "12345678"}
+    assert bank_details_hash(supplier(**local, bank_code="062000")) != bank_details_hash(
+        supplier(**local, bank_code="063000")
+    )
+
+
+def _digest_without_local_fields(record: Supplier) -> str:
+    """The digest as computed before the local-code fields were added to BankAccount."""
+    import hashlib
+    import json
+
+    assert record.bank_account is not None
+    dumped = record.bank_account.model_dump(mode="json")
+    canonical = {
+        field: (value.replace(" ", "") if field in ("iban", "bic", "account_number") and value else value)
+        for field, value in dumped.items()
+        if field not in ("bank_code", "branch_code", "clearing_number")
+    }
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()

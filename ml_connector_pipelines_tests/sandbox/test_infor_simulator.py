@@ -197,7 +197,7 @@ def test_seed_has_valid_bank_details_and_spread(gw: Gateway) -> None:
             and account["account_type"] in ("CHECKING", "SAVINGS")
         )
     assert all(len(a["sort_code"]) == 6 for a in accounts if a["kind"] == "sort_code")
-    assert {a["kind"] for a in accounts} == {"iban", "sort_code", "aba", "email"}
+    assert {a["kind"] for a in accounts} == {"iban", "sort_code", "aba", "email", "local"}
     assert len({s["currency"] for s in suppliers}) >= 12
     today = date.fromisoformat(state["today"])
     dates = {date.fromisoformat(s["modified_date"]) for s in suppliers}

@@ -274,6 +274,8 @@ def bank_details_hash(supplier: Supplier) -> str:
     else:
         canonical = {}
         for field, value in account.model_dump(mode="json").items():
+            if value is None and field in _LATER_FIELDS:
+                continue  # absent as before they existed: adding them must not recreate recipients
             if isinstance(value, str):
                 compact_field = field in (
                     "iban", "bic", "sort_code", "account_number", "aba_routing", "bank_code", "branch_code",
@@ -284,6 +286,9 @@ def bank_details_hash(supplier: Supplier) -> str:
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
+
+# BankAccount fields added after digests were first stored.
+_LATER_FIELDS = frozenset({"bank_code", "branch_code", "clearing_number"})
 
 # The details that identify a payee account, per recipient type (v1 and v2 use the same keys).
 _IDENTIFYING_DETAILS = {

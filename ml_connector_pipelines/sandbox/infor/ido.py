@@ -63,6 +63,18 @@ def _extension_props(data: TenantData, file: str, record: Record, party: str) ->
     }
 
 
+def syteline_payee(supplier: Record) -> Record:
+    """The supplier as SyteLine holds it: the vendor bank properties have no bank, branch or clearing
+    code, so a local bank account carries its account number only (Wise then flags the code)."""
+    account = supplier.get("bank_account")
+    if not account:
+        return supplier
+    return {
+        **supplier,
+        "bank_account": {**account, **dict.fromkeys(("bank_code", "branch_code", "clearing_number"))},
+    }
+
+
 def _vendor(s: Record) -> Row:
     bank = s.get("bank_account") or {}
     return {

@@ -444,6 +444,77 @@ def _crs630_list(data: TenantData, call: Call) -> list[Row]:
     ]
 
 
+# ARS200MI: the AR ledger for tenants that lock EXPORTMI ----------------------------------------------
+
+
+def _ar_ledger_rows(data: TenantData) -> list[Row]:
+    return data.cached(("m3-rows", "FSLEDG"), "ar_invoices", lambda: _ar_ledger(data))
+
+
+def _ar_ledger_keyed(data: TenantData) -> dict[tuple[str, str, str, str], list[Row]]:
+    def group() -> dict[tuple[str, str, str, str], list[Row]]:
+        grouped: dict[tuple[str, str, str, str], list[Row]] = {}
+        for row in _ar_ledger_rows(data):
+            grouped.setdefault((row["ESDIVI"], row["ESCUNO"], row["ESCINO"], row["ESINYR"]), []).append(row)
+        return grouped
+
+    return data.cached(("m3-ar-by-invoice",), "ar_invoices", group)
+
+
+def _ars200_by_division(data: TenantData, call: Call) -> list[Row]:
+    """LstInvByDivi: ledger rows of the divisions FDIV..TDIV (blank: open-ended) from customer CUNO
+    (inclusive), in customer, invoice, year order [I]. PYNO (payer) is the customer: the seed has
+    no separate payers."""
+    low, high, start = call.get("FDIV"), call.get("TDIV"), call.get("CUNO")
+    rows = [
+        row
+        for row in _ar_ledger_rows(data)
+        if row["ESCUNO"] >= start and row["ESDIVI"] >= low and (not high or row["ESDIVI"] <= high)
+    ]
+    rows.sort(key=lambda r: (r["ESCUNO"], r["ESCINO"], r["ESINYR"], r["ESDIVI"], r["ESTRCD"]))
+    return [
+        {
+            "DIVI": r["ESDIVI"],
+            "PYNO": r["ESCUNO"],
+            "CUNO": r["ESCUNO"],
+            "CINO": r["ESCINO"],
+            "INYR": r["ESINYR"],
+            "TRCD": r["ESTRCD"],
+            "CUAM": r["ESCUAM"],
+            "RECO": r["ESRECO"],
+            "IVDT": r["ESIVDT"],
+            "DUDT": r["ESDUDT"],
+        }
+        for r in rows
+    ]
+
+
+def _ars200_totals(data: TenantData, call: Call) -> list[Row]:
+    """GetInvTotInfo: the invoice with its currency, change date and outstanding amount (the invoice
+    plus its other ledger transactions)."""
+    key = (call.get("DIVI"), call.get("CUNO"), call.get("CINO"), call.get("INYR"))
+    rows = _ar_ledger_keyed(data).get(key, [])
+    invoice = next((r for r in rows if r["ESTRCD"] == AR_INVOICE_TRCD), None)
+    if invoice is None or call.get("PYNO") != invoice["ESCUNO"]:
+        raise BusinessError(f"Invoice {call.get('CINO')} does not exist", "CINO", "WCI0103")
+    outstanding = sum((Decimal(r["ESCUAM"]) for r in rows), Decimal(0))
+    return [
+        {
+            "PYNO": invoice["ESCUNO"],
+            "CUNO": invoice["ESCUNO"],
+            "CINO": invoice["ESCINO"],
+            "INYR": invoice["ESINYR"],
+            "CUCD": invoice["ESCUCD"],
+            "CUAM": invoice["ESCUAM"],
+            "IVDT": invoice["ESIVDT"],
+            "DUDT": invoice["ESDUDT"],
+            "RECO": invoice["ESRECO"],
+            "LMDT": invoice["ESLMDT"],
+            "OCUA": str(outstanding),
+        }
+    ]
+
+
 # CRS692MI / CRS691MI: supplier bank accounts and bank branches ----------------------------------------
 
 BANK_ID = "1"  # [I] every seeded supplier with bank details has exactly one account, BKID 1
@@ -463,6 +534,8 @@ def _bank_record(data: TenantData, supplier: Record) -> Row:
     """
     account = supplier["bank_account"]
     bkno, bbrn = bank_branch(account.get("bic"))
+    if account.get("kind") == "local":  # [I] registered under its national bank / branch codes
+        bkno, bbrn = account.get("bank_code") or "", account.get("branch_code") or ""
     number = account.get("account_number") or ""
     return {
         "CONO": COMPANY,
@@ -486,19 +559,47 @@ def _bank_record(data: TenantData, supplier: Record) -> Row:
 
 
 PAYEE_REFERENCE_TYPE = "PAY"  # [I] CRS620MI reference type of the payee contact (its EMAL)
+PAYEE_ADDRESS_TYPE = "1"  # [I] CRS620MI address type (ADTE) of the supplier's own address
 
 
-def m3_payee(supplier: Record) -> Record:
+def m3_payee(supplier: Record, address_currencies: tuple[str, ...] = ("USD",)) -> Record:
     """The supplier as M3 can hold it (what an M3 extract must return): CRS692MI has no email or
-    address fields, so accounts carry no payee address, and an email payee's address is its
-    supplier reference's EMAL (CRS620MI/LstSupplierRef)."""
+    address fields, so an email payee's address is its supplier reference's EMAL
+    (CRS620MI/LstSupplierRef), and a bank payee's address is the supplier's (CRS620MI/LstAddresses),
+    read for payees in `address_currencies` only (the connector's `m3_payee_address_currencies`)."""
     account = supplier.get("bank_account")
     if not account:
         return supplier
-    blank = dict.fromkeys(("city", "post_code", "address_line", "state"))
+    blank: dict[str, Any] = {}
+    if account.get("kind") == "email" or account.get("currency") not in address_currencies:
+        blank = dict.fromkeys(("city", "post_code", "address_line", "state"))
     if account.get("kind") != "email":
         blank["email"] = None
-    return {**supplier, "bank_account": {**account, **blank}}
+    return {**supplier, "bank_account": {**account, **blank, "clearing_number": None}}
+
+
+def _crs620_addresses(data: TenantData, call: Call) -> list[Row]:
+    """The supplier's own address (the seed keeps it with the payee details): ADTE 1, ADID 1."""
+    supplier = data.suppliers.get(call.get("SUNO"))
+    if supplier is None:
+        raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    account = supplier.get("bank_account") or {}
+    if not (account.get("address_line") or account.get("city")):
+        return []
+    return [
+        {
+            "CONO": COMPANY,
+            "SUNO": supplier["supplier_id"],
+            "ADTE": PAYEE_ADDRESS_TYPE,
+            "ADID": "1",
+            "SUNM": supplier["name"],
+            "ADR1": account.get("address_line") or "",
+            "TOWN": account.get("city") or "",
+            "ECAR": account.get("state") or "",
+            "PONO": account.get("post_code") or "",
+            "CSCD": supplier.get("country") or "",
+        }
+    ]
 
 
 def _crs620_references(data: TenantData, call: Call) -> list[Row]:
@@ -517,6 +618,25 @@ def _crs620_references(data: TenantData, call: Call) -> list[Row]:
             "EMAL": account["email"],
             "SUCM": account.get("account_holder") or "",
         }
+    ]
+
+
+PAYEE_EMAIL_TYPE = "02"  # [I] the CEMAIL e-mail type whose key (EMKY) is a supplier number
+
+
+def _cemail_list(data: TenantData, call: Call) -> list[Row]:
+    """MDBREADMI/LstCEMAIL00: the e-mail register of one type, in key order from EMKY (inclusive);
+    of the suppliers, email payees only (the seed keeps no other supplier e-mail)."""
+    if call.get("EMTP") != PAYEE_EMAIL_TYPE:
+        return []
+    payees = [
+        s
+        for s in data.suppliers.values()
+        if (s.get("bank_account") or {}).get("kind") == "email" and s["bank_account"].get("email")
+    ]
+    return [
+        {"EMTP": PAYEE_EMAIL_TYPE, "EMKY": s["supplier_id"], "EMR3": "", "EMAL": s["bank_account"]["email"]}
+        for s in _keyset(payees, "supplier_id", call.get("EMKY"))
     ]
 
 
@@ -596,8 +716,15 @@ def _crs692_change(data: TenantData, call: Call) -> list[Row]:
                 account[name] = value if (name == "aba_routing") == is_aba else None
             else:
                 account[name] = None if value == "?" else value
+    country = supplier.get("country")
     account["kind"] = (
-        "iban" if account.get("iban") else "aba" if supplier.get("country") == "US" else "sort_code"
+        "iban"
+        if account.get("iban")
+        else "aba"
+        if country == "US"
+        else "sort_code"
+        if country in (None, "GB") or account.get("currency") == "GBP"
+        else "local"
     )
     if account["kind"] == "iban":
         account["sort_code"] = account["aba_routing"] = None
@@ -983,6 +1110,10 @@ TRANSACTIONS: dict[tuple[str, str], Handler] = {
     ("CRS620MI", "LstSuppliers"): _crs620_list,
     ("CRS620MI", "GetBasicData"): _crs620_get,
     ("CRS620MI", "LstSupplierRef"): _crs620_references,
+    ("CRS620MI", "LstAddresses"): _crs620_addresses,
+    ("MDBREADMI", "LstCEMAIL00"): _cemail_list,
+    ("ARS200MI", "LstInvByDivi"): _ars200_by_division,
+    ("ARS200MI", "GetInvTotInfo"): _ars200_totals,
     ("CRS610MI", "LstByNumber"): _crs610_list,
     ("CRS610MI", "GetBasicData"): _crs610_get,
     ("CRS630MI", "LstAccountID"): _crs630_list,

@@ -306,6 +306,9 @@ def _bank_account(rng: random.Random, kind: str, ordinal: int) -> Record:
         "account_number": None,
         "aba_routing": None,
         "account_type": None,
+        "bank_code": None,
+        "branch_code": None,
+        "clearing_number": None,
         "email": None,
         "city": None,
         "post_code": None,
@@ -359,6 +362,38 @@ def _bank_account(rng: random.Random, kind: str, ordinal: int) -> Record:
     return account
 
 
+def _local_details(rng: random.Random, country: str) -> Record:
+    """Domestic bank details in the shapes Wise's local recipient types take (docs/wise.md) [I]."""
+    if country == "AU":  # BSB + account number
+        return {"bank_code": _digits(rng, 6), "account_number": _digits(rng, rng.randint(6, 9))}
+    if country == "CA":  # institution + transit + account number + type
+        return {
+            "bank_code": _digits(rng, 3),
+            "branch_code": _digits(rng, 5),
+            "account_number": _digits(rng, rng.randint(7, 12)),
+            "account_type": rng.choice(["CHECKING", "SAVINGS"]),
+        }
+    if country == "JP":  # Zengin bank + branch code, 7-digit account number
+        return {
+            "bank_code": _digits(rng, 4),
+            "branch_code": _digits(rng, 3),
+            "account_number": _digits(rng, 7),
+            "account_type": rng.choice(["CHECKING", "SAVINGS"]),
+        }
+    if country == "NZ":  # bank-branch-account-suffix in one number
+        return {"account_number": f"{_digits(rng, 2)}-{_digits(rng, 4)}-{_digits(rng, 7)}-{_digits(rng, 2)}"}
+    return {"bank_code": _digits(rng, 4), "account_number": _digits(rng, rng.randint(8, 12))}  # SG
+
+
+def _as_local_payee(supplier: Record) -> None:
+    """Turn an email payee into one with a domestic bank account in the same country. Drawn from its
+    own generator, so the rest of the seed (every other record) stays what it was."""
+    rng = random.Random(f"local-bank/{supplier['supplier_id']}")
+    account = supplier["bank_account"]
+    account.update(kind="local", email=None, address_line=f"{rng.randint(1, 200)} {rng.choice(STREETS)}")
+    account.update(post_code=_digits(rng, 4), **_local_details(rng, account["country"]))
+
+
 def _break_iban(iban: str) -> str:
     """Same IBAN with different check digits: structurally plausible, checksum wrong."""
     wrong = (int(iban[2:4]) + 1) % 97 + 2
@@ -388,6 +423,9 @@ def _suppliers(rng: random.Random, n: int, today: date) -> list[Record]:
                 "modified_date": _modified(rng, today),
             }
         )
+    # The first payee of each email country (AUD, CAD, JPY, NZD, SGD) is paid to a local bank instead.
+    for supplier in [s for s in suppliers if s["bank_account"]["kind"] == "email"][: len(EMAIL_COUNTRIES)]:
+        _as_local_payee(supplier)
     iban_holders = [s for s in suppliers if s["bank_account"]["kind"] == "iban"]
     for supplier in rng.sample(iban_holders, min(INVALID_IBANS, len(iban_holders))):
         supplier["bank_account"]["iban"] = _break_iban(supplier["bank_account"]["iban"])

@@ -17,7 +17,7 @@ from .auth import IonApiAuth
 from .models import BankAccount, InvoiceExtension, Product
 
 InvoiceKind = Literal["ap", "ar"]
-BankAccountKind = Literal["iban", "sort_code", "aba", "email"]
+BankAccountKind = Literal["iban", "sort_code", "aba", "email", "local"]
 ACCOUNT_TYPES: dict[str, Literal["CHECKING", "SAVINGS"]] = {"CHECKING": "CHECKING", "SAVINGS": "SAVINGS"}
 T = TypeVar("T")
 R = TypeVar("R", bound=Mapping[str, Any])
@@ -99,12 +99,17 @@ def split_invoice_key(invoice_key: str) -> tuple[str, str, str, str]:
     return division, party, number, year
 
 
-def bank_account_kind(iban: str | None, email: str | None, country: str | None) -> BankAccountKind:
+def bank_account_kind(
+    iban: str | None, email: str | None, country: str | None, currency: str | None = None
+) -> BankAccountKind:
     if iban:
         return "iban"
     if email:
         return "email"
-    return "aba" if country == "US" else "sort_code"
+    if country == "US":
+        return "aba"
+    # Sort codes are British (also for a payee abroad paid in GBP); elsewhere local codes identify it.
+    return "sort_code" if country in (None, "GB") or currency == "GBP" else "local"
 
 
 def make_bank_account(
@@ -122,8 +127,11 @@ def make_bank_account(
     post_code: str | None,
     address_line: str | None,
     state: str | None,
+    bank_code: str | None = None,
+    branch_code: str | None = None,
+    clearing_number: str | None = None,
 ) -> BankAccount:
-    kind = bank_account_kind(iban, email, country)
+    kind = bank_account_kind(iban, email, country, currency)
     return BankAccount(
         kind=kind,
         currency=currency,
@@ -135,6 +143,9 @@ def make_bank_account(
         account_number=account_number,
         aba_routing=routing if kind == "aba" else None,
         account_type=ACCOUNT_TYPES.get(account_type or ""),
+        bank_code=bank_code if kind == "local" else None,
+        branch_code=branch_code if kind == "local" else None,
+        clearing_number=clearing_number if kind == "local" else None,
         email=email,
         city=city,
         post_code=post_code,

@@ -13,8 +13,17 @@ Tenant config keys (M3), with defaults:
 - bank_type ("2"): CRS692MI BKTP of supplier accounts [I].
 - m3_account_type_field ("BAF1"): the CRS692MI bank account field (BAF1..BAF5, free per bank
   format) that holds CHECKING / SAVINGS for US payees [I]; CRS692MI has no account-type field.
-- m3_payee_reference_type ("PAY"): the CRS620MI supplier reference type (RFTY) whose EMAL is the
-  address of an email payee (a supplier with no bank account) [I].
+- m3_payee_email_source ("cemail"): where an email payee's (a supplier with no bank account)
+  address is read: "cemail", the e-mail register MDBREADMI/LstCEMAIL00 of type m3_payee_email_type
+  ("02" [I]) keyed by supplier number, in bulk; or "reference", the CRS620MI supplier reference of
+  type m3_payee_reference_type ("PAY" [I]), one call per email payee.
+- m3_bank_code_field ("BKNO"), m3_branch_code_field ("BBRN"): the CRS692MI fields holding a local
+  account's bank code (BSB, institution number, Zengin bank code, clearing number) and branch code
+  (transit number, Zengin branch code) [I]; m3_clearing_number_field (none): the field holding a
+  Swedish clearing number, for tenants that pay SEK to local accounts.
+- m3_payee_address_currencies ("USD"; "*" for all, "" for none) and m3_payee_address_type ("1"):
+  payees paid in these currencies get their supplier address of this type (CRS620MI/LstAddresses,
+  one call each; Wise asks an address for USD) [I].
 - m3_ap_invoice_trcd ("40"), m3_ar_invoice_trcd ("10"): ledger transaction codes of invoices;
   m3_ar_payment_trcd ("20"): of customer payments (M3 convention [I]).
 - m3_ar_payment_reference_column ("ESCKNO"): the FSLEDG column that holds ARS040MI's CKNO [I].
@@ -25,11 +34,14 @@ Tenant config keys (M3), with defaults:
 - m3_ap_line_accounting ("reject"): APS450MI/AddLine has no accounting inputs, so a line carrying a
   GL account or cost centre is refused, naming the field; "derive" lets M3's own accounting rules
   code such lines (the values are then not sent).
-- m3_exportmi (true): false for a tenant whose MI security locks EXPORTMI. Suppliers, customers
-  and accounting identities are then read with CRS620MI / CRS610MI / CRS630MI list transactions
-  (same records out); an EXPORTMI refusal switches to them on its own. AP/AR invoices, POs, the
-  single supplier/customer reads and the AR ledger read (`ar_payments`) need EXPORTMI: no list
-  transaction returns what they need (see docs/infor.md).
+- m3_exportmi (true): false for a tenant whose MI security locks EXPORTMI. Suppliers, customers,
+  AR invoices, accounting identities and single suppliers/customers are then read with CRS620MI /
+  CRS610MI / ARS200MI / CRS630MI list and get transactions (same records out); an EXPORTMI refusal
+  switches to them on its own. AP invoices, POs and the AR ledger read (`ar_payments`) need EXPORTMI:
+  no list transaction returns those records (see docs/infor.md).
+- m3_locked_ar_invoice_date ("change_date"): without EXPORTMI, which AR invoices get a
+  GetInvTotInfo call: every one, kept when its LMDT is the day (exact), or "invoice_date", only
+  those dated the day (cheap; later changes to older invoices are not seen).
 - extension_program ("CUGEX1MI") and extension_get / extension_add / extension_change.
 """
 
@@ -38,7 +50,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -122,15 +134,25 @@ def m3_bank_account(
     country: str | None,
     bic: str | None,
     account_type_field: str = "BAF1",
+    bank_code_field: str = "BKNO",
+    branch_code_field: str = "BBRN",
+    clearing_number_field: str | None = None,
+    address: Mapping[str, str] | None = None,
 ) -> BankAccount:
     """One CRS692MI account (LstByType or GetBankAccount record) -> BankAccount.
 
     Real fields only: BANA holder, CUCD currency, IBAN, FIAN/BACN account number, BRNO branch number
     (sort code or ABA routing), SWBI (GetBankAccount) or the branch's SWIC (CRS691MI) for the BIC.
-    CRS692MI has no address or email fields: those stay empty. The account type (CHECKING/SAVINGS)
-    is read from the tenant's `account_type_field`.
+    A local account (no IBAN, outside GB/US) takes its bank and branch codes from the tenant's
+    `bank_code_field` / `branch_code_field` (default BKNO / BBRN: the bank and branch M3 registers
+    it under, CRS690MI / CRS691MI), and its clearing number (SEK) from `clearing_number_field` if
+    the tenant names one. CRS692MI has no
+    address or email fields: the address is the supplier's own (`address`, a CRS620MI/LstAddresses
+    record), when read. The account type (CHECKING/SAVINGS) is read from `account_type_field`.
     """
     iban = blank_to_none(account.get("IBAN"))
+    bank_code = blank_to_none(account.get(bank_code_field))
+    address = address or {}
     return make_bank_account(
         currency=account.get("CUCD") or supplier_currency,
         holder=blank_to_none(account.get("BANA")),
@@ -141,10 +163,13 @@ def m3_bank_account(
         routing=blank_to_none(account.get("BRNO")),
         account_type=blank_to_none(account.get(account_type_field)),
         email=None,
-        city=None,
-        post_code=None,
-        address_line=None,
-        state=None,
+        city=blank_to_none(address.get("TOWN")),
+        post_code=blank_to_none(address.get("PONO")),
+        address_line=blank_to_none(address.get("ADR1")),
+        state=blank_to_none(address.get("ECAR")),
+        bank_code=bank_code,
+        branch_code=blank_to_none(account.get(branch_code_field)),
+        clearing_number=blank_to_none(account.get(clearing_number_field)) if clearing_number_field else None,
     )
 
 
@@ -269,7 +294,20 @@ class M3Adapter(AdapterBase):
         self.m3 = M3Client(http, cono=self.cono, divi=config.get("divi"))
         self.bank_type = str(config.get("bank_type") or "2")
         self.payee_reference_type = str(config.get("m3_payee_reference_type") or "PAY")
+        self.payee_email_source = str(config.get("m3_payee_email_source") or "cemail")
+        if self.payee_email_source not in ("cemail", "reference"):
+            raise ConnectorError("m3_payee_email_source must be cemail or reference")
+        self.payee_email_type = str(config.get("m3_payee_email_type") or "02")
+        self._payee_emails: dict[str, str] | None = None  # read once per supplier extract
         self.account_type_field = str(config.get("m3_account_type_field") or "BAF1")
+        self.bank_code_field = str(config.get("m3_bank_code_field") or "BKNO")
+        self.branch_code_field = str(config.get("m3_branch_code_field") or "BBRN")
+        self.clearing_number_field = config.get("m3_clearing_number_field") or None
+        currencies = config.get("m3_payee_address_currencies", "USD")
+        if isinstance(currencies, str):
+            currencies = currencies.replace(",", " ").split()
+        self.address_currencies = {str(currency).upper() for currency in currencies or ()}
+        self.address_type = str(config.get("m3_payee_address_type") or "1")
         self.ap_invoice_trcd = str(config.get("m3_ap_invoice_trcd") or "40")
         self.ar_invoice_trcd = str(config.get("m3_ar_invoice_trcd") or "10")
         self.ar_payment_trcd = str(config.get("m3_ar_payment_trcd") or "20")
@@ -279,6 +317,9 @@ class M3Adapter(AdapterBase):
         self.ap_recorded_status = int(config.get("m3_ap_recorded_status") or 50)
         self.ap_line_accounting = str(config.get("m3_ap_line_accounting") or "reject")
         self.exportmi = str(config.get("m3_exportmi", True)).lower() not in ("false", "0", "no")
+        self.locked_ar_date = str(config.get("m3_locked_ar_invoice_date") or "change_date")
+        if self.locked_ar_date not in ("change_date", "invoice_date"):
+            raise ConnectorError("m3_locked_ar_invoice_date must be change_date or invoice_date")
         self.extension_program = str(config.get("extension_program") or "CUGEX1MI")
         self.extension_get = str(config.get("extension_get") or "GetFieldValue")
         self.extension_add = str(config.get("extension_add") or "AddFieldValue")
@@ -386,6 +427,59 @@ class M3Adapter(AdapterBase):
                         "EALMDT": record["LMDT"],
                     }
 
+    def _ar_ledger_listed(self) -> Iterator[dict[str, str]]:
+        """Every AR ledger row of the session's division (ARS200MI/LstInvByDivi), keyset-paged on
+        CUNO: a page restarts at its last customer (the start is inclusive) and rows already read are
+        skipped; when one customer fills a whole page, the page is read again twice as large."""
+        division = {"FDIV": self.m3.divi, "TDIV": self.m3.divi} if self.m3.divi else {}
+        seen: set[tuple[str, ...]] = set()
+        start: str | None = None
+        size = self.page_size
+        while True:
+            page = self.m3.execute("ARS200MI", "LstInvByDivi", maxrecs=size, CUNO=start, **division)
+            if len(page) == size and page[0]["CUNO"] == page[-1]["CUNO"]:
+                size *= 2  # no progress possible from this start with this page size
+                continue
+            for row in page:
+                key = (row["DIVI"], row["CUNO"], row["CINO"], row["INYR"], row["TRCD"])
+                if key not in seen:
+                    seen.add(key)
+                    yield row
+            if len(page) < size:
+                return
+            start, size = page[-1]["CUNO"], self.page_size
+
+    def _ar_invoices_listed(self, day: date) -> Iterator[dict[str, str]]:
+        """AR invoices changed on `day` without EXPORTMI. LstInvByDivi has no currency, open amount or
+        change date, so each candidate invoice costs one ARS200MI/GetInvTotInfo (CUCD, OCUA, LMDT).
+        Candidates (`m3_locked_ar_invoice_date`): every invoice ("change_date", exact), or only those
+        dated `day` ("invoice_date": cheap, but a later payment or cancellation is not seen)."""
+        for row in self._ar_ledger_listed():
+            if row["TRCD"] != self.ar_invoice_trcd:
+                continue
+            if self.locked_ar_date == "invoice_date" and row["IVDT"] != m3_date(day):
+                continue
+            [total] = self.m3.execute(
+                "ARS200MI",
+                "GetInvTotInfo",
+                DIVI=row["DIVI"],
+                PYNO=row["PYNO"],
+                CUNO=row["CUNO"],
+                CINO=row["CINO"],
+                INYR=row["INYR"],
+            )
+            if self.locked_ar_date == "change_date" and total["LMDT"] != m3_date(day):
+                continue
+            yield {
+                **{
+                    f"ES{name}": row[name]
+                    for name in ("DIVI", "CUNO", "CINO", "INYR", "IVDT", "DUDT", "CUAM", "RECO")
+                },
+                "ESCUCD": total["CUCD"],
+                "ESLMDT": total["LMDT"],
+                "OCUA": total["OCUA"],
+            }
+
     def _bank_accounts(self) -> dict[str, dict[str, str]]:
         """Every supplier account of `bank_type` by holder (the first by BKID), with its branch's BIC
         in SWIC: two calls for the whole extract (CRS692MI/LstByType, CRS691MI/LstByNumber),
@@ -401,18 +495,56 @@ class M3Adapter(AdapterBase):
             first.setdefault(account["ACHO"], account)
         return first
 
-    def _payee_email(self, supplier_id: str) -> str | None:
-        """An email payee's address: its supplier reference of the payee type (CRS620MI has EMAL)."""
-        for reference in self.m3.execute("CRS620MI", "LstSupplierRef", maxrecs=0, SUNO=supplier_id):
-            if reference.get("RFTY") == self.payee_reference_type and blank_to_none(reference.get("EMAL")):
-                return reference["EMAL"]
+    def _payee_email(self, supplier_id: str, *, one: bool = False) -> str | None:
+        """An email payee's address. `cemail` (default): the e-mail register of type
+        `m3_payee_email_type` keyed by supplier number, MDBREADMI/LstCEMAIL00, read once per extract
+        in keyset pages (`one`: just this supplier's key). `reference`: the supplier reference of type
+        `m3_payee_reference_type` (CRS620MI/LstSupplierRef EMAL), one call per such supplier."""
+        if self.payee_email_source == "reference":
+            for reference in self.m3.execute("CRS620MI", "LstSupplierRef", maxrecs=0, SUNO=supplier_id):
+                if reference.get("RFTY") == self.payee_reference_type and blank_to_none(
+                    reference.get("EMAL")
+                ):
+                    return reference["EMAL"]
+            return None
+        if one:
+            records = self.m3.execute(
+                "MDBREADMI", "LstCEMAIL00", maxrecs=1, EMTP=self.payee_email_type, EMKY=supplier_id
+            )
+            return next((blank_to_none(r.get("EMAL")) for r in records if r.get("EMKY") == supplier_id), None)
+        if self._payee_emails is None:
+            self._payee_emails = {
+                record["EMKY"]: record["EMAL"]
+                for record in self.m3.list_from(
+                    "MDBREADMI",
+                    "LstCEMAIL00",
+                    key="EMKY",
+                    start="EMKY",
+                    page_size=self.page_size,
+                    EMTP=self.payee_email_type,
+                )
+                if blank_to_none(record.get("EMAL"))
+            }
+        return self._payee_emails.get(supplier_id)
+
+    def _payee_address(self, supplier_id: str, currency: str) -> dict[str, str] | None:
+        """The supplier's address of `m3_payee_address_type` (CRS620MI/LstAddresses: ADR1 TOWN PONO
+        ECAR CSCD), read for payees in `m3_payee_address_currencies` only: CRS692MI has no address and
+        no MI transaction lists supplier addresses in bulk, so each read is one call."""
+        if "*" not in self.address_currencies and currency.upper() not in self.address_currencies:
+            return None
+        for address in self.m3.execute("CRS620MI", "LstAddresses", maxrecs=0, SUNO=supplier_id):
+            if address.get("ADTE") == self.address_type:
+                return address
         return None
 
-    def _with_bank(self, row: Mapping[str, str], account: Mapping[str, str] | None) -> Supplier:
+    def _with_bank(
+        self, row: Mapping[str, str], account: Mapping[str, str] | None, *, one: bool = False
+    ) -> Supplier:
         bank = None
         if account is None:
-            # No bank account: maybe an email payee (one call, for these suppliers only).
-            email = self._payee_email(row["IDSUNO"])
+            # No bank account: maybe an email payee.
+            email = self._payee_email(row["IDSUNO"], one=one)
             if email:
                 bank = make_bank_account(
                     currency=row["IDCUCD"],
@@ -430,12 +562,17 @@ class M3Adapter(AdapterBase):
                     state=None,
                 )
         else:
+            currency = account.get("CUCD") or row["IDCUCD"]
             bank = m3_bank_account(
                 account,
                 supplier_currency=row["IDCUCD"],
                 country=blank_to_none(row["IDCSCD"]),
                 bic=blank_to_none(account.get("SWIC")),
                 account_type_field=self.account_type_field,
+                bank_code_field=self.bank_code_field,
+                branch_code_field=self.branch_code_field,
+                clearing_number_field=self.clearing_number_field,
+                address=self._payee_address(row["IDSUNO"], currency),
             )
         return m3_supplier(row, bank)
 
@@ -444,6 +581,7 @@ class M3Adapter(AdapterBase):
             "CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day, fallback=self._suppliers_listed
         )
         accounts: dict[str, dict[str, str]] | None = None
+        self._payee_emails = None
         for page in batched(rows, self.page_size):
             if accounts is None:  # only when there is a supplier to complete
                 accounts = self._bank_accounts()
@@ -455,13 +593,34 @@ class M3Adapter(AdapterBase):
             )
 
     def supplier(self, supplier_id: str) -> Supplier | None:
-        """One supplier (with its bank account) whatever its modified date; None when unknown."""
-        columns = ",".join(self.SUPPLIER_COLUMNS)
-        query = f"{columns} from CIDMAS where IDSUNO={m3_literal(supplier_id)} order by IDSUNO"
-        rows = self.m3.export(query, self.SUPPLIER_COLUMNS, maxrecs=1)
-        if not rows:
-            return None
-        return self._with_bank(rows[0], self.bank_account_record(supplier_id))
+        """One supplier (with its bank account) whatever its modified date; None when unknown.
+
+        Without EXPORTMI: CRS620MI/GetBasicData, which has no change date, so the modified date is the
+        day of the read (an approximation; nothing reading one supplier uses it)."""
+        if self.exportmi:
+            columns = ",".join(self.SUPPLIER_COLUMNS)
+            query = f"{columns} from CIDMAS where IDSUNO={m3_literal(supplier_id)} order by IDSUNO"
+            try:
+                rows = self.m3.export(query, self.SUPPLIER_COLUMNS, maxrecs=1)
+            except M3TransactionError as exc:
+                if not is_exportmi_refused(exc):
+                    raise
+                self.exportmi = False
+            else:
+                return (
+                    self._with_bank(rows[0], self.bank_account_record(supplier_id), one=True)
+                    if rows
+                    else None
+                )
+        try:
+            [basic] = self.m3.execute("CRS620MI", "GetBasicData", SUNO=supplier_id)
+        except M3TransactionError as exc:
+            if exc.error_type == "ServerReturnedNOK" and "does not exist" in exc.target_message:
+                return None
+            raise
+        row = {f"ID{name}": basic[name] for name in ("SUNO", "SUNM", "CUCD", "STAT", "CSCD")}
+        row["IDLMDT"] = m3_date(datetime.now(UTC).date())
+        return self._with_bank(row, self.bank_account_record(supplier_id), one=True)
 
     def bank_account_record(self, supplier_id: str) -> dict[str, str] | None:
         """The supplier's account of `bank_type` with SWBI/BACN (CRS692MI/GetBankAccount), or None."""
@@ -509,8 +668,23 @@ class M3Adapter(AdapterBase):
     def ar_invoices(self, day: date) -> Iterator[ARInvoice]:
         """Invoice rows (ESTRCD = the invoice code) changed that day; the open amount is the invoice
         plus its other transactions (payments, refunds), read in one call per page of invoices."""
-        rows = self._changed_on("FSLEDG", self.AR_COLUMNS, "ESCINO", day, f"ESTRCD={self.ar_invoice_trcd}")
+        rows = self._changed_on(
+            "FSLEDG",
+            self.AR_COLUMNS,
+            "ESCINO",
+            day,
+            f"ESTRCD={self.ar_invoice_trcd}",
+            fallback=self._ar_invoices_listed,
+        )
         for page in batched(rows, self.page_size):
+            if "OCUA" in page[0]:  # listed without EXPORTMI: GetInvTotInfo gave the open amount
+                yield from self._map_rows(
+                    "ar_invoices",
+                    page,
+                    ("ESDIVI", "ESCUNO", "ESCINO", "ESINYR"),
+                    lambda row: m3_ar_invoice(row, to_decimal(row["OCUA"]) - to_decimal(row["ESCUAM"])),
+                )
+                continue
             first, last = m3_literal(page[0]["ESCINO"]), m3_literal(page[-1]["ESCINO"])
             query = (
                 f"{','.join(self.AR_SETTLEMENT_COLUMNS)} from FSLEDG"

@@ -21,9 +21,11 @@ class _Record(BaseModel):
 
 
 class BankAccount(_Record):
-    """A supplier's payee details. Which fields are set depends on `kind`."""
+    """A supplier's payee details. Which fields are set depends on `kind`: `local` is a domestic
+    account outside the UK and US (AUD, CAD, JPY, NZD, SGD ...), identified by its bank and branch
+    codes (BSB, institution / transit number, Zengin bank / branch code) or clearing number."""
 
-    kind: Literal["iban", "sort_code", "aba", "email"]
+    kind: Literal["iban", "sort_code", "aba", "email", "local"]
     currency: str
     account_holder: str
     country: str | None = None  # ISO 3166 alpha-2
@@ -33,6 +35,9 @@ class BankAccount(_Record):
     account_number: str | None = None
     aba_routing: str | None = None
     account_type: Literal["CHECKING", "SAVINGS"] | None = None
+    bank_code: str | None = None
+    branch_code: str | None = None
+    clearing_number: str | None = None
     email: str | None = None
     city: str | None = None
     post_code: str | None = None

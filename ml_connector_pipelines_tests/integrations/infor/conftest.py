@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from ml_connector_pipelines.integrations.frames import from_frame
+from ml_connector_pipelines.sandbox.infor.ido import syteline_payee
 from ml_connector_pipelines.sandbox.infor.m3 import m3_payee
 from ml_connector_pipelines.systems.infor.models import (
     APInvoice,
@@ -51,11 +52,16 @@ def seeded_days() -> list[date]:
     return [today() - timedelta(days=back) for back in range(10)]
 
 
+def payee(supplier: dict[str, Any], product: str) -> dict[str, Any]:
+    """A seeded supplier as the product can hold it."""
+    return m3_payee(supplier) if product == "m3" else syteline_payee(supplier)
+
+
 def held(state: dict[str, Any], asset_name: str, day: date, product: str) -> list[dict[str, Any]]:
     """The simulator's records for one entity and day, as canonical model dicts in key order."""
     table, model, key = ENTITIES[asset_name]
     records = [
-        model.model_validate(m3_payee(raw) if product == "m3" and table == "suppliers" else raw).model_dump()
+        model.model_validate(payee(raw, product) if table == "suppliers" else raw).model_dump()
         for raw in state[table]
         if raw["modified_date"] == day.isoformat()
     ]

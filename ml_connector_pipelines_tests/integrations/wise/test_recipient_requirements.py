@@ -73,3 +73,53 @@ def test_a_supplier_in_every_seed_currency_becomes_a_recipient_or_names_the_requ
     refused = entries[gbp_iban["supplier_id"]]
     assert refused.status == "flagged" and refused.target_id is None
     assert (refused.reason or "").startswith("iban: Wise requirement IBAN of iban recipients in GBP")
+
+
+# Wise's local recipient type per currency, and the Infor fields its codes come from (docs/wise.md).
+LOCAL_ROUTES = {
+    "AUD": ("australian", {"bsbCode": "bank_code"}),
+    "CAD": ("canadian", {"institutionNumber": "bank_code", "transitNumber": "branch_code"}),
+    "JPY": ("japanese", {"bankCode": "bank_code", "branchCode": "branch_code"}),
+    "NZD": ("newzealand", {}),
+    "SGD": ("singapore", {"bankCode": "bank_code"}),
+}
+
+
+def test_m3_local_bank_payees_become_local_wise_recipients_and_us_payees_carry_their_address(
+    tenant: TenantEnv,
+) -> None:
+    """Bank and branch codes come from CRS692MI (BKNO / BBRN), a USD payee's address from its
+    supplier address (CRS620MI/LstAddresses): asserted on what the Wise simulator holds."""
+    today = datetime.now(UTC).date()
+    suppliers = infor_records(tenant, "suppliers")
+    local = {}
+    for supplier in suppliers:
+        if supplier["bank_account"]["kind"] == "local":
+            local.setdefault(supplier["bank_account"]["currency"], supplier)
+    assert set(local) == set(LOCAL_ROUTES)
+    us_payee = next(s for s in suppliers if s["bank_account"]["kind"] == "aba" and s["status"] == "active")
+    for supplier in [*local.values(), us_payee]:
+        patch_infor(
+            tenant, "suppliers", supplier["supplier_id"], {"name": supplier["name"], "status": "active"}
+        )
+
+    run_day(tenant, today)
+    entries = ledger(tenant, "wise_recipients")
+    with WiseClient(f"{tenant.sandbox.url}/wise", token=tenant.wise_token) as wise:
+        for currency, (wise_type, codes) in LOCAL_ROUTES.items():
+            account = local[currency]["bank_account"]
+            entry = entries[local[currency]["supplier_id"]]
+            assert entry.status == "done", (currency, entry.reason)
+            recipient = wise.get_recipient(int(entry.target_id or 0))
+            assert recipient.type.replace("_", "").lower() == wise_type and recipient.currency == currency
+            assert recipient.details["accountNumber"].replace("-", "") == account["account_number"].replace(
+                "-", ""
+            )
+            for key, field in codes.items():
+                assert recipient.details[key] == account[field], (currency, key)
+        us = wise.get_recipient(int(entries[us_payee["supplier_id"]].target_id or 0))
+        address = us.details["address"]
+        assert address["city"] == us_payee["bank_account"]["city"]
+        assert address["firstLine"] == us_payee["bank_account"]["address_line"]
+        assert address["postCode"] == us_payee["bank_account"]["post_code"]
+        assert address["state"] == us_payee["bank_account"]["state"]

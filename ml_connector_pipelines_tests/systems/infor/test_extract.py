@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ml_connector_pipelines.core.errors import ConnectorError, HttpError
 from ml_connector_pipelines.sandbox.host import SandboxServer
+from ml_connector_pipelines.sandbox.infor.ido import syteline_payee
 from ml_connector_pipelines.sandbox.infor.m3 import m3_payee
 from ml_connector_pipelines.systems.infor.adapter import open_adapter
 from ml_connector_pipelines.systems.infor.models import (
@@ -43,11 +44,16 @@ ENTITIES: dict[str, tuple[type[BaseModel], Callable[[Any], Any]]] = {
 }
 
 
+def payee(supplier: dict[str, Any], product: str) -> dict[str, Any]:
+    """A seeded supplier as the product can hold it."""
+    return m3_payee(supplier) if product == "m3" else syteline_payee(supplier)
+
+
 def held(state: dict[str, Any], entity: str, day: date, product: str) -> list[BaseModel]:
     """What the simulator holds for one entity and day, as canonical models, in key order."""
     model, key = ENTITIES[entity]
     records = [
-        model.model_validate(m3_payee(raw) if product == "m3" and entity == "suppliers" else raw)
+        model.model_validate(payee(raw, product) if entity == "suppliers" else raw)
         for raw in state[entity]
         if raw["modified_date"] == day.isoformat()
     ]
@@ -94,7 +100,7 @@ def test_suppliers_carry_their_bank_accounts(server: SandboxServer, product: str
     with open_for(server, tenant, product) as adapter:
         suppliers = [supplier for day in window() for supplier in adapter.suppliers(day)]
     kinds = {supplier.bank_account.kind for supplier in suppliers if supplier.bank_account}
-    assert kinds == {"iban", "sort_code", "aba", "email"}
+    assert kinds == {"iban", "sort_code", "aba", "email", "local"}
     assert len({supplier.currency for supplier in suppliers}) >= 12
     for supplier in suppliers:
         account = supplier.bank_account
@@ -118,10 +124,20 @@ def test_m3_supplier_bank_details_are_read_in_bulk(server: SandboxServer, one_te
     assert suppliers and any(supplier.bank_account and supplier.bank_account.bic for supplier in suppliers)
     assert calls.get("CRS692MI/LstByType") == 1 and calls.get("CRS691MI/LstByNumber") == 1
     assert "CRS692MI/LstByAccHolder" not in calls and "CRS692MI/GetBankAccount" not in calls
-    # Only suppliers without a bank account (email payees) cost a call: their supplier reference.
-    no_account = [s for s in suppliers if s.bank_account is None or s.bank_account.kind == "email"]
-    assert calls.get("CRS620MI/LstSupplierRef", 0) == len(no_account)
-    print(f"M3 supplier extract: {sum(calls.values())} MI calls for {len(suppliers)} suppliers")
+    # Email payees' addresses come from the e-mail register in one read, not a call per payee.
+    assert any(s.bank_account and s.bank_account.kind == "email" for s in suppliers)
+    assert calls.get("MDBREADMI/LstCEMAIL00") == 1 and "CRS620MI/LstSupplierRef" not in calls
+    # Addresses cost one CRS620MI/LstAddresses per USD payee (m3_payee_address_currencies).
+    usd = [
+        s
+        for s in suppliers
+        if s.bank_account and s.bank_account.kind != "email" and s.bank_account.currency == "USD"
+    ]
+    assert calls.get("CRS620MI/LstAddresses", 0) == len(usd)
+    print(
+        f"M3 supplier extract: {sum(calls.values())} MI calls for {len(suppliers)} suppliers"
+        f" ({calls.get('CRS620MI/LstAddresses', 0)} of them address reads)"
+    )
 
 
 @pytest.mark.parametrize("issue_refresh_token", [True, False])
@@ -228,9 +244,10 @@ def test_m3_keyset_paging_restarts_inside_a_shared_key(server: SandboxServer, on
 def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
     server: SandboxServer, one_tenant: str, configured: bool
 ) -> None:
-    """Suppliers, customers and accounting identities through CRS620MI / CRS610MI / CRS630MI list
-    transactions, whether the tenant config says EXPORTMI is locked or M3 refuses it."""
-    entities = ("suppliers", "customers", "gl_accounts")
+    """Suppliers, customers, AR invoices and accounting identities through CRS620MI / CRS610MI /
+    ARS200MI / CRS630MI list transactions, whether the tenant config says EXPORTMI is locked or M3
+    refuses it; one supplier through CRS620MI/GetBasicData."""
+    entities = ("suppliers", "customers", "ar_invoices", "gl_accounts")
     days = window()[:4]
     with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE) as opened:
         through_exportmi = {
@@ -249,8 +266,67 @@ def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
         some = next(record for day in days for record in through_exportmi[("customers", day)])
         assert locked.customer(some.customer_id) == some
         assert locked.customer("NO-SUCH-CUSTOMER") is None
+        supplier = next(record for day in days for record in through_exportmi[("suppliers", day)])
+        # CRS620MI/GetBasicData has no change date: everything but the modified date is the same.
+        assert locked.supplier(supplier.supplier_id) == supplier.model_copy(
+            update={"modified_date": locked.supplier(supplier.supplier_id).modified_date}
+        )
+        assert locked.supplier("NO-SUCH-SUPPLIER") is None
     calls = tenant_state(server, one_tenant)["m3_calls"]
     new = {name: count - before.get(name, 0) for name, count in calls.items()}
     assert new.get("CRS620MI/LstSuppliers") and new.get("CRS610MI/LstByNumber")
     assert new.get("CRS630MI/LstAccountID")
+    assert new.get("ARS200MI/LstInvByDivi") and new.get("ARS200MI/GetInvTotInfo")
     assert new.get("EXPORTMI/Select", 0) == (0 if configured else 1)  # refused once, then not asked
+
+
+def test_m3_account_kinds_from_the_real_crs692mi_fields() -> None:
+    """A domestic account outside GB/US is local (bank/branch codes from BKNO/BBRN); a sort code
+    paid in GBP stays a sort code wherever the payee sits; the address is the supplier's."""
+    from ml_connector_pipelines.systems.infor.m3_adapter import m3_bank_account
+
+    canadian = m3_bank_account(
+        {
+            "BANA": "Maple Ltd",
+            "CUCD": "CAD",
+            "BKNO": "003",
+            "BBRN": "04841",
+            "FIAN": "1234567",
+            "BAF1": "CHECKING",
+        },
+        supplier_currency="CAD",
+        country="CA",
+        bic=None,
+    )
+    assert (canadian.kind, canadian.bank_code, canadian.branch_code) == ("local", "003", "04841")
+    assert canadian.sort_code is None and canadian.account_type == "CHECKING"
+    irish_gbp = m3_bank_account(
+        {"BANA": "Shamrock Ltd", "CUCD": "GBP", "BRNO": "200000", "FIAN": "55779911"},
+        supplier_currency="GBP",
+        country="IE",
+        bic=None,
+        address={"ADR1": "1 Quay St", "TOWN": "Dublin", "PONO": "D02", "ECAR": ""},
+    )
+    assert (irish_gbp.kind, irish_gbp.sort_code, irish_gbp.bank_code) == ("sort_code", "200000", None)
+    assert (irish_gbp.address_line, irish_gbp.city, irish_gbp.post_code) == ("1 Quay St", "Dublin", "D02")
+
+
+def test_m3_locked_ar_invoices_by_invoice_date(server: SandboxServer, one_tenant: str) -> None:
+    """m3_locked_ar_invoice_date=invoice_date: the invoices dated the day (one GetInvTotInfo each)."""
+    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=False)
+    config = {"m3_exportmi": False, "m3_locked_ar_invoice_date": "invoice_date"}
+    with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE, **config) as locked:
+        state = tenant_state(server, one_tenant)
+        days = sorted({invoice["invoice_date"] for invoice in state["ar_invoices"]})[-3:]
+        for day in days:
+            before = tenant_state(server, one_tenant)["m3_calls"].get("ARS200MI/GetInvTotInfo", 0)
+            got = sorted(invoice.invoice_key for invoice in locked.ar_invoices(date.fromisoformat(day)))
+            expected = sorted(
+                f"{i['division']}/{i['customer_id']}/{i['invoice_number']}/{i['invoice_year']}"
+                for i in state["ar_invoices"]
+                if i["invoice_date"] == day
+            )
+            assert got == expected and got, day
+            calls = tenant_state(server, one_tenant)["m3_calls"].get("ARS200MI/GetInvTotInfo", 0) - before
+            assert calls == len(expected)
+    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=True)
