@@ -160,9 +160,9 @@ def run_push(
 ) -> dg.MaterializeResult:
     tenant, _ = tenant_day(context)
     state = context.resources.state
-    if not state.configured(tenant, spec.target):
-        skipped = not_configured(context, tenant, spec.target)
-        reason = f"tenant {tenant} does not use {spec.target}"
+    reason = state.skip_reason(tenant, spec.target)
+    if reason:
+        skipped = not_configured(context, tenant, spec.target, reason)
         return dg.MaterializeResult(
             metadata=skipped.metadata,
             check_results=[

@@ -54,8 +54,11 @@ def inbox_sensor(
         now = datetime.now(UTC)
         requests: list[dg.RunRequest] = []
         for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
-            if not state.configured(tenant, system):
-                continue
+            skip = state.skip_reason(tenant, system)
+            if skip:
+                if state.skip_reason(tenant) is not None:  # not the tenant's system: nothing to say
+                    context.log.info(f"skipped: {skip}")
+                continue  # a paused tenant's events stay in the inbox until it resumes
             if collect is not None:
                 try:
                     with open_client(state.connector(), tenant, system) as client:

@@ -351,11 +351,14 @@ def stripe_reconciliation(
     stripe: StripeResource,
 ) -> Iterator:
     tenant, day = tenant_day(context)
-    if not state.configured(tenant, "stripe"):
-        context.log.info(f"tenant {tenant} has no stripe credentials: nothing to reconcile")
-        yield dg.Output(pd.DataFrame(columns=RECONCILIATION_COLUMNS), metadata={"configured": False})
+    skip = state.skip_reason(tenant, "stripe")
+    if skip:
+        context.log.info(f"skipped: {skip}")
+        yield dg.Output(
+            pd.DataFrame(columns=RECONCILIATION_COLUMNS), metadata={"configured": False, "reason": skip}
+        )
         yield dg.AssetCheckResult(
-            check_name="stripe_reconciliation_clean", passed=True, description="tenant does not use Stripe"
+            check_name="stripe_reconciliation_clean", passed=True, description=f"skipped: {skip}"
         )
         return
     with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:

@@ -119,8 +119,9 @@ def infor_ar_payments(
     stripe: StripeResource,
 ) -> dg.MaterializeResult:
     tenant = context.partition_key
-    if not state.configured(tenant, "stripe"):
-        return not_configured(context, tenant, "stripe")
+    skip = state.skip_reason(tenant, "stripe")
+    if skip:
+        return not_configured(context, tenant, "stripe", skip)
     store = state.state()
     session = push_session(context, store, tenant, PAYMENTS_FLOW)
     dimensions = ar_dimensions(state.tenant_config(tenant))

@@ -197,8 +197,9 @@ def wise_payout_status(
     wise: WiseResource,
 ) -> dg.MaterializeResult:
     tenant = context.partition_key
-    if not state.configured(tenant, "wise"):
-        return not_configured(context, tenant, "wise")
+    skip = state.skip_reason(tenant, "wise")
+    if skip:
+        return not_configured(context, tenant, "wise", skip)
     store = state.state()
     session = push_session(context, store, tenant, PAYOUT_STATUS)
     # Clients first: missing credentials fail the run before any inbox row is claimed.
