@@ -423,7 +423,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     _ensure_dagster_home()
-    return run_demo(ui=args.ui, port=args.port)
+    return run_demo(ui=args.ui, port=args.port, ui_port=args.ui_port)
 
 
 def _add_system_options(parser: argparse.ArgumentParser) -> None:
@@ -564,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main job on the embedded sandbox and print a summary")
     demo.add_argument("--ui", action="store_true", help="leave the sandbox and `dagster dev` running")
     demo.add_argument("--port", type=int, default=8700, help="sandbox port")
+    demo.add_argument("--ui-port", type=int, default=3000, help="Dagster UI port (with --ui)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

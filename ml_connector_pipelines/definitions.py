@@ -11,6 +11,7 @@ import dagster as dg
 from .integrations.infor import definitions as infor
 from .integrations.partitions import TENANT_DAY
 from .integrations.resources import build_resources
+from .integrations.run_alerts import failed_run_alert
 from .integrations.stripe import definitions as stripe
 from .integrations.wise import definitions as wise
 
@@ -35,4 +36,6 @@ main_job = dg.define_asset_job(
 )
 
 
-defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job], resources=build_resources()))
+defs = dg.Definitions.merge(
+    *INTEGRATIONS, dg.Definitions(jobs=[main_job], sensors=[failed_run_alert], resources=build_resources())
+)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 Product = Literal["m3", "syteline"]
 
 # A tenant name is a Dagster partition key and part of `date|tenant` keys, URLs and run keys.
-TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
-TENANT_NAME_RULE = "1 to 32 letters, digits, '_' or '-', starting with a letter or digit"
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+TENANT_NAME_RULE = "1 to 64 letters, digits, '_' or '-', starting with a letter or digit"
 
 
 def check_tenant_name(name: str) -> str:

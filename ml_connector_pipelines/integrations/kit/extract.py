@@ -30,10 +30,23 @@ import pandas as pd
 from pydantic import BaseModel
 
 from ..frames import to_frame
+from ..metadata import OWNERS, asset_tags
 from ..partitions import TENANT_DAY, tenant_day
 from . import checks
 
 BLOCKING = {"unique_keys", "source_schema"}
+CHECK_DESCRIPTIONS = {
+    "required_fields": "Every record has its required fields; a record missing one is quarantined "
+    "(left out, named in the metadata and alerted), the rest flow on.",
+    "unique_keys": "No two records share a key (blocking: pushing duplicates could create them twice).",
+    "parseable_records": "Every source row maps to a canonical record; unmappable rows are quarantined "
+    "naming the row and field.",
+    "source_schema": "The source still has the fields the extract reads (blocking: one field unreadable "
+    "on most rows means the source schema changed).",
+    "valid_currencies": "Currency fields are ISO 4217 codes (a record with another is flagged by the "
+    "pushes).",
+    "non_negative_amounts": "Amounts are not negative (a record with one is flagged by the pushes).",
+}
 
 
 @dataclass(frozen=True)
@@ -134,9 +147,14 @@ def build_extract(spec: ExtractSpec) -> dg.AssetsDefinition:
         kinds={"python", "pandas"},
         description=spec.description,
         check_specs=[
-            dg.AssetCheckSpec(name, asset=spec.asset_name, blocking=name in BLOCKING)
+            dg.AssetCheckSpec(
+                name, asset=spec.asset_name, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name]
+            )
             for name in check_names(spec)
         ],
+        owners=OWNERS,
+        # An extract is the source side of every pair that reads it: `pair` names its source system.
+        tags=asset_tags(spec.group or spec.system, spec.system),
         required_resource_keys={"state", spec.system},
     )
     def _extract(context: dg.AssetExecutionContext) -> Iterator:

@@ -24,6 +24,7 @@ from ...systems.stripe.client import StripeGateway
 from ...systems.stripe.models import StripeInvoice
 from ..kit.push import PushPair, RecordSource
 from ..kit.pushers import PushContext
+from ..metadata import OWNERS, asset_tags
 from ..partitions import TENANT_DAY, tenant_day
 from ..resources import InforResource, StateResource, StripeResource
 from . import mapping
@@ -333,7 +334,8 @@ stripe_invoices = STRIPE.asset(
     partitions_def=TENANT_DAY,
     pool="stripe",
     kinds={"stripe", "pandas"},
-    tags={"pair": "stripe", "system": "stripe"},
+    tags=asset_tags("stripe", "stripe"),
+    owners=OWNERS,
     # Reads what `infor_ar_payments` (partitioned by tenant only) has posted: run after that job.
     check_specs=[
         dg.AssetCheckSpec(
