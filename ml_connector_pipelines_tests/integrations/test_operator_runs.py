@@ -18,9 +18,11 @@ from ml_connector_pipelines.core.settings import Settings
 from ml_connector_pipelines.core.state import State
 from ml_connector_pipelines.core.webhooks import create_webhook_app
 from ml_connector_pipelines.definitions import defs
+from ml_connector_pipelines.integrations.partitions import TENANTS
 from ml_connector_pipelines.integrations.run_alerts import failed_run_alert
 from ml_connector_pipelines.integrations.stripe.sensors import stripe_events_sensor
 from ml_connector_pipelines.integrations.tenancy import Connector, set_config
+from ml_connector_pipelines.integrations.wise.schedules import wise_payment_cycle_schedule
 from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines_tests.conftest import TenantEnv, make_tenant
 
@@ -93,7 +95,7 @@ def test_a_sensor_whose_source_is_unreachable_fails_its_tick(
 
 
 def test_a_paused_tenant_is_skipped_with_the_reason_and_its_inbox_waits(
-    sandbox_server: SandboxServer, connector: Any
+    sandbox_server: SandboxServer, connector: Any, tmp_path: Any
 ) -> None:
     tenant = make_tenant(sandbox_server, connector)
     connector.state.inbox.put("stripe", tenant.name, "evt_paused_1", json.dumps({"type": "ping"}))
@@ -111,10 +113,27 @@ def test_a_paused_tenant_is_skipped_with_the_reason_and_its_inbox_waits(
         assert "is paused" in metadata(main_run, asset)["reason"], asset
     assert [e.event_id for e in connector.state.inbox.pending("stripe", tenant.name)] == ["evt_paused_1"]
 
+    # Its payment cycle is due every quarter of an hour, yet the schedule leaves it out.
+    set_config(connector, tenant.name, {"payment_cron": "*/15 * * * *"})
+    due = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    assert schedule_requests(tenant, due, tmp_path) == []
+
     set_config(connector, tenant.name, {}, unset=["paused", "paused_reason"])
     with dg.build_sensor_context(instance=tenant.instance, resources=tenant.resources) as context:
         [request] = stripe_events_sensor(context).run_requests
     assert request.partition_key == tenant.name
+    assert schedule_requests(tenant, due, tmp_path), "resumed: the schedule asks for its runs again"
+
+
+def schedule_requests(tenant: TenantEnv, at: datetime, tmp: Any) -> list[dg.RunRequest]:
+    instance = dg.DagsterInstance.local_temp(tempdir=str(tmp))  # a schedule context needs a ref
+    if not instance.has_dynamic_partition(TENANTS.name, tenant.name):
+        instance.add_dynamic_partitions(TENANTS.name, [tenant.name])
+    with dg.build_schedule_context(
+        instance=instance, resources={"state": tenant.resources["state"]}, scheduled_execution_time=at
+    ) as context:
+        result = wise_payment_cycle_schedule(context)
+    return [] if isinstance(result, dg.SkipReason) else list(result)
 
 
 def test_every_asset_and_check_is_described_owned_and_tagged() -> None:

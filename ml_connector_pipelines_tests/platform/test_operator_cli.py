@@ -200,3 +200,10 @@ def test_audit_filters_formats_and_flagged(cli: CliEnv, sandbox_server: SandboxS
     assert "SUP-1" in flagged.out and "SUP-2" not in flagged.out  # SUP-2 was created since
     assert f"ml-connector replay {name} --flow wise_recipients --record SUP-1" in flagged.out
     assert "1 record(s) need a human" in flagged.out
+
+
+def test_the_webhook_receiver_listens_on_loopback_unless_told(cli: CliEnv) -> None:
+    from ml_connector_pipelines.cli import build_parser
+
+    assert build_parser().parse_args(["webhooks", "serve"]).host == "127.0.0.1"
+    assert build_parser().parse_args(["webhooks", "serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
