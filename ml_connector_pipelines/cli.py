@@ -176,10 +176,12 @@ def cmd_tenants_list(args: argparse.Namespace) -> int:
             "systems": ",".join(connector.credentials.systems(t.name)),
             "created": t.created_at.isoformat(timespec="seconds"),
             "removed": t.removed_at.isoformat(timespec="seconds") if t.removed_at else "",
+            "status": "removed" if t.removed_at else "paused" if t.config.get("paused") else "active",
+            "sandbox": "yes" if t.config.get("sandbox") else "",
         }
         for t in connector.state.tenants.list(include_removed=args.all)
     ]
-    print_table(rows, ["tenant", "product", "systems", "created", "removed"])
+    print_table(rows, ["tenant", "product", "systems", "status", "sandbox", "created", "removed"])
     return 0
 
 

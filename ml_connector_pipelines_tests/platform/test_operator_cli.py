@@ -148,6 +148,10 @@ def test_a_sandbox_tenant_carries_its_loopback_permission(
 
     added = cli(*add_args(cli, sandbox_server, name), "--sandbox")
     assert added.code == 0, added.err
+    assert cli("tenants", "pause", name, "--reason", "testing").code == 0
+    row = next(line for line in cli("tenants", "list").out.splitlines() if line.startswith(name))
+    assert row.split()[3:5] == ["paused", "yes"]
+    assert cli("tenants", "resume", name).code == 0
     checked = cli("tenants", "check", name)
     assert checked.code == 0, checked.out
     # Only that tenant: another one with the same loopback URLs is still refused.
