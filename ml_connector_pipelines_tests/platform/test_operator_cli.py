@@ -211,3 +211,15 @@ def test_the_webhook_receiver_listens_on_loopback_unless_told(cli: CliEnv) -> No
 
     assert build_parser().parse_args(["webhooks", "serve"]).host == "127.0.0.1"
     assert build_parser().parse_args(["webhooks", "serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+def test_every_config_option_of_tenants_add_is_a_typed_config_key() -> None:
+    """A system that adds a `tenants add` option writing to the tenant config must declare the key in
+    its config model (`SystemSpec.config`), or `tenants add` would refuse its own option."""
+    from ml_connector_pipelines.systems.registry import SYSTEMS
+    from ml_connector_pipelines.systems.tenant_config import key_systems
+
+    for spec in SYSTEMS.values():
+        for option in spec.cli_options:
+            if option.target == "config":
+                assert key_systems().get(option.key) == spec.name, (spec.name, option.flag)
