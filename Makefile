@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export ML_CONNECTOR_HOME ?= $(CURDIR)/.ml-connector
 UI_PORT ?= 3000
 
-.PHONY: install demo ui test lint format bench clean
+.PHONY: install demo ui test lint format bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,12 @@ demo: install
 ui: install
 	$(BIN)/ml-connector demo --ui --ui-port $(UI_PORT)
 
+# The suite runs on every core (pytest-xdist): each worker has its own sandbox and databases.
+TEST_WORKERS ?= auto
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -38,6 +40,11 @@ format: install
 bench: install
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.infor_extract
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.push
+
+# Issue 16: every flow x every fault profile, kill -9, a race on Postgres, replays; prints the tables.
+# Minutes, not part of `make test` (the test suite runs the short variant).
+chaos: install
+	$(BIN)/python -m ml_connector_pipelines.benchmarks.chaos
 
 clean:
 	rm -rf $(VENV) .dagster_home .ml-connector .pytest_cache .ruff_cache

@@ -41,9 +41,14 @@ def _instance() -> Any:
 
 
 def _connector(create_key: bool = False) -> Any:
+    from .core.settings import Settings
+    from .core.vault import ensure_master_key
     from .integrations.tenancy import Connector
 
-    return Connector.open(create_key=create_key)
+    notice = ensure_master_key(Settings.from_env()) if create_key else None  # refuses in production
+    if notice:
+        print(notice, file=sys.stderr)
+    return Connector.open()
 
 
 # tenants -------------------------------------------------------------------------------------------
@@ -54,16 +59,13 @@ def _option_dest(system: str, flag: str) -> str:
 
 
 def _read_option_file(path: str, kind: str) -> Any:
-    from .systems.infor.ionapi import IonApiError
+    from .systems.infor.ionapi import parse_ionapi_json
 
-    text = Path(path).read_text()
     if kind == "text":
-        return text
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        # Say which file is wrong; the decoder's own text reads like an internal error.
-        raise IonApiError(None, f"{path} is not valid JSON (line {exc.lineno})") from None
+        return Path(path).read_text()
+    # Bounded in size and depth (a deeply nested file is exit 2, not a RecursionError); an error
+    # names the file and line, never the content.
+    return parse_ionapi_json(Path(path).read_bytes(), path)
 
 
 def tenant_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -106,7 +108,7 @@ def cmd_tenants_add(args: argparse.Namespace) -> int:
     config, credentials = tenant_options(args)
     if args.sandbox:
         config["sandbox"] = True
-    connector = _connector(create_key=False)
+    connector = _connector(create_key=True)  # the README's first command: creates the key on first use
     register_tenant(
         connector,
         args.name,

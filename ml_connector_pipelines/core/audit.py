@@ -18,6 +18,7 @@ ACTIONS = (
     "created",
     "updated",
     "recreated",
+    "linked",  # an existing target record adopted on first sight (SyncSession.sync match=)
     "skipped",
     "flagged",
     "failed",

@@ -2,6 +2,10 @@
 
 Receivers only `put`; sensors and runs `claim` what is pending, process it and mark it. The
 claim is one conditional UPDATE, so two runs never both take an event.
+
+An event claimed by a run counts as let go when the claim's lease runs out, or at once when the
+caller's `run_finished` (see core/ledger.py) reports that run ended: a run that died mid-batch does
+not hold its events back for the length of the lease.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
+from ml_connector_pipelines.core.ledger import RunFinished
 from ml_connector_pipelines.core.tables import inbox, insert_or_ignore, utcnow
 
 if TYPE_CHECKING:
@@ -56,27 +62,41 @@ class Inbox:
         return InboxEvent(**row) if row else None
 
     def pending(
-        self, source: str, tenant: str | None = None, limit: int = 500, lease_seconds: int = 900
+        self,
+        source: str,
+        tenant: str | None = None,
+        limit: int = 500,
+        lease_seconds: int = 900,
+        run_finished: RunFinished | None = None,
     ) -> list[InboxEvent]:
-        """Unprocessed events nobody holds (claims older than lease_seconds count as let go), oldest first."""
-        query = sa.select(inbox).where(inbox.c.source == source, _unclaimed(lease_seconds))
+        """Unprocessed events nobody holds (claims older than lease_seconds, or of runs that
+        `run_finished` reports ended, count as let go), oldest first."""
+        scope = inbox.c.source == source
         if tenant is not None:
-            query = query.where(inbox.c.tenant == tenant)
+            scope = sa.and_(scope, inbox.c.tenant == tenant)
         with self.store.session() as conn:
-            rows = conn.execute(query.order_by(inbox.c.id).limit(limit)).mappings()
-            return [InboxEvent(**row) for row in rows]
+            free = _unclaimed(conn, scope, lease_seconds, run_finished)
+            rows = conn.execute(sa.select(inbox).where(scope, free).order_by(inbox.c.id).limit(limit))
+            return [InboxEvent(**row) for row in rows.mappings()]
 
-    def claim(self, ids: list[int], run_id: str, lease_seconds: int = 900) -> list[int]:
+    def claim(
+        self,
+        ids: list[int],
+        run_id: str,
+        lease_seconds: int = 900,
+        run_finished: RunFinished | None = None,
+    ) -> list[int]:
         """Take the events among `ids` that are still unclaimed; returns the ids this call won."""
         if not ids:
             return []
-        stmt = (
-            sa.update(inbox)
-            .where(inbox.c.id.in_(ids), _unclaimed(lease_seconds))
-            .values(claimed_by=run_id, claimed_at=utcnow())
-            .returning(inbox.c.id)
-        )
         with self.store.session() as conn:
+            free = _unclaimed(conn, inbox.c.id.in_(ids), lease_seconds, run_finished)
+            stmt = (
+                sa.update(inbox)
+                .where(inbox.c.id.in_(ids), free)
+                .values(claimed_by=run_id, claimed_at=utcnow())
+                .returning(inbox.c.id)
+            )
             return sorted(conn.execute(stmt).scalars())
 
     def mark_processed(self, ids: list[int], run_id: str, error: str | None = None) -> int:
@@ -105,9 +125,23 @@ class Inbox:
             conn.execute(stmt)
 
 
-def _unclaimed(lease_seconds: int) -> sa.ColumnElement[bool]:
+def _unclaimed(
+    conn: Connection, scope: sa.ColumnElement[bool], lease_seconds: int, run_finished: RunFinished | None
+) -> sa.ColumnElement[bool]:
+    """Unprocessed and held by nobody: never claimed, lease run out, or held by a run that ended.
+
+    The ended holders are named in the condition itself, so an UPDATE built on it still only takes
+    a row whose holder is one of them, even if another run claims the row in between.
+    """
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
-    return sa.and_(
-        inbox.c.processed_at.is_(None),
-        sa.or_(inbox.c.claimed_by.is_(None), inbox.c.claimed_at < cutoff),
-    )
+    let_go = sa.or_(inbox.c.claimed_by.is_(None), inbox.c.claimed_at.is_(None), inbox.c.claimed_at < cutoff)
+    if run_finished is not None:
+        holders = conn.execute(
+            sa.select(inbox.c.claimed_by)
+            .where(scope, inbox.c.processed_at.is_(None), sa.not_(let_go))
+            .distinct()
+        ).scalars()
+        ended = [run_id for run_id in holders if run_finished(run_id)]
+        if ended:
+            let_go = sa.or_(let_go, inbox.c.claimed_by.in_(ended))
+    return sa.and_(inbox.c.processed_at.is_(None), let_go)

@@ -3,10 +3,17 @@
 A row goes `pending` (claimed by one run) before any call to the target and `done` (with the
 target's id and the content hash that was sent) or `flagged` after it; see DESIGN.md §4.
 Claims are conditional updates on `version`, so two runs or processes never both hold one.
+
+A claim held by another run blocks until its lease runs out, unless the caller passes
+`run_finished` (run id -> has that run ended?): then a claim of a run known to be over (its process
+died, or the orchestrator marked it failed or canceled) is taken over at once. The lease stays the
+fallback for holders nobody can vouch for. Core knows no orchestrator: integrations/runs.py supplies
+the Dagster check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +27,8 @@ if TYPE_CHECKING:
     from ml_connector_pipelines.core.store import StateStore
 
 Status = Literal["pending", "done", "flagged"]
+# run id -> True when that run has ended (success, failure, canceled, or its process is gone).
+RunFinished = Callable[[str], bool]
 
 
 class ClaimLost(RuntimeError):
@@ -78,14 +87,20 @@ class Ledger:
             return [_entry(row) for row in conn.execute(query.order_by(ledger.c.id)).mappings()]
 
     def claim(
-        self, tenant: str, flow: str, source_id: str, run_id: str, lease_seconds: int = 900
+        self,
+        tenant: str,
+        flow: str,
+        source_id: str,
+        run_id: str,
+        lease_seconds: int = 900,
+        run_finished: RunFinished | None = None,
     ) -> LedgerEntry | None:
         """Mark the record pending for `run_id`; None when another run holds it.
 
         Wins when there is no row yet, the row is done or flagged, it is pending for this same
         run, or pending for another run whose lease (claimed_at + lease_seconds) has expired or
-        was let go. Target id, hash and extra are kept: the caller needs them to decide between
-        create, update and skip.
+        was let go, or that `run_finished` reports ended. Target id, hash and extra are kept: the
+        caller needs them to decide between create, update and skip.
         """
         now = utcnow()
         with self.store.session() as conn:
@@ -108,7 +123,7 @@ class Ledger:
             row = conn.execute(sa.select(ledger).where(_key(tenant, flow, source_id))).mappings().one()
             if inserted:
                 return _entry(row)
-            if not _claimable(row, run_id, now - timedelta(seconds=lease_seconds)):
+            if not _claimable(row, run_id, now - timedelta(seconds=lease_seconds), run_finished):
                 return None
             # None here means a concurrent claimer changed the row first: it won.
             return _change(
@@ -212,10 +227,15 @@ def _change_held(conn: Connection, row: RowMapping, **changes: Any) -> LedgerEnt
     return entry
 
 
-def _claimable(row: RowMapping, run_id: str, lease_cutoff: datetime) -> bool:
+def _claimable(
+    row: RowMapping, run_id: str, lease_cutoff: datetime, run_finished: RunFinished | None
+) -> bool:
     if row["status"] != "pending" or row["run_id"] == run_id:
         return True
-    return row["claimed_at"] is None or row["claimed_at"] < lease_cutoff
+    if row["claimed_at"] is None or row["claimed_at"] < lease_cutoff:
+        return True
+    # The holder's lease still runs, but a run that has ended cannot be pushing the record any more.
+    return run_finished is not None and row["run_id"] is not None and run_finished(row["run_id"])
 
 
 def _held(conn: Connection, tenant: str, flow: str, source_id: str, run_id: str) -> RowMapping:

@@ -25,6 +25,13 @@ class Settings(BaseModel):
     master_key_file: Path
     # Plain http is accepted only for loopback hosts, and only when this is on (sandbox mode).
     allow_loopback_http: bool = False
+    # ML_CONNECTOR_ENV: "production" never creates a master key file on first use.
+    environment: str = "development"
+
+    @property
+    def production(self) -> bool:
+        """ML_CONNECTOR_ENV=production, or a Postgres state store (what production runs on)."""
+        return self.environment == "production" or self.db_url.startswith("postgresql")
 
     @model_validator(mode="before")
     @classmethod
@@ -50,5 +57,7 @@ class Settings(BaseModel):
             data["master_keys"] = [k.strip() for k in env["ML_CONNECTOR_MASTER_KEY"].split(",") if k.strip()]
         if env.get("ML_CONNECTOR_MASTER_KEY_FILE"):
             data["master_key_file"] = Path(env["ML_CONNECTOR_MASTER_KEY_FILE"]).expanduser()
+        if env.get("ML_CONNECTOR_ENV"):
+            data["environment"] = env["ML_CONNECTOR_ENV"].strip().lower()
         data["allow_loopback_http"] = env.get("ML_CONNECTOR_ALLOW_LOOPBACK_HTTP", "") in ("1", "true", "yes")
         return cls(**data)

@@ -15,7 +15,7 @@ from ml_connector_pipelines.core.alerts import Alerts
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.cursors import Cursors
 from ml_connector_pipelines.core.inbox import Inbox
-from ml_connector_pipelines.core.ledger import Ledger
+from ml_connector_pipelines.core.ledger import Ledger, RunFinished
 from ml_connector_pipelines.core.settings import Settings
 from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.core.sync import SyncSession
@@ -49,9 +49,23 @@ class State:
             alerts=Alerts(audit),
         )
 
-    def sync_session(self, *, tenant: str, flow: str, run_id: str, partition: str | None) -> SyncSession:
+    def sync_session(
+        self,
+        *,
+        tenant: str,
+        flow: str,
+        run_id: str,
+        partition: str | None,
+        run_finished: RunFinished | None = None,
+    ) -> SyncSession:
         return SyncSession(
-            self.store, tenant=tenant, flow=flow, run_id=run_id, partition=partition, alerts=self.alerts
+            self.store,
+            tenant=tenant,
+            flow=flow,
+            run_id=run_id,
+            partition=partition,
+            alerts=self.alerts,
+            run_finished=run_finished,
         )
 
     def next_sequence(self, name: str) -> int:

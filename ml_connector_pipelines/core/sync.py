@@ -4,10 +4,15 @@ For each source record a flow calls `SyncSession.sync` with callables that do th
 session decides, from the ledger, whether to create, update, recreate or skip, and writes the
 ledger and one audit row per outcome:
 
-- done with the same content hash: skipped, no call to the target.
-- another live run holds the record: skipped.
+- done with the same content hash: skipped, no call to the target. Checked again once the
+  record is claimed: another run may have pushed this very version between the read and the claim,
+  and recreating it then would delete a live record (a Wise recipient, a Stripe invoice).
+- another live run holds the record: skipped. A holder that `run_finished` reports ended (or
+  whose lease ran out) is taken over.
 - pending from a run that died or failed: `lookup()` first; if the target already has it, the
   ledger is completed without a second create.
+- no target id yet and `match()` finds a record the target already holds (created there by hand,
+  or before the connector): linked to it, no create.
 - done with another hash: `update(target_id)`, else `recreate(old_id)` for immutable targets.
 - TargetRejected / ValidationFailed: flagged with the target's message, and alerted.
 - OutcomeUnknown: `lookup()`; found -> done; not found -> one more try; unknown again -> failed.
@@ -31,12 +36,12 @@ import pandas as pd
 from ml_connector_pipelines.core.alerts import Alerts
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.errors import OutcomeUnknown, TargetRejected, ValidationFailed
-from ml_connector_pipelines.core.ledger import ClaimLost, Ledger, LedgerEntry
+from ml_connector_pipelines.core.ledger import ClaimLost, Ledger, LedgerEntry, RunFinished
 
 if TYPE_CHECKING:
     from ml_connector_pipelines.core.store import StateStore
 
-BASE_ACTIONS = ("created", "updated", "skipped", "flagged", "failed")
+BASE_ACTIONS = ("created", "updated", "linked", "skipped", "flagged", "failed")
 
 
 def content_hash(obj: Any) -> str:
@@ -65,6 +70,7 @@ class SyncSession:
         partition: str | None,
         alerts: Alerts | None = None,
         lease_seconds: int = 900,
+        run_finished: RunFinished | None = None,
     ) -> None:
         self.tenant = tenant
         self.flow = flow
@@ -75,6 +81,8 @@ class SyncSession:
         self.alerts = alerts or Alerts(self.audit)
         # How long a claim by another run blocks this one: past it, that run is presumed dead.
         self.lease_seconds = lease_seconds
+        # Whether another run has ended, so its claims need not wait for the lease (None: lease only).
+        self.run_finished = run_finished
         self.results: list[SyncResult] = []
 
     def sync(
@@ -86,17 +94,27 @@ class SyncSession:
         lookup: Callable[[], str | None] | None = None,
         update: Callable[[str], str] | None = None,
         recreate: Callable[[str], str] | None = None,
+        match: Callable[[], str | None] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> SyncResult:
-        """Bring the target in line with one source record; see the module docstring."""
+        """Bring the target in line with one source record; see the module docstring.
+
+        `match()` finds a record the target already holds for this source record without us having
+        created it (e.g. a supplier by its vendor id); it is asked only while the ledger has no
+        target id for the record.
+        """
         current = self.ledger.get(self.tenant, self.flow, source_id)
         if current is not None and current.status == "done" and current.content_hash == content_hash:
             return self._outcome(source_id, "skipped", current.target_id, "unchanged")
         entry = self._claim(source_id)
         if entry is None:
             return self._in_progress(source_id)
+        if entry.previous_status == "done" and entry.content_hash == content_hash:
+            # Another run pushed this version between our read and our claim: nothing changed.
+            self.ledger.release(self.tenant, self.flow, source_id, self.run_id)
+            return self._outcome(source_id, "skipped", entry.target_id, "unchanged")
         try:
-            action, target_id, reason = self._push(entry, create, lookup, update, recreate)
+            action, target_id, reason = self._push(entry, create, lookup, update, recreate, match)
         except (TargetRejected, ValidationFailed) as exc:
             return self._flag(source_id, _message(exc, source_id), content_hash)
         except Exception as exc:
@@ -163,6 +181,7 @@ class SyncSession:
         lookup: Callable[[], str | None] | None,
         update: Callable[[str], str] | None,
         recreate: Callable[[str], str] | None,
+        match: Callable[[], str | None] | None,
     ) -> tuple[str, str | None, str | None]:
         """The calls to the target for a claimed record -> (action, target id, reason)."""
         old_id = entry.target_id
@@ -172,6 +191,10 @@ class SyncSession:
             found = lookup()
             if found is not None and found != old_id:
                 return ("created" if old_id is None else "recreated"), found, "recovered"
+        if old_id is None and match is not None:
+            matched = match()
+            if matched is not None:
+                return "linked", matched, "already in the target"
         if old_id is None:
             return _with_recovery("created", create, lookup, None)
         if update is not None:
@@ -183,7 +206,12 @@ class SyncSession:
 
     def _claim(self, source_id: str) -> LedgerEntry | None:
         return self.ledger.claim(
-            self.tenant, self.flow, source_id, self.run_id, lease_seconds=self.lease_seconds
+            self.tenant,
+            self.flow,
+            source_id,
+            self.run_id,
+            lease_seconds=self.lease_seconds,
+            run_finished=self.run_finished,
         )
 
     def _in_progress(self, source_id: str) -> SyncResult:

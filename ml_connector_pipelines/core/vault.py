@@ -39,14 +39,14 @@ class Vault:
     def from_settings(cls, settings: Settings, create: bool = False) -> Vault:
         """Keys from settings.master_keys, else from the key file.
 
-        create=True writes a new key file (mode 0600) when there is none: for demos and the
-        sandbox, where nobody has set up a key yet.
+        create=True writes a new key file (mode 0600) when there is none, except in production:
+        see ensure_master_key.
         """
         if settings.master_keys:
             return cls(settings.master_keys)
         path = settings.master_key_file
-        if not path.exists() and create:
-            _write_key_file(path, generate_key())
+        if create:
+            ensure_master_key(settings)
         if not path.exists():
             raise VaultError(f"no master key: set ML_CONNECTOR_MASTER_KEY or create {path}")
         return cls(read_key_file(path))
@@ -70,6 +70,30 @@ class Vault:
             raise VaultError("credential cannot be decrypted with the configured master keys") from None
 
 
+def ensure_master_key(settings: Settings) -> str | None:
+    """First use: create the key file when no key is configured. Returns what to tell the user when
+    this call created it, else None.
+
+    Production (settings.production) never gets a key written next to its data: without
+    ML_CONNECTOR_MASTER_KEY (or an existing key file) it refuses, so a misconfigured deployment
+    fails loudly instead of encrypting with a key nobody backed up.
+    """
+    path = settings.master_key_file
+    if settings.master_keys or path.exists():
+        return None
+    if settings.production:
+        raise VaultError(
+            "no master key: production (ML_CONNECTOR_ENV=production or a Postgres state store) never "
+            "creates one; set ML_CONNECTOR_MASTER_KEY (generate one with `ml-connector keys generate`)"
+        )
+    if not _write_key_file(path, generate_key()):
+        return None  # another process created it first
+    return (
+        f"first use: created a new master key in {path} (mode 0600). It decrypts every stored "
+        "credential: back it up. For production, move it to ML_CONNECTOR_MASTER_KEY and delete the file."
+    )
+
+
 # Credential fields that are addresses or names, not secrets: masking them would blank tenant ids and
 # URLs out of every log line. Everything else in a credential (unknown keys included) is masked.
 PUBLIC_FIELDS = frozenset(
@@ -90,7 +114,8 @@ def _register_strings(value: Any) -> None:
             _register_strings(item)
 
 
-def _write_key_file(path: Path, key: str) -> None:
+def _write_key_file(path: Path, key: str) -> bool:
+    """True when this call created the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written aside then hard-linked into place: two processes starting at once end up sharing
     # one complete key file, never reading a half-written one or each using their own key.
@@ -100,8 +125,9 @@ def _write_key_file(path: Path, key: str) -> None:
         handle.write(key + "\n")
     try:
         os.link(scratch, path)
+        return True
     except FileExistsError:
-        pass
+        return False
     finally:
         scratch.unlink()
 

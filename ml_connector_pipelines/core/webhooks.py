@@ -6,6 +6,9 @@ state of its own, any number of replicas can run behind a load balancer, all wri
 Each source (``wise``, ``stripe``, ...) brings a `Verifier`, injected by the caller, so this module
 never imports a system package. A verifier checks the signature with the tenant's key and returns a
 stable event id; the inbox stores each (source, tenant, event id) once, so a redelivery is a no-op.
+
+Bodies are bounded before anything reads them: size (413) and JSON nesting depth (400), so a body
+nested thousands of levels deep, however well signed, is a clean 400 and never a RecursionError.
 """
 
 from __future__ import annotations
@@ -26,10 +29,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from .bounded_json import JsonTooComplex, check_json_bounds
+
 if TYPE_CHECKING:  # only the type: the caller hands in the store-backed inbox
     from .inbox import Inbox
 
 logger = logging.getLogger("ml_connector.webhooks")
+
+# Stripe's deepest events (an invoice with its lines, prices and tax) nest about 8 levels; Wise's 4.
+MAX_JSON_DEPTH = 64
 
 
 class InvalidWebhook(Exception):
@@ -85,7 +93,10 @@ def _reject(status: int, source: str, tenant: str, reason: str) -> JSONResponse:
 
 
 def create_webhook_app(
-    inbox: Inbox, verifiers: dict[str, Verifier], max_body_bytes: int = 1_000_000
+    inbox: Inbox,
+    verifiers: dict[str, Verifier],
+    max_body_bytes: int = 1_000_000,
+    max_json_depth: int = MAX_JSON_DEPTH,
 ) -> Starlette:
     """`POST /webhooks/{source}/{tenant}` stores verified events; `GET /webhooks/health` for probes."""
 
@@ -101,9 +112,16 @@ def create_webhook_app(
             return _reject(413, source, tenant, f"body larger than {max_body_bytes} bytes")
         headers = {name.lower(): value for name, value in request.headers.items()}
         try:
+            # A flat scan, no parsing: every verifier and consumer may then json.loads the body.
+            check_json_bounds(body, max_bytes=max_body_bytes, max_depth=max_json_depth)
+        except JsonTooComplex as exc:
+            return _reject(400, source, tenant, f"body is {exc}")
+        try:
             # Verifiers may look keys up in the database, so they run off the event loop.
             event = await run_in_threadpool(verifier, tenant, headers, body)
             payload = body.decode("utf-8")
+        except RecursionError:  # a verifier that parses deeper than the bound above allows
+            return _reject(400, source, tenant, "body is nested too deeply")
         except UnknownTenant as exc:
             return _reject(404, source, tenant, exc.reason)
         except InvalidWebhook as exc:

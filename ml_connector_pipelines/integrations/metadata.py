@@ -9,6 +9,7 @@ import dagster as dg
 
 from ..core.state import State
 from ..core.sync import BASE_ACTIONS, SyncSession
+from .runs import run_finished_for
 
 LOG_EVERY = 25  # records between progress lines in the run log
 # Who answers for every asset of the code location (the UI's owner filter); one team, or an email.
@@ -23,7 +24,11 @@ def asset_tags(pair: str, system: str) -> dict[str, str]:
 def push_session(context: dg.AssetExecutionContext, state: State, tenant: str, flow: str) -> SyncSession:
     """The SyncSession of one flow in this run and partition."""
     return state.sync_session(
-        tenant=tenant, flow=flow, run_id=context.run.run_id, partition=str(context.partition_key)
+        tenant=tenant,
+        flow=flow,
+        run_id=context.run.run_id,
+        partition=str(context.partition_key),
+        run_finished=run_finished_for(context),  # a dead run's claims are taken over at once
     )
 
 

@@ -5,6 +5,7 @@ Pointing a tenant at real endpoints is a credentials change (`ml-connector tenan
 change: the sandbox is just another set of base URLs.
 """
 
+import json
 from functools import cache
 from typing import Any
 
@@ -19,12 +20,18 @@ from ..systems.wise.client import WiseClient
 from .tenancy import Connector, skip_reason
 
 
-@cache
 def _open_connector(db_url: str) -> Connector:
     settings = Settings.from_env()
     if db_url:
         settings = settings.model_copy(update={"db_url": db_url})
-    return Connector.open(settings)
+    # Keyed by the whole settings, not the resource field alone: a process that changes its
+    # environment (a test, the demo after another command) must not reuse another home's store.
+    return _connector_for(settings.model_dump_json())
+
+
+@cache
+def _connector_for(settings_json: str) -> Connector:
+    return Connector.open(Settings.model_validate(json.loads(settings_json)))
 
 
 class StateResource(dg.ConfigurableResource):

@@ -230,7 +230,7 @@ def test_other_errors_fail_the_record_and_keep_it_pending(state_store: StateStor
     assert result.action == "failed" and "service unavailable" in result.reason
     entry = Ledger(state_store).get(TENANT, FLOW, "S1")
     assert entry.status == "pending" and entry.claimed_at is None
-    assert sync.counts == {"created": 0, "updated": 0, "skipped": 0, "flagged": 0, "failed": 1}
+    assert sync.counts == {"created": 0, "updated": 0, "linked": 0, "skipped": 0, "flagged": 0, "failed": 1}
 
 
 def test_summary_and_note(state_store: StateStore) -> None:

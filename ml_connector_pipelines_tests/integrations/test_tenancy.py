@@ -65,3 +65,17 @@ def test_re_adding_a_tenant_with_another_product_switches_its_adapter(connector)
     second = infor.adapter("ACME")
     second.close()
     assert isinstance(second, SyteLineAdapter)
+
+
+def test_a_tenant_with_a_profile_id_refuses_events_of_other_profiles(connector) -> None:
+    # The published test vector is about profile 0.
+    for name, profile in (("ACME", 0), ("GLOBEX", 4242)):
+        register_tenant(
+            connector,
+            name,
+            ionapi=sandbox_ionapi("http://127.0.0.1:8700", name),
+            wise={"base_url": "https://api.wise-sandbox.com", "token": "t", "profile_id": profile},
+        )
+    assert _verify(connector, "ACME")
+    with pytest.raises(InvalidWebhook, match="another Wise profile"):
+        _verify(connector, "GLOBEX")

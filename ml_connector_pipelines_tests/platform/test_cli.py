@@ -80,6 +80,8 @@ def test_tenants_add_stores_encrypted_credentials_and_adds_the_partition(
         ("drop cs", ".ionapi key 'cs': is missing (OAuth client secret)"),
         ("https only", ".ionapi key 'iu': uses plain http; allowed for loopback hosts only in sandbox mode"),
         ("not json", "error: .ionapi: "),
+        ("deeply nested", "is nested deeper than 4 levels"),
+        ("crlf in a url", ".ionapi key 'iu': contains control characters"),
     ],
 )
 def test_tenants_add_rejects_a_malformed_ionapi_and_stores_nothing(
@@ -93,6 +95,10 @@ def test_tenants_add_rejects_a_malformed_ionapi_and_stores_nothing(
         path = cli.write_ionapi(ionapi)
     elif content == "https only":
         monkeypatch.delenv("ML_CONNECTOR_ALLOW_LOOPBACK_HTTP")
+    elif content == "deeply nested":
+        path.write_text('{"ti": ' + "[" * 20_000 + "]" * 20_000 + "}")
+    elif content == "crlf in a url":
+        path = cli.write_ionapi({**ionapi, "iu": ionapi["iu"] + "\r\nHost: evil"})
     else:
         path.write_text("{ this is not json")
 
@@ -341,3 +347,46 @@ def test_webhooks_serve_stores_verified_events_once_and_rejects_the_rest(
     assert (tampered.status_code, unknown.status_code) == (400, 404)
     [stored] = Connector.open().state.inbox.pending("wise", name)
     assert stored.payload == vector["body"]
+
+
+def test_tenants_add_on_a_fresh_home_creates_the_master_key_and_says_so(
+    cli: CliEnv, sandbox_server: SandboxServer
+) -> None:
+    key_file = cli.home / "master.key"
+    key_file.unlink()  # a fresh home: the README's first command after the demo
+    first, second = new_name(), new_name()
+    ionapi = cli.write_ionapi(sandbox_ionapi(sandbox_server.url, first))
+    result = cli("tenants", "add", first, "--ionapi", str(ionapi))
+    assert result.code == 0, result.err
+    assert f"created a new master key in {key_file}" in result.err
+    assert "move it to ML_CONNECTOR_MASTER_KEY" in result.err
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_text().strip()
+    assert key not in result.err and key not in result.out
+    # The key it made is the one in use, and it is made once.
+    add_tenant(cli, sandbox_server, second)
+    assert "master key" not in cli("tenants", "list").err
+    assert key_file.read_text().strip() == key
+    assert Connector.open().credentials.get(first, "infor")["ti"] == first
+
+
+@pytest.mark.parametrize("production", ["ML_CONNECTOR_ENV", "postgres state store"])
+def test_production_without_a_master_key_still_refuses(
+    cli: CliEnv,
+    sandbox_server: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    production: str,
+) -> None:
+    key_file = cli.home / "master.key"
+    key_file.unlink()
+    if production == "ML_CONNECTOR_ENV":
+        monkeypatch.setenv("ML_CONNECTOR_ENV", "production")
+    else:
+        monkeypatch.setenv("ML_CONNECTOR_DB_URL", request.getfixturevalue("postgres_url"))
+    name = new_name()
+    ionapi = cli.write_ionapi(sandbox_ionapi(sandbox_server.url, name))
+    result = cli("tenants", "add", name, "--ionapi", str(ionapi))
+    assert result.code == 2
+    assert "no master key" in result.err and "ML_CONNECTOR_MASTER_KEY" in result.err
+    assert not key_file.exists()

@@ -50,8 +50,9 @@ class InboxBatch:
     def __init__(self, state: State, source: str, session: SyncSession) -> None:
         self.state = state
         self.session = session
-        pending = state.inbox.pending(source, session.tenant)
-        claimed = set(state.inbox.claim([event.id for event in pending], session.run_id))
+        ended = session.run_finished  # events held by a run that died are taken over at once
+        pending = state.inbox.pending(source, session.tenant, run_finished=ended)
+        claimed = set(state.inbox.claim([e.id for e in pending], session.run_id, run_finished=ended))
         self.events: list[InboxEvent] = [event for event in pending if event.id in claimed]
         self._open = {event.id for event in self.events}
 

@@ -21,6 +21,7 @@ from ...core.state import State
 from ..event_runs import batch_run_key, event_run_request, poll_run_key
 from ..partitions import TENANTS
 from ..resources import StateResource
+from ..runs import run_finished_checker
 from ..tenancy import open_client
 from .inbox import INBOX_FLOW_TAG, INBOX_SOURCE_TAG, InboxFlow
 
@@ -60,6 +61,7 @@ def inbox_sensor(
         now = datetime.now(UTC)
         requests: list[dg.RunRequest] = []
         unreachable: dict[str, str] = {}
+        ended = run_finished_checker(context.instance)  # events held by a dead run count as waiting
         for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
             skip = state.skip_reason(tenant, system)
             if skip:
@@ -75,7 +77,7 @@ def inbox_sensor(
                 except Exception as exc:  # one tenant's trouble must not stop the others
                     unreachable[tenant] = f"{type(exc).__name__}: {exc}"
                     context.log.error(f"{tenant}: collecting {flow.source} events failed: {exc}")
-            pending = store.inbox.pending(flow.source, tenant)
+            pending = store.inbox.pending(flow.source, tenant, run_finished=ended)
             if pending:
                 requests.append(event_run_request(tenant, batch_run_key(context.instance, tenant, pending)))
             elif poll_minutes:

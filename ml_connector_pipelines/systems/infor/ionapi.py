@@ -3,18 +3,33 @@
 The file is JSON downloaded from Infor OS > API Gateway > Authorized Apps (contracts/infor.md §1).
 URLs are built exactly as Infor's SDK does: token URL = pu + ot, revoke URL = pu + or (plain string
 concatenation, `pu` ends with "/"), API base = iu + "/" + ti.
+
+Validation is strict, because every value ends up in a URL or a header: the file is at most
+MAX_FILE_BYTES and MAX_JSON_DEPTH deep (parsed without recursion risk), every value at most
+MAX_VALUE_CHARS; `ti` is one plain path segment (letters, digits, `_`, `-`, `.`; never `..`); no value
+holds control characters (CR/LF would split a header or a request line); URLs carry no
+`user:password@` (credentials belong in `ci`/`cs`/`saak`/`sask`, and would leak into every log line
+that names the URL). Every error names the key, never the value.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ...core.bounded_json import JsonTooComplex, loads_bounded
 from ...core.errors import ConnectorError
+
+# A real .ionapi is about 1-2 KB, flat, with values of at most a few hundred characters.
+MAX_FILE_BYTES = 64_000
+MAX_JSON_DEPTH = 4
+MAX_VALUE_CHARS = 4_096
+TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Keys the client needs. `oa` (authorization-code flow), `cn`, `dt`, `ev` and `v` are not used by the
 # password grant, so a file without them still works.
@@ -50,7 +65,15 @@ def _is_loopback(host: str) -> bool:
 
 def check_url(key: str, url: str, *, allow_loopback_http: bool = False) -> None:
     """https only; plain http is accepted for loopback hosts when the sandbox mode allows it."""
-    parts = urlsplit(url)
+    if _CONTROL.search(url) or " " in url:
+        raise IonApiError(key, "contains whitespace or control characters (CR, LF, ...)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise IonApiError(key, "is not a valid URL") from None
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise IonApiError(key, "must not carry a user or password (user:password@host)")
     if not parts.hostname:
         raise IonApiError(key, "is not an absolute URL")
     if parts.scheme == "https":
@@ -113,6 +136,18 @@ class IonApi:
                 raise IonApiError(key, f"is missing ({meaning})")
             if not isinstance(value, str) or not value.strip():
                 raise IonApiError(key, f"must be a non-empty string ({meaning})")
+        for key, value in data.items():
+            if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+                raise IonApiError(key, f"is longer than {MAX_VALUE_CHARS} characters")
+            if key in REQUIRED_KEYS and _CONTROL.search(value):
+                raise IonApiError(key, "contains control characters (CR, LF, ...)")
+        if not TENANT_ID.fullmatch(data["ti"]) or ".." in data["ti"]:
+            raise IonApiError(
+                "ti", "must be one plain path segment: letters, digits, '_', '-', '.' (e.g. ACME_PRD)"
+            )
+        for key in ("ot", "or"):
+            if any(c in data[key] for c in " \\?#@"):
+                raise IonApiError(key, "must be a plain path (e.g. token.oauth2)")
         if not data["pu"].endswith("/"):
             # The token URL is pu + ot by plain concatenation, so a missing slash gives a wrong URL.
             raise IonApiError("pu", "must end with '/' (e.g. https://host/TENANT/as/)")
@@ -133,13 +168,21 @@ class IonApi:
 
     @classmethod
     def from_json(cls, text: str | bytes, *, allow_loopback_http: bool = False) -> IonApi:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            # No excerpt of the content: it holds secrets.
-            raise IonApiError(None, f"is not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
-        return cls.from_dict(data, allow_loopback_http=allow_loopback_http)
+        return cls.from_dict(parse_ionapi_json(text), allow_loopback_http=allow_loopback_http)
 
     @classmethod
     def from_file(cls, path: str | Path, *, allow_loopback_http: bool = False) -> IonApi:
         return cls.from_json(Path(path).read_bytes(), allow_loopback_http=allow_loopback_http)
+
+
+def parse_ionapi_json(text: str | bytes, source: str | None = None) -> Any:
+    """The JSON of a `.ionapi` file, bounded in size and depth. IonApiError (naming `source`, e.g. the
+    file name, and the line) when it is too big, too deep or not JSON; never an excerpt: it holds
+    secrets."""
+    where = f"{source} " if source else ""
+    try:
+        return loads_bounded(text, max_bytes=MAX_FILE_BYTES, max_depth=MAX_JSON_DEPTH)
+    except JsonTooComplex as exc:
+        raise IonApiError(None, f"{where}is {exc}; a .ionapi file is a small flat JSON object") from None
+    except ValueError as exc:
+        raise IonApiError(None, f"{where}is not valid JSON (line {getattr(exc, 'lineno', '?')})") from None

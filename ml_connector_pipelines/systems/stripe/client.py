@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -401,10 +402,13 @@ class StripeGateway:
 # `Stripe-Signature: t=<unix>,v1=<hex>[,v1=...]` is HMAC-SHA256 over "{t}.{raw body}", keyed with
 # the endpoint secret (whsec_...) as UTF-8. The SDK's `WebhookSignature.verify_header` compares in
 # constant time against every v1 (several during a secret rotation) and rejects timestamps older
-# than the tolerance, which bounds how long a captured request can be replayed.
+# than the tolerance, which bounds how long a captured request can be replayed. It accepts any
+# timestamp in the future, though: a request signed "one year from now" (a leaked secret, a signer
+# with a wrong clock) would be replayable for a year. So the future is bounded too, by clock skew.
 
 SIGNATURE_HEADER = "stripe-signature"
 DEFAULT_TOLERANCE_SECONDS = 300
+FUTURE_TOLERANCE_SECONDS = 60  # how far ahead of our clock a sender's clock may run
 
 
 class StripeWebhookVerifier:
@@ -432,6 +436,11 @@ class StripeWebhookVerifier:
         except stripe.SignatureVerificationError as exc:
             # The SDK's message names the failure (no match, too old, unparsable); never the secret.
             raise InvalidWebhook(f"bad Stripe signature: {exc.user_message}") from None
+        signed_at = _signature_timestamp(signature)
+        if signed_at is None or signed_at > time.time() + FUTURE_TOLERANCE_SECONDS:
+            raise InvalidWebhook(
+                f"bad Stripe signature: timestamp more than {FUTURE_TOLERANCE_SECONDS} s in the future"
+            )
         try:
             event = json.loads(payload)
         except ValueError:
@@ -440,3 +449,12 @@ class StripeWebhookVerifier:
         if not isinstance(event_id, str) or not event_id.startswith("evt_"):
             raise InvalidWebhook("body is not a Stripe event (no evt_ id)")
         return VerifiedEvent(event_id=event_id)
+
+
+def _signature_timestamp(header: str) -> int | None:
+    """The `t=` of a Stripe-Signature header (the first one, as the SDK reads it)."""
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            return int(value) if value.isdigit() else None
+    return None

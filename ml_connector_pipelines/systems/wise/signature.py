@@ -96,10 +96,21 @@ class WiseWebhookVerifier:
 
     ``public_keys_for_tenant(tenant)`` returns the PEM keys that tenant accepts (for example the
     live key, or a sandbox simulator's key); an empty list means the tenant is unknown.
+
+    Wise signs every customer's events with the same key, so a valid signature proves only that the
+    event came from Wise, not that it concerns this tenant: a customer of Wise could post its own
+    (genuine) events to another tenant's URL. ``profile_for_tenant(tenant)`` returns the Wise profile
+    id the tenant works with; an event about a resource of another profile is rejected at the door
+    (400, nothing stored). Two tenants that share one Wise profile both accept its events.
     """
 
-    def __init__(self, public_keys_for_tenant: Callable[[str], list[str]]) -> None:
+    def __init__(
+        self,
+        public_keys_for_tenant: Callable[[str], list[str]],
+        profile_for_tenant: Callable[[str], int | None] | None = None,
+    ) -> None:
         self._public_keys_for_tenant = public_keys_for_tenant
+        self._profile_for_tenant = profile_for_tenant
 
     def __call__(self, tenant: str, headers: Mapping[str, str], body: bytes) -> VerifiedEvent:
         keys = self._public_keys_for_tenant(tenant)
@@ -119,4 +130,17 @@ class WiseWebhookVerifier:
         if not isinstance(event, dict) or "event_type" not in event:
             raise InvalidWebhook("not a Wise event")
         is_test = lowered.get(TEST_NOTIFICATION_HEADER, "").lower() == "true"
+        if not is_test and self._profile_for_tenant is not None:
+            _check_profile(event, self._profile_for_tenant(tenant))
         return VerifiedEvent(event_id=wise_event_id(tenant, event), is_test=is_test)
+
+
+def _check_profile(event: Mapping[str, object], expected: int | None) -> None:
+    """The event's resource must belong to the tenant's Wise profile (data.resource.profile_id)."""
+    data = event.get("data")
+    resource = data.get("resource") if isinstance(data, Mapping) else None
+    profile = resource.get("profile_id") if isinstance(resource, Mapping) else None
+    if expected is None or profile is None:
+        return  # nothing to compare: the consumer matches the transfer to the tenant's own invoices
+    if str(profile) != str(expected):
+        raise InvalidWebhook("event is about another Wise profile than this tenant's")

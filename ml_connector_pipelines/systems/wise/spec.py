@@ -74,7 +74,12 @@ def wise_verifier(lookup: CredentialsLookup) -> WiseWebhookVerifier:
         creds = lookup(tenant)
         return [*wise_builtin_keys(creds.get("base_url", "")), *creds.get("webhook_public_keys", [])]
 
-    return WiseWebhookVerifier(keys)
+    def profile(tenant: str) -> int | None:
+        # An event about another profile is refused at the door; without a configured profile_id,
+        # wise_payout_status matches each transfer to the tenant's own invoices instead.
+        return lookup(tenant).get("profile_id")
+
+    return WiseWebhookVerifier(keys, profile)
 
 
 SYSTEM = SystemSpec(

@@ -114,3 +114,39 @@ def test_error_messages_never_carry_secret_values(tmp_path: Path) -> None:
     with pytest.raises(IonApiError) as caught:
         IonApi.from_file(write(tmp_path, '{"cs": "s3cr3t",'))
     assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("iu", "https://mingle-ionapi.inforcloudsuite.com\r\nX-Injected: 1", "control characters"),
+        ("pu", "https://mingle-sso.inforcloudsuite.com/ACME_TST/as/\n", "control characters"),
+        ("iu", "https://mingle-ionapi.inforcloudsuite.com/a b", "whitespace"),
+        ("iu", "https://admin:hunter2@mingle-ionapi.inforcloudsuite.com", "user or password"),
+        ("pu", "https://admin@mingle-sso.inforcloudsuite.com/ACME_TST/as/", "user or password"),
+        ("iu", "https://mingle-ionapi.inforcloudsuite.com:99999999", "not a valid URL"),
+        ("cs", "x" * 1_000_000, "longer than"),
+        ("ev", "x" * 5_000, "longer than"),
+        ("ti", "../../etc", "one plain path segment"),
+        ("ti", "ACME/TST", "one plain path segment"),
+        ("ti", "ACME\x00TST", "control characters"),
+        ("ti", "ACME TST", "one plain path segment"),
+        ("ti", "..", "one plain path segment"),
+        ("ot", "token.oauth2?x=1", "plain path"),
+        ("saak", "ACME_TST#key\r\n", "control characters"),
+    ],
+)
+def test_unsafe_values_are_refused_naming_the_key(key: str, value: str, reason: str) -> None:
+    with pytest.raises(IonApiError) as caught:
+        IonApi.from_dict({**REAL_LOOKING, key: value})
+    assert caught.value.key == key and reason in str(caught.value)
+    assert value not in str(caught.value)
+
+
+def test_deeply_nested_or_huge_files_are_clean_errors(tmp_path: Path) -> None:
+    deep = '{"ti": ' + "[" * 20_000 + "]" * 20_000 + "}"  # 40 KB: small, yet a RecursionError
+    with pytest.raises(IonApiError, match="nested deeper than"):
+        IonApi.from_file(write(tmp_path, deep))
+    huge = json.dumps({**REAL_LOOKING, "padding": "x" * 100_000})
+    with pytest.raises(IonApiError, match="larger than"):
+        IonApi.from_file(write(tmp_path, huge))

@@ -104,3 +104,41 @@ def test_tenant_without_a_secret_is_unknown(
     _, body = event_body
     with pytest.raises(UnknownTenant):
         verifier("initech", headers_for(body, SECRETS["acme"]), body)
+
+
+def test_future_timestamp_beyond_clock_skew_is_rejected(
+    verifier: StripeWebhookVerifier, event_body: tuple[str, bytes]
+) -> None:
+    # The SDK only bounds the past: a request signed for next year would be replayable until then.
+    _, body = event_body
+    assert verifier("acme", headers_for(body, SECRETS["acme"], int(time.time()) + 30), body)
+    for ahead in (120, 86_400 * 365):
+        with pytest.raises(InvalidWebhook) as caught:
+            verifier("acme", headers_for(body, SECRETS["acme"], int(time.time()) + ahead), body)
+        assert "future" in caught.value.reason
+
+
+def test_validly_signed_deeply_nested_body_is_a_clean_400(event_body: tuple[str, bytes], tmp_path) -> None:
+    """A receiver over real HTTP with the real verifier: a body nested 100,000 levels deep, signed
+    with the tenant's secret, is refused with a 400 and a reason; nothing is stored; the receiver
+    keeps serving."""
+    import httpx
+
+    from ml_connector_pipelines.core.inbox import Inbox
+    from ml_connector_pipelines.core.store import StateStore
+    from ml_connector_pipelines.core.webhooks import WebhookServer, create_webhook_app
+
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    inbox = Inbox(store)
+    app = create_webhook_app(inbox, {"stripe": StripeWebhookVerifier(SECRETS.get)})
+    depth = 100_000
+    deep = ('{"id": "evt_deep", "object": "event", "data": ' + "[" * depth + "]" * depth + "}").encode()
+    _, body = event_body
+    with WebhookServer(app) as server:
+        url = f"{server.url}/webhooks/stripe/acme"
+        response = httpx.post(url, content=deep, headers=headers_for(deep, SECRETS["acme"]), timeout=30)
+        assert response.status_code == 400 and "nested deeper" in response.json()["error"]
+        ok = httpx.post(url, content=body, headers=headers_for(body, SECRETS["acme"]), timeout=30)
+        assert ok.status_code == 200
+    assert [e.event_id for e in inbox.pending("stripe", "acme")] == [json.loads(body)["id"]]

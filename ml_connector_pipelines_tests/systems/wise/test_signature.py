@@ -131,3 +131,18 @@ def test_published_vector_passes_the_verifier_with_sandbox_keys() -> None:
     live_only = WiseWebhookVerifier(lambda tenant: [WISE_LIVE_PUBLIC_KEY_PEM])
     with pytest.raises(InvalidWebhook):
         live_only("acme", {"X-Signature-SHA256": SIGNATURE}, BODY)
+
+
+def test_an_event_of_another_tenants_profile_is_refused_at_the_door() -> None:
+    # Wise signs every customer's events with one key: a genuine event of acme's profile (222)
+    # posted to globex's URL verifies, so the profile decides.
+    private, pem = _own_key()
+    profiles = {"acme": 222, "globex": 999, "shared": 222, "unconfigured": None}
+    verifier = WiseWebhookVerifier(lambda tenant: [pem], profiles.get)
+    body = _event("processing", "2026-11-21T10:00:00Z")
+    signature = {"X-Signature-SHA256": _sign(private, body)}
+    assert verifier("acme", signature, body).event_id
+    assert verifier("shared", signature, body).event_id  # two tenants on one Wise profile
+    assert verifier("unconfigured", signature, body).event_id  # matched to invoices by the consumer
+    with pytest.raises(InvalidWebhook, match="another Wise profile"):
+        verifier("globex", signature, body)
