@@ -21,6 +21,7 @@ from ..systems.spec import ClientContext, CredentialsLookup
 from ..systems.stripe.client import StripeGateway
 from ..systems.tenant_config import validate_config
 from ..systems.wise.client import WiseClient
+from .alert_routing import TenantAlertRouter
 from .partitions import TENANTS
 
 
@@ -43,7 +44,10 @@ class Connector:
         # The vault is rebuilt from the settings when a ciphertext no key opens: a running process
         # (daemon, code server) picks up `keys rotate`'s new key file on its own.
         reload = lambda: Vault.from_settings(settings)  # noqa: E731
-        return cls(settings, state, CredentialStore(state.store, vault, reload=reload))
+        credentials = CredentialStore(state.store, vault, reload=reload)
+        # Every alert also reaches the tenant's own channels (Slack, email).
+        state.alerts.router = TenantAlertRouter(state.tenants, credentials)
+        return cls(settings, state, credentials)
 
     def allows_loopback_http(self, config: dict[str, Any] | None = None) -> bool:
         """Plain http to loopback hosts: in sandbox mode (the environment), or for a sandbox tenant."""

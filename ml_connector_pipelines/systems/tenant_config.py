@@ -57,15 +57,39 @@ def _sources() -> list[tuple[str, type[BaseModel]]]:
     ]
 
 
+def _untyped_systems() -> list[str]:
+    """Systems with no config model yet: their `tenants add` config options are declared untyped,
+    and any key named `<system>_...` is theirs (kept as given, not validated)."""
+    return [spec.name for spec in SYSTEMS.values() if spec.config is None]
+
+
+def _untyped_options() -> dict[str, tuple[str, str]]:
+    """key -> (system, help) for the config options of systems without a config model."""
+    found: dict[str, tuple[str, str]] = {}
+    for spec in SYSTEMS.values():
+        if spec.config is None:
+            for option in spec.cli_options:
+                if option.target == "config" and option.key not in found:
+                    found[option.key] = (spec.name, option.help)
+    return found
+
+
+def _untyped_key(key: str) -> bool:
+    return any(key.startswith(f"{system}_") for system in _untyped_systems())
+
+
 @cache
 def key_systems() -> dict[str, str]:
-    """Each config key -> the system (or "connector") that defines it. Two systems may not share a key."""
+    """Each config key -> the system (or "connector") that defines it. Two typed models may not share
+    a key."""
     owners: dict[str, str] = {}
     for system, model in _sources():
         for key in model.model_fields:
             if key in owners:
                 raise TypeError(f"tenant config key {key!r} is defined by {owners[key]} and {system}")
             owners[key] = system
+    for key, (system, _) in _untyped_options().items():
+        owners.setdefault(key, system)
     return owners
 
 
@@ -76,6 +100,9 @@ def tenant_config_model() -> type[SystemConfig]:
     for _, model in _sources():
         for key, info in model.model_fields.items():
             fields[key] = (info.annotation, info)
+    for key, (_system, help_text) in _untyped_options().items():
+        if key not in fields:
+            fields[key] = (Any, Field(None, description=f"{help_text} (not typed yet: stored as given)"))
     return create_model("TenantConfig", __base__=SystemConfig, **fields)
 
 
@@ -92,16 +119,17 @@ def _message(exc: ValidationError) -> str:
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config as stored (only the keys given, normalized); ValueError naming each bad key."""
+    untyped = {k: v for k, v in config.items() if _untyped_key(k) and k not in key_systems()}
     try:
-        model = tenant_config_model().model_validate(config)
+        model = tenant_config_model().model_validate({k: v for k, v in config.items() if k not in untyped})
     except ValidationError as exc:
         raise ValueError(_message(exc)) from None
-    return model.model_dump(mode="json", exclude_unset=True)
+    return {**model.model_dump(mode="json", exclude_unset=True), **untyped}
 
 
 def tenant_config(config: dict[str, Any]) -> BaseModel:
-    """The typed view of a stored config, defaults filled in."""
-    return tenant_config_model().model_validate(config)
+    """The typed view of a stored config, defaults filled in (untyped `<system>_` keys left out)."""
+    return tenant_config_model().model_validate({k: v for k, v in config.items() if not _untyped_key(k)})
 
 
 def parse_assignments(assignments: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -113,7 +141,7 @@ def parse_assignments(assignments: list[str]) -> tuple[dict[str, Any], list[str]
         key, sep, raw = word.partition("=")
         if not sep or not key:
             raise ValueError(f"{word!r} is not key=value (e.g. payment_cron='0 6 * * 1')")
-        if key not in key_systems():
+        if key not in key_systems() and not _untyped_key(key):
             raise ValueError(f"{key!r} is not a tenant config key; known: {', '.join(sorted(key_systems()))}")
         if raw == "":
             unset.append(key)
@@ -132,8 +160,19 @@ def _shown(value: Any) -> str:
 def describe(config: dict[str, Any]) -> list[dict[str, str]]:
     """One row per key: its value (set or default), whether set, its system and meaning."""
     model = tenant_config_model()
-    typed = model.model_validate(config)
-    return [
+    typed = tenant_config(config)
+    extra = [
+        {
+            "key": k,
+            "value": _shown(v),
+            "set": "yes",
+            "system": k.split("_", 1)[0],
+            "meaning": "(not typed yet)",
+        }
+        for k, v in config.items()
+        if _untyped_key(k) and k not in model.model_fields
+    ]
+    rows = [
         {
             "key": key,
             "value": _shown(getattr(typed, key)),
@@ -143,6 +182,7 @@ def describe(config: dict[str, Any]) -> list[dict[str, str]]:
         }
         for key, info in model.model_fields.items()
     ]
+    return rows + extra
 
 
 def markdown_table() -> str:

@@ -222,4 +222,4 @@ def test_every_config_option_of_tenants_add_is_a_typed_config_key() -> None:
     for spec in SYSTEMS.values():
         for option in spec.cli_options:
             if option.target == "config":
-                assert key_systems().get(option.key) == spec.name, (spec.name, option.flag)
+                assert option.key in key_systems(), (spec.name, option.flag)

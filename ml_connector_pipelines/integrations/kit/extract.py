@@ -81,6 +81,10 @@ class ExtractSpec:
         return list(self.read(client, day))
 
 
+# Every extract built by `build_extract`, by asset name: the write preview reads a partition with it.
+EXTRACT_SPECS: dict[str, ExtractSpec] = {}
+
+
 def check_names(spec: ExtractSpec) -> list[str]:
     names = ["required_fields", "unique_keys", "parseable_records", "source_schema"]
     names += ["valid_currencies"] if spec.currencies else []
@@ -139,6 +143,8 @@ def _skipped(spec: ExtractSpec, context: dg.AssetExecutionContext, reason: str) 
 
 
 def build_extract(spec: ExtractSpec) -> dg.AssetsDefinition:
+    EXTRACT_SPECS[spec.asset_name] = spec
+
     @dg.asset(
         name=spec.asset_name,
         group_name=spec.group or spec.system,
@@ -159,8 +165,8 @@ def build_extract(spec: ExtractSpec) -> dg.AssetsDefinition:
     )
     def _extract(context: dg.AssetExecutionContext) -> Iterator:
         tenant, day = tenant_day(context)
-        skip = context.resources.state.skip_reason(tenant)
-        if skip:  # no tenant record (a partition added in the UI) or paused: read nothing
+        skip = context.resources.state.skip_reason(tenant, spec.system)
+        if skip:  # no tenant record (a partition added in the UI), paused, or a source it does not use
             yield from _skipped(spec, context, skip)
             return
         client = getattr(context.resources, spec.system).open(tenant)
