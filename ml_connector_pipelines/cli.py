@@ -103,20 +103,21 @@ def tenant_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 
 def cmd_tenants_add(args: argparse.Namespace) -> int:
     from .core.tenants import check_tenant_name
-    from .integrations.tenancy import register_tenant
+    from .integrations.tenancy import TenantExists, register_tenant
 
     check_tenant_name(args.name)  # before any file is read
     config, credentials = tenant_options(args)
     if args.sandbox:
         config["sandbox"] = True
     connector = _connector(create_key=True)  # the README's first command: creates the key on first use
+    if connector.state.tenants.get(args.name) is not None and not args.replace:
+        raise TenantExists(args.name)
     register_tenant(
         connector,
         args.name,
         product=args.product,
         config=config,
         instance=_instance(),
-        replace=args.replace,
         check=not args.no_check,
         ionapi=credentials.pop("infor", None),
         **credentials,
@@ -512,7 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     add = tenants.add_parser("add", help="validate and store a tenant's credentials (encrypted)")
     add.add_argument("name")
     add.add_argument("--product", choices=["m3", "syteline"], default="m3", help="Infor product")
-    add.add_argument("--replace", action="store_true", help="overwrite an existing tenant")
+    add.add_argument(
+        "--replace",
+        action="store_true",
+        help="change an existing tenant: its product, the given options and systems' credentials",
+    )
     add.add_argument("--no-check", action="store_true", help="store the credentials without pinging")
     add.add_argument(
         "--sandbox",

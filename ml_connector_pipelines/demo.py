@@ -79,7 +79,6 @@ def _setup_tenant(
         ionapi=sandbox_ionapi(sandbox.url, TENANT),
         product="m3",
         config={"wise_source_currency": "EUR", "wise_create_transfers": True, "sandbox": True},
-        replace=True,  # every demo starts from an empty sandbox
         wise=wise,
         stripe=stripe,
         instance=instance,

@@ -65,8 +65,8 @@ class Connector:
 class TenantExists(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"tenant {name!r} already exists; add it again with --replace to overwrite its product, "
-            "config and credentials, or change its config with `ml-connector tenants config`"
+            f"tenant {name!r} already exists; add it again with --replace to change its product, "
+            "options and credentials, or change its config with `ml-connector tenants config`"
         )
 
 
@@ -87,7 +87,6 @@ def register_tenant(
     product: str = "m3",
     config: dict[str, Any] | None = None,
     instance: dg.DagsterInstance | None = None,
-    replace: bool = False,
     check: bool = False,
     **credentials: dict[str, Any] | None,
 ) -> None:
@@ -96,16 +95,16 @@ def register_tenant(
 
     The name, the config (`systems/tenant_config.py`) and every system's credentials are validated,
     and with `check` each system is pinged with them, before anything is stored; errors name the bad
-    key, never its value. An existing tenant is overwritten only with `replace` (product, config and
-    credentials: a system not given loses its credentials)."""
+    key, never its value. An existing tenant is updated: its product, the given config keys and the
+    given systems' credentials change, the rest stays (a pair's demo adds its system this way); the CLI
+    asks for `--replace` first (`TenantExists`)."""
     check_tenant_name(name)
     unknown = sorted(set(credentials) - set(SYSTEMS))
     if unknown:
         raise ValueError(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
     tenants = connector.state.tenants
-    if tenants.get(name) is not None and not replace:
-        raise TenantExists(name)
-    config = validate_config(config or {})
+    existing = tenants.get(name)
+    config = validate_config({**(existing.config if existing else {}), **(config or {})})
     given = {system: creds for system, creds in {"infor": ionapi, **credentials}.items() if creds}
     loopback = connector.allows_loopback_http(config)
     for spec in SYSTEMS.values():
@@ -123,12 +122,10 @@ def register_tenant(
                     f"tenant {name!r}: checking {system} failed ({type(exc).__name__}: {exc}); "
                     "nothing stored (--no-check stores them unchecked)"
                 ) from None
-    if tenants.get(name) is None:
+    if existing is None:
         tenants.add(name, product, config)  # type: ignore[arg-type]
     else:
-        tenants.update(name, product=product, config_patch=config, replace_config=True)  # type: ignore[arg-type]
-        for system in set(connector.credentials.systems(name)) - set(given):
-            connector.credentials.delete(name, system)
+        tenants.update(name, product=product, config_patch=config)  # type: ignore[arg-type]
     for system, creds in given.items():
         connector.credentials.put(name, system, creds)
     if instance is not None and not instance.has_dynamic_partition(TENANTS.name, name):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ml_connector_pipelines.core.webhooks import InvalidWebhook
-from ml_connector_pipelines.integrations.tenancy import TenantExists, register_tenant, webhook_verifiers
+from ml_connector_pipelines.integrations.tenancy import register_tenant, webhook_verifiers
 from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
 
 VECTOR = json.loads((Path(__file__).parents[1] / "systems/wise/wise-webhook-vector.json").read_text())
@@ -53,15 +53,13 @@ def test_re_adding_a_tenant_with_another_product_switches_its_adapter(connector)
     first.close()
     assert isinstance(first, M3Adapter)
 
-    again = {"ionapi": ionapi, "product": "syteline", "config": {"mongoose_config": "ACME_S"}}
-    with pytest.raises(TenantExists, match="add it again with --replace"):
-        register_tenant(connector, "ACME", **again)
-    assert connector.state.tenants.get("ACME").product == "m3"
-    register_tenant(connector, "ACME", **again, replace=True)
+    register_tenant(
+        connector, "ACME", ionapi=ionapi, product="syteline", config={"mongoose_config": "ACME_S"}
+    )
 
     stored = connector.state.tenants.get("ACME")
     assert stored.product == "syteline"
-    assert stored.config == {"mongoose_config": "ACME_S"}  # replaced, no "product" key
+    assert stored.config == {"cono": "200", "mongoose_config": "ACME_S"}  # merged, no "product" key
     second = infor.adapter("ACME")
     second.close()
     assert isinstance(second, SyteLineAdapter)
