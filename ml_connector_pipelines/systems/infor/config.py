@@ -1,4 +1,5 @@
-"""Infor tenant config keys (read by `adapter.open_adapter` and the adapters)."""
+"""Infor tenant config keys (read by `adapter.open_adapter` and the adapters; defaults and sources in
+the module docstrings of `adapter.py` and `m3_adapter.py`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,29 @@ class InforConfig(SystemConfig):
     extension_get: str = Field("GetFieldValue", description="transaction reading the invoice extension")
     extension_add: str = Field("AddFieldValue", description="transaction adding the invoice extension")
     extension_change: str = Field("ChgFieldValue", description="transaction changing the invoice extension")
+    m3_account_type_field: str = Field("BAF1", description="CRS692MI bank account field (BAF1..BAF5)")
+    m3_payee_reference_type: str = Field(
+        "PAY", description="CRS620MI supplier reference type (RFTY) whose EMAL is the payee's email"
+    )
+    m3_ap_invoice_trcd: str = Field("40", description="M3 ledger transaction code of AP invoices")
+    m3_ar_invoice_trcd: str = Field("10", description="M3 ledger transaction code of AR invoices")
+    m3_ar_payment_trcd: str = Field("20", description="M3 ledger transaction code of customer payments")
+    m3_ar_payment_reference_column: str = Field(
+        "ESCKNO", description="FSLEDG column that holds ARS040MI's CKNO"
+    )
+    m3_batch_payment_type: str = Field("1", description="ARS040MI BOPE of the payment batches added")
+    m3_payment_batch_prefix: str = Field("9", description="first digit of the 10-digit PBIDs used")
+    m3_ap_recorded_status: int = Field(
+        50, description="APS450MI invoice status (SUPA) from which an AP batch counts as recorded"
+    )
+    m3_ap_line_accounting: Literal["reject", "derive"] = Field(
+        "reject",
+        description="an AP line with a GL account or cost centre is refused, or (derive) coded by M3's "
+        "accounting rules",
+    )
+    m3_exportmi: bool = Field(
+        True, description="false for a tenant whose MI security locks EXPORTMI (list transactions instead)"
+    )
     ar_dimensions: list[str] = Field(
         ["1000"],
         min_length=1,
