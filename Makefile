@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export ML_CONNECTOR_HOME ?= $(CURDIR)/.ml-connector
+UI_PORT ?= 3000
 
 .PHONY: install demo ui test lint format bench chaos clean lock screenshots
 
@@ -20,7 +21,7 @@ demo: install
 	$(BIN)/ml-connector demo
 
 ui: install
-	$(BIN)/ml-connector demo --ui
+	$(BIN)/ml-connector demo --ui --ui-port $(UI_PORT)
 
 # The suite runs on every core (pytest-xdist): each worker has its own sandbox and databases.
 TEST_WORKERS ?= auto

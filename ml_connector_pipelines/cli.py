@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import sys
@@ -100,21 +102,72 @@ def tenant_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 
 
 def cmd_tenants_add(args: argparse.Namespace) -> int:
-    from .integrations.tenancy import register_tenant
+    from .core.tenants import check_tenant_name
+    from .integrations.tenancy import TenantExists, register_tenant
 
+    check_tenant_name(args.name)  # before any file is read
     config, credentials = tenant_options(args)
+    if args.sandbox:
+        config["sandbox"] = True
     connector = _connector(create_key=True)  # the README's first command: creates the key on first use
+    if connector.state.tenants.get(args.name) is not None and not args.replace:
+        raise TenantExists(args.name)
     register_tenant(
         connector,
         args.name,
         product=args.product,
         config=config,
         instance=_instance(),
+        check=not args.no_check,
         ionapi=credentials.pop("infor", None),
         **credentials,
     )
     systems = ", ".join(connector.credentials.systems(args.name))
-    print(f"tenant {args.name} added ({args.product}; credentials stored encrypted for: {systems})")
+    checked = "not checked (--no-check)" if args.no_check else "each system answered"
+    print(
+        f"tenant {args.name} {'replaced' if args.replace else 'added'} ({args.product}; credentials "
+        f"stored encrypted for: {systems}; {checked})"
+    )
+    return 0
+
+
+def cmd_tenants_config(args: argparse.Namespace) -> int:
+    """Show the tenant's config (every key, set or default), or set `key=value` ones (validated)."""
+    from .integrations.tenancy import set_config
+    from .systems.tenant_config import describe, parse_assignments
+
+    connector = _connector()
+    record = connector.state.tenants.get(args.name)
+    if record is None:
+        from .core.tenants import UnknownTenantError
+
+        raise UnknownTenantError(args.name)
+    if args.assignments:
+        updates, unset = parse_assignments(args.assignments)
+        record = set_config(connector, args.name, updates, unset)
+        changed = [*updates, *(f"{key} (back to its default)" for key in unset)]
+        print(f"tenant {args.name}: set {', '.join(changed)}")
+    rows = describe(record.config)
+    if args.format == "json":
+        print(json.dumps({row["key"]: row for row in rows}, indent=2))
+    else:
+        print_table(rows, ["key", "value", "set", "system", "meaning"], max_width=60)
+    return 0
+
+
+def cmd_tenants_pause(args: argparse.Namespace) -> int:
+    from .integrations.tenancy import set_config
+
+    pause = args.action == "pause"
+    updates = {"paused": True, "paused_reason": args.reason} if pause else {}
+    set_config(_connector(), args.name, updates, [] if pause else ["paused", "paused_reason"])
+    if pause:
+        print(
+            f"tenant {args.name} paused: schedules, sensors and assets skip it; webhooks are still "
+            f"received and wait in the inbox until `ml-connector tenants resume {args.name}`"
+        )
+    else:
+        print(f"tenant {args.name} resumed: events waiting in its inbox are processed at the next tick")
     return 0
 
 
@@ -127,10 +180,12 @@ def cmd_tenants_list(args: argparse.Namespace) -> int:
             "systems": ",".join(connector.credentials.systems(t.name)),
             "created": t.created_at.isoformat(timespec="seconds"),
             "removed": t.removed_at.isoformat(timespec="seconds") if t.removed_at else "",
+            "status": "removed" if t.removed_at else "paused" if t.config.get("paused") else "active",
+            "sandbox": "yes" if t.config.get("sandbox") else "",
         }
         for t in connector.state.tenants.list(include_removed=args.all)
     ]
-    print_table(rows, ["tenant", "product", "systems", "created", "removed"])
+    print_table(rows, ["tenant", "product", "systems", "status", "sandbox", "created", "removed"])
     return 0
 
 
@@ -145,7 +200,7 @@ def cmd_tenants_remove(args: argparse.Namespace) -> int:
 def cmd_tenants_check(args: argparse.Namespace) -> int:
     from .integrations.tenancy import check_tenant
 
-    results = check_tenant(_connector(), args.name)
+    results = check_tenant(_connector(), args.name)  # an unknown tenant: error, exit 2
     print_table([{"system": k, "result": v} for k, v in results.items()], ["system", "result"])
     return 0 if all(v == "OK" for v in results.values()) else 1
 
@@ -235,8 +290,74 @@ def cmd_webhooks_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+AUDIT_COLUMNS = ["at", "flow", "record", "action", "target", "run", "partition", "reason"]
+
+
+def _known_flows(connector: Any, tenant: str) -> set[str]:
+    """Flow names: every asset of the code location (flows are named after their assets), plus
+    whatever the tenant's audit trail holds (flows since renamed)."""
+    from .definitions import defs
+
+    names = {key.path[-1] for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    return names | {e.flow for e in connector.state.audit.history(tenant)}
+
+
+def _known_tenant(connector: Any, tenant: str) -> None:
+    from .core.tenants import UnknownTenantError
+
+    # A removed tenant's history stays readable, as does history written before tenant records.
+    if connector.state.tenants.get(tenant, include_removed=True) is None and not (
+        connector.state.audit.history(tenant)
+    ):
+        raise UnknownTenantError(tenant)
+
+
+def _parse_day(value: str | None, flag: str) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{flag} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _emit(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(rows, indent=2, default=str))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        print(out.getvalue(), end="")
+    else:
+        print_table(rows, columns, max_width=80)
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
-    events = _connector().state.audit.history(args.tenant, flow=args.flow, record=args.record)
+    from .core.audit import ACTIONS
+
+    connector = _connector()
+    _known_tenant(connector, args.tenant)
+    if args.flow and args.flow not in _known_flows(connector, args.tenant):
+        known = ", ".join(sorted(_known_flows(connector, args.tenant)))
+        raise ValueError(f"unknown flow {args.flow!r}; known flows: {known}")
+    if args.action and args.action not in ACTIONS:
+        raise ValueError(f"unknown action {args.action!r}; actions: {', '.join(ACTIONS)}")
+    since, until = _parse_day(args.since, "--since"), _parse_day(args.until, "--until")
+    events = connector.state.audit.history(args.tenant, flow=args.flow, record=args.record)
+    events = [
+        e
+        for e in events
+        if (args.action is None or e.action == args.action)
+        and (not args.flagged or e.action == "flagged")
+        and (args.run is None or (e.run_id or "").startswith(args.run))
+        and (since is None or e.at.date() >= since)
+        and (until is None or e.at.date() <= until)
+    ]
+    full = args.format != "table"
     rows = [
         {
             "at": e.at.isoformat(timespec="seconds"),
@@ -244,13 +365,46 @@ def cmd_audit(args: argparse.Namespace) -> int:
             "record": e.source_id,
             "action": e.action,
             "target": e.target_id or "",
-            "run": (e.run_id or "")[:8],
+            "run": e.run_id or "" if full else (e.run_id or "")[:8],
             "partition": e.partition or "",
             "reason": e.reason or "",
         }
         for e in events
     ]
-    print_table(rows, ["at", "flow", "record", "action", "target", "run", "partition", "reason"])
+    _emit(rows, AUDIT_COLUMNS, args.format)
+    return 0
+
+
+def needs_a_human(connector: Any, tenant: str, flow: str | None = None) -> list[dict[str, Any]]:
+    """Records whose latest outcome is `flagged`: what a person must fix, with the replay command."""
+    latest: dict[tuple[str, str], Any] = {}
+    for event in connector.state.audit.history(tenant, flow=flow):
+        if event.action not in ("alert", "replayed"):
+            latest[(event.flow, event.source_id)] = event
+    return [
+        {
+            "at": e.at.isoformat(timespec="seconds"),
+            "flow": e.flow,
+            "record": e.source_id,
+            "reason": e.reason or "",
+            "replay": f"ml-connector replay {tenant} --flow {e.flow} --record {e.source_id}",
+        }
+        for e in latest.values()
+        if e.action == "flagged"
+    ]
+
+
+def cmd_flagged(args: argparse.Namespace) -> int:
+    connector = _connector()
+    _known_tenant(connector, args.tenant)
+    rows = needs_a_human(connector, args.tenant, args.flow)
+    _emit(rows, ["at", "flow", "record", "reason", "replay"], args.format)
+    if args.format == "table":
+        print(
+            f"\n{len(rows)} record(s) need a human: fix each at its source, then run its replay command"
+            if rows
+            else "\nnothing needs a human"
+        )
     return 0
 
 
@@ -316,7 +470,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     _ensure_dagster_home()
-    return run_demo(ui=args.ui, port=args.port)
+    return run_demo(ui=args.ui, port=args.port, ui_port=args.ui_port)
 
 
 def _add_system_options(parser: argparse.ArgumentParser) -> None:
@@ -359,6 +513,17 @@ def build_parser() -> argparse.ArgumentParser:
     add = tenants.add_parser("add", help="validate and store a tenant's credentials (encrypted)")
     add.add_argument("name")
     add.add_argument("--product", choices=["m3", "syteline"], default="m3", help="Infor product")
+    add.add_argument(
+        "--replace",
+        action="store_true",
+        help="change an existing tenant: its product, the given options and systems' credentials",
+    )
+    add.add_argument("--no-check", action="store_true", help="store the credentials without pinging")
+    add.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="a sandbox tenant: plain http to loopback hosts is allowed for it only",
+    )
     _add_system_options(add)
     add.set_defaults(func=cmd_tenants_add)
     lst = tenants.add_parser("list")
@@ -370,6 +535,23 @@ def build_parser() -> argparse.ArgumentParser:
     chk = tenants.add_parser("check", help="ping every configured system")
     chk.add_argument("name")
     chk.set_defaults(func=cmd_tenants_check)
+    cfg = tenants.add_parser(
+        "config",
+        help="show a tenant's config (every key, its value or default, its meaning) or set keys",
+        description="Show the config, or set keys: `tenants config ACME payment_cron='0 6 * * 1' "
+        "wise_create_transfers=true` (JSON values are parsed; `key=` goes back to the default).",
+    )
+    cfg.add_argument("name")
+    cfg.add_argument("assignments", nargs="*", metavar="key=value")
+    cfg.add_argument("--format", choices=["table", "json"], default="table")
+    cfg.set_defaults(func=cmd_tenants_config)
+    pause = tenants.add_parser("pause", help="skip a tenant everywhere until resumed (nothing is lost)")
+    pause.add_argument("name")
+    pause.add_argument("--reason", default=None, help="shown in every skip")
+    pause.set_defaults(func=cmd_tenants_pause)
+    resume = tenants.add_parser("resume", help="resume a paused tenant")
+    resume.add_argument("name")
+    resume.set_defaults(func=cmd_tenants_pause)
 
     keys = sub.add_parser("keys", help="master key management").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="re-encrypt every credential with a new primary key").set_defaults(
@@ -399,15 +581,31 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     wserve = webhooks.add_parser("serve")
-    wserve.add_argument("--host", default="0.0.0.0")
+    wserve.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (a container passes 0.0.0.0)"
+    )
     wserve.add_argument("--port", type=int, default=8800)
     wserve.set_defaults(func=cmd_webhooks_serve)
 
     audit = sub.add_parser("audit", help="the record-level audit trail of a tenant")
     audit.add_argument("tenant")
     audit.add_argument("--flow")
-    audit.add_argument("--record")
+    audit.add_argument("--record", help="a source id")
+    audit.add_argument("--action", help="created, updated, flagged, failed, skipped, replayed, ...")
+    audit.add_argument("--run", help="a run id or its first characters")
+    audit.add_argument("--since", metavar="YYYY-MM-DD")
+    audit.add_argument("--until", metavar="YYYY-MM-DD")
+    audit.add_argument("--flagged", action="store_true", help="flagged rows only")
+    audit.add_argument("--format", choices=["table", "json", "csv"], default="table")
     audit.set_defaults(func=cmd_audit)
+
+    flagged = sub.add_parser(
+        "flagged", help="what needs a human: flagged records, the reason and the replay command for each"
+    )
+    flagged.add_argument("tenant")
+    flagged.add_argument("--flow")
+    flagged.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    flagged.set_defaults(func=cmd_flagged)
 
     rep = sub.add_parser(
         "replay",
@@ -440,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main job on the embedded sandbox and print a summary")
     demo.add_argument("--ui", action="store_true", help="leave the sandbox and `dagster dev` running")
     demo.add_argument("--port", type=int, default=8700, help="sandbox port")
+    demo.add_argument("--ui-port", type=int, default=3000, help="Dagster UI port (with --ui)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -16,6 +16,7 @@ from .integrations.kit.plan_job import write_preview_job
 from .integrations.partitions import TENANT_DAY
 from .integrations.procurify import definitions as procurify
 from .integrations.resources import build_resources
+from .integrations.run_alerts import failed_run_alert
 from .integrations.storage import io_manager_from_env
 from .integrations.stripe import definitions as stripe
 from .integrations.wise import definitions as wise
@@ -46,6 +47,7 @@ defs = dg.Definitions.merge(
     dg.Definitions(
         jobs=[main_job, write_preview_job, alerts_digest_job],
         schedules=[alerts_daily_digest],
+        sensors=[failed_run_alert],
         resources={**build_resources(), **io_manager_from_env()},
     ),
 )

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -24,16 +25,28 @@ from .integrations.cin7.demo import add_cin7_to_demo
 from .integrations.cleo.demo import run_cleo_demo
 from .integrations.partitions import partition_key
 from .integrations.procurify.demo import run_procurify_demo
+from .integrations.stripe.mapping import from_minor_units
 from .integrations.tenancy import Connector, register_tenant, webhook_verifiers, wise_client
 from .sandbox.host import SandboxServer
 from .sandbox.infor.simulator import sandbox_ionapi
 
 TENANT = "DEMO"
+# The code location's name in workspace.yaml, the Dockerfile and `make ui`.
+LOCATION_NAME = "ml_connector_pipelines"
 WISE_TOKEN = "wise-sandbox-demo"
 STRIPE_KEY = "sk_test_demo"
 # The full event log goes to the instance (see it with `make ui`); the terminal shows warnings only.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 ACTIONS = ["created", "updated", "recreated", "skipped", "flagged", "failed"]  # always shown
+# Audit actions whose column needs a name that says what was counted.
+COLUMN_LABELS = {"status": "status_written"}
+LEGEND = {
+    "created / updated / recreated": "records written to the target system",
+    "skipped": "nothing to do (unchanged, already done, or not ours)",
+    "flagged": f"needs a person (see `ml-connector flagged {TENANT}`)",
+    "failed": "transient error, retried by the next run",
+    "status_written": "Wise transfer states written to the Infor invoice (payout status)",
+}
 
 
 def _port_free(port: int) -> bool:
@@ -65,7 +78,7 @@ def _setup_tenant(
         TENANT,
         ionapi=sandbox_ionapi(sandbox.url, TENANT),
         product="m3",
-        config={"wise_source_currency": "EUR", "wise_create_transfers": True},
+        config={"wise_source_currency": "EUR", "wise_create_transfers": True, "sandbox": True},
         wise=wise,
         stripe=stripe,
         instance=instance,
@@ -102,7 +115,7 @@ def _play_the_outside_world(sandbox: SandboxServer) -> list[str]:
             f"{sandbox.url}/_sandbox/stripe/invoices/{invoice['id']}/pay", timeout=30
         ).raise_for_status()
         happened.append(
-            f"Stripe invoice {invoice['id']} paid ({invoice['amount_due']} {invoice['currency']})"
+            f"Stripe invoice {invoice['id']} paid ({_major(invoice['amount_due'], invoice['currency'])})"
         )
     if open_invoices:
         paid = sandbox.get_state("stripe")["accounts"][STRIPE_KEY]
@@ -113,8 +126,17 @@ def _play_the_outside_world(sandbox: SandboxServer) -> list[str]:
             json={"charge": charge["id"], "amount": refund},
             timeout=30,
         ).raise_for_status()
-        happened.append(f"Stripe charge {charge['id']} partially refunded ({refund} {charge['currency']})")
+        happened.append(
+            f"Stripe charge {charge['id']} partially refunded ({_major(refund, charge['currency'])})"
+        )
     return happened
+
+
+def _major(minor: int, currency: str) -> str:
+    """A Stripe amount in minor units as major units with its currency: 1417870 eur -> 14178.70 EUR."""
+    code = currency.upper()
+    amount = from_minor_units(minor, code, "demo")
+    return f"{amount:,.{max(0, -amount.as_tuple().exponent)}f} {code}"
 
 
 def _summary(connector: Connector, run_ids: list[str]) -> tuple[list[dict[str, Any]], list[str], int]:
@@ -125,18 +147,55 @@ def _summary(connector: Connector, run_ids: list[str]) -> tuple[list[dict[str, A
             counts.setdefault(event.flow, Counter())[event.action] += 1
     seen = {action for c in counts.values() for action in c}
     columns = ACTIONS + sorted(seen - set(ACTIONS))
-    rows = [{"flow": flow, **{a: c.get(a, 0) for a in columns}} for flow, c in sorted(counts.items())]
-    return rows, columns, sum(c.get("failed", 0) for c in counts.values())
+    rows = [
+        {"flow": flow, **{COLUMN_LABELS.get(a, a): c.get(a, 0) for a in columns}}
+        for flow, c in sorted(counts.items())
+    ]
+    labelled = [COLUMN_LABELS.get(a, a) for a in columns]
+    return rows, labelled, sum(c.get("failed", 0) for c in counts.values())
 
 
-def _extracted(result: dg.ExecuteInProcessResult) -> str:
-    counts = {
+def _on_the_spot(result: dg.ExecuteInProcessResult) -> dict[str, tuple[str, int]]:
+    """Records a push synced on the spot for another flow (e.g. the payee of an invoice becomes a
+    Wise recipient before its quote): flow -> (the asset that did it, how many)."""
+    found: dict[str, tuple[str, int]] = {}
+    for event in result.get_asset_materialization_events():
+        for key, value in event.materialization.metadata.items():
+            if key.endswith("_synced_on_the_spot") and value.value:
+                flow = key.removesuffix("_synced_on_the_spot")
+                found[flow] = (event.asset_key.path[-1], int(value.value))
+    return found
+
+
+def _explain(rows: list[dict[str, Any]], first_run: dg.ExecuteInProcessResult) -> list[str]:
+    """Lines under the table: what each column counts, and where a count is not what it seems."""
+    lines = [f"  {column}: {meaning}" for column, meaning in LEGEND.items()]
+    extracted = _extracted_counts(first_run)
+    for flow, (asset, count) in sorted(_on_the_spot(first_run).items()):
+        row = next((r for r in rows if r["flow"] == flow), None)
+        if row is None:
+            continue
+        source = "suppliers" if flow == "wise_recipients" else "source records"
+        lines.append(
+            f"  {flow} created {row['created']}: {row['created'] - count} from the "
+            f"{extracted.get('suppliers', 0)} {source} changed today, {count} synced on the spot by {asset} "
+            "for payees of open invoices changed on other days"
+        )
+    return lines
+
+
+def _extracted_counts(result: dg.ExecuteInProcessResult) -> dict[str, int]:
+    return {
         event.asset_key.to_user_string().removeprefix("infor_"): event.materialization.metadata[
             "row_count"
         ].value
         for event in result.get_asset_materialization_events()
         if "row_count" in event.materialization.metadata
     }
+
+
+def _extracted(result: dg.ExecuteInProcessResult) -> str:
+    counts = _extracted_counts(result)
     return ", ".join(f"{count} {entity}" for entity, count in sorted(counts.items()))
 
 
@@ -149,7 +208,29 @@ def _run(job_name: str, key: Any, instance: dg.DagsterInstance, label: str) -> d
     return result
 
 
-def run_demo(ui: bool = False, port: int = 8700) -> int:
+def write_workspace(home: Path) -> Path:
+    """The demo's workspace file: the code location under the one name every deployment uses."""
+    path = home / "workspace.yaml"
+    path.write_text(
+        "load_from:\n  - python_module:\n      module_name: ml_connector_pipelines.definitions\n"
+        f"      location_name: {LOCATION_NAME}\n"
+    )
+    return path
+
+
+def _serve_ui(ui_port: int) -> None:
+    workspace = write_workspace(Path(os.environ["DAGSTER_HOME"]))
+    print(
+        f"Dagster UI at http://127.0.0.1:{ui_port} (sandbox and receiver stay up; Ctrl-C to stop)", flush=True
+    )
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(ui_port)]
+    try:
+        subprocess.run(command, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+def run_demo(ui: bool = False, port: int = 8700, ui_port: int = 3000) -> int:
     os.environ.setdefault("ML_CONNECTOR_ALLOW_LOOPBACK_HTTP", "1")
     connector = Connector.open(create_key=True)
     instance = dg.DagsterInstance.get()
@@ -173,31 +254,15 @@ def run_demo(ui: bool = False, port: int = 8700) -> int:
         results.append(_run("main", day_key, instance, "main job again (a replay sends nothing twice)"))
         rows, columns, failed = _summary(connector, [r.run_id for r in results])
         print()
+        print("records per flow and outcome, over the demo's runs:")
         print_table(rows, ["flow", *columns])
+        for line in _explain(rows, results[0]):
+            print(line)
         print()
         print(f"record-level audit trail: ml-connector audit {TENANT}   run history: make ui")
         ok = failed == 0 and all(r.success for r in results)
         if ui:
-            print(
-                "Dagster UI at http://127.0.0.1:3000 (sandbox and receiver stay up; Ctrl-C to stop)",
-                flush=True,
-            )
-            try:
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "dagster",
-                        "dev",
-                        "-m",
-                        "ml_connector_pipelines.definitions",
-                        "-p",
-                        "3000",
-                    ],
-                    check=False,
-                )
-            except KeyboardInterrupt:
-                pass
+            _serve_ui(ui_port)
         return 0 if ok else 1
     finally:
         receiver.stop()

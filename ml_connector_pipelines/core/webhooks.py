@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import sqlalchemy as sa
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -133,8 +134,21 @@ def create_webhook_app(
         logger.info("webhook %s: source=%s tenant=%s", "stored" if stored else "duplicate", source, tenant)
         return JSONResponse({"status": "stored" if stored else "duplicate", "event_id": event.event_id})
 
+    def database_reachable() -> str | None:
+        try:
+            with inbox.store.session() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # any failure means events could not be stored
+            return f"state store unreachable: {type(exc).__name__}"
+        return None
+
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "sources": sorted(verifiers)})
+        # 503 when events could not be stored, so a probe takes the receiver out of rotation.
+        body = {"status": "ok", "sources": sorted(verifiers), "database": "ok"}
+        problem = await run_in_threadpool(database_reachable)
+        if problem:
+            return JSONResponse({**body, "status": "unavailable", "database": problem}, status_code=503)
+        return JSONResponse(body)
 
     return Starlette(
         routes=[
@@ -144,7 +158,7 @@ def create_webhook_app(
     )
 
 
-def serve_webhooks(app: Starlette, host: str = "0.0.0.0", port: int = 8800) -> None:
+def serve_webhooks(app: Starlette, host: str = "127.0.0.1", port: int = 8800) -> None:
     """Run the receiver in the foreground (the CLI's `webhooks serve`). Blocks until interrupted."""
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 

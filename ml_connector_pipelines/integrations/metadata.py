@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dagster as dg
@@ -11,6 +12,13 @@ from ..core.sync import BASE_ACTIONS, SyncSession
 from .runs import run_finished_for
 
 LOG_EVERY = 25  # records between progress lines in the run log
+# Who answers for every asset of the code location (the UI's owner filter); one team, or an email.
+OWNERS = [os.environ.get("ML_CONNECTOR_ASSET_OWNER") or "team:integrations"]
+
+
+def asset_tags(pair: str, system: str) -> dict[str, str]:
+    """Which pair an asset belongs to and which external system it reads or writes."""
+    return {"pair": pair, "system": system}
 
 
 def push_session(context: dg.AssetExecutionContext, state: State, tenant: str, flow: str) -> SyncSession:

@@ -15,10 +15,9 @@ from ..core.settings import Settings
 from ..core.state import State
 from ..systems.infor.adapter import InforAdapter
 from ..systems.registry import SYSTEMS
-from ..systems.spec import ClientContext
 from ..systems.stripe.client import StripeGateway
 from ..systems.wise.client import WiseClient
-from .tenancy import Connector
+from .tenancy import Connector, skip_reason
 
 
 def _open_connector(db_url: str) -> Connector:
@@ -58,6 +57,10 @@ class StateResource(dg.ConfigurableResource):
         """Whether the tenant uses this system at all: its push assets skip quietly when not."""
         return system in self.connector().credentials.systems(tenant)
 
+    def skip_reason(self, tenant: str, system: str | None = None) -> str | None:
+        """Why this tenant's partition is left alone (no tenant record, paused, system not used)."""
+        return skip_reason(self.connector(), tenant, system)
+
     def tenant_config(self, tenant: str) -> dict:
         found = self.state().tenants.get(tenant)
         if found is None:
@@ -76,11 +79,7 @@ class SystemResource(dg.ConfigurableResource):
         if record is None:
             raise dg.Failure(f"unknown tenant {tenant!r}")
         credentials = self.state.credentials(tenant, self.system)
-        loopback = self.state.connector().settings.allow_loopback_http
-        return SYSTEMS[self.system].open_client(
-            credentials,
-            ClientContext(record.product, record.config, loopback, rate_store=self.state.state().store),
-        )
+        return SYSTEMS[self.system].open_client(credentials, self.state.connector().client_context(record))
 
 
 class InforResource(SystemResource):
@@ -122,8 +121,11 @@ def build_resources(db_url: str = "") -> dict[str, dg.ConfigurableResource]:
     return {"state": state, **systems}
 
 
-def not_configured(context: dg.AssetExecutionContext, tenant: str, system: str) -> dg.MaterializeResult:
-    """The result of a push asset for a tenant that does not use its target system."""
-    reason = f"tenant {tenant} has no {system} credentials: nothing to sync"
-    context.log.info(reason + " (add them with `ml-connector tenants add` to start)")
-    return dg.MaterializeResult(metadata={"configured": False, "reason": reason})
+def not_configured(
+    context: dg.AssetExecutionContext, tenant: str, system: str, reason: str | None = None
+) -> dg.MaterializeResult:
+    """The result of an asset that leaves this tenant alone: `reason` (default: it does not use
+    `system`) is logged and kept in the metadata, so the UI says why nothing happened."""
+    reason = reason or f"tenant {tenant} has no {system} credentials: nothing to sync"
+    context.log.info(f"skipped: {reason}")
+    return dg.MaterializeResult(metadata={"configured": False, "skipped": True, "reason": reason})

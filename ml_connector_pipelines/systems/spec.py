@@ -66,6 +66,7 @@ class SystemSpec:
     - `needs_tenant_config`: the client reads the tenant config (company, division, product...).
     - `sandbox_credentials(base_url, tenant)`: the credentials tenant `tenant` uses on the sandbox
       served at `base_url` (test fixtures, demo); None when the sandbox hands them out itself.
+    - `config`: the pydantic model of the system's tenant config keys, defaults and meanings.
     """
 
     name: str
@@ -79,6 +80,8 @@ class SystemSpec:
     required: bool = False
     needs_tenant_config: bool = False
     sandbox_credentials: Callable[[str, str], dict[str, Any]] | None = None
+    # The system's tenant config keys: a `config_fields.SystemConfig` subclass (systems/tenant_config.py).
+    config: type[BaseModel] | None = None
 
     def validate(self, credentials: Mapping[str, Any], *, allow_loopback_http: bool = False) -> BaseModel:
         return self.credentials.model_validate(

@@ -167,5 +167,5 @@ def test_test_notifications_are_acknowledged_not_stored(client: httpx.Client, in
 def test_health_and_methods(client: httpx.Client) -> None:
     health = client.get("/webhooks/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "sources": ["test"]}
+    assert health.json() == {"status": "ok", "sources": ["test"], "database": "ok"}
     assert client.get("/webhooks/test/acme").status_code == 405

@@ -38,7 +38,12 @@ def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.Monke
     # The outside world happened and came back to Infor: a payout status written, two payments and a
     # refund posted to AR.
     assert "moved to outgoing_payment_sent" in out and "partially refunded" in out
-    assert counts["wise_payout_status"]["status"] > 0
+    assert counts["wise_payout_status"]["status_written"] > 0
+    # Every column is explained, a count from other sources says so, amounts are major units.
+    assert "status_written: Wise transfer states written to the Infor invoice" in out
+    assert re.search(r"wise_recipients created \d+: \d+ from the \d+ suppliers changed today", out), out
+    assert re.search(r"Stripe invoice \w+ paid \([\d,]+\.\d\d [A-Z]{3}\)", out), out
+    assert re.search(r"partially refunded \([\d,]+\.\d\d [A-Z]{3}\)", out), out
     assert counts["infor_ar_payments"]["created"] == 3
     # Cleo: 850s out, one supplier 810 booked in Infor AP, the malformed one flagged, 997s back.
     assert counts["cleo_purchase_orders_850"]["created"] > 0

@@ -96,11 +96,13 @@ def test_no_canary_secret_appears_anywhere(
         "--stripe-key", canaries.stripe_key, "--stripe-base-url", stripe_url,
         "--stripe-webhook-secret", canaries.stripe_webhook_secret,
     ).code == 0  # fmt: skip
-    assert run(
-        "tenants", "add", bad, "--ionapi", str(bad_ionapi),
-        "--wise-token", canaries.bad_wise_token, "--wise-base-url", wise_url,
-        "--stripe-key", canaries.bad_stripe_key, "--stripe-base-url", stripe_url,
-    ).code == 0  # fmt: skip
+    # Checked first (refused: the error names the system, never the secret), then stored unchecked.
+    for check, code in ((), 2), (("--no-check",), 0):
+        assert run(
+            "tenants", "add", bad, "--ionapi", str(bad_ionapi),
+            "--wise-token", canaries.bad_wise_token, "--wise-base-url", wise_url,
+            "--stripe-key", canaries.bad_stripe_key, "--stripe-base-url", stripe_url, *check,
+        ).code == code  # fmt: skip
 
     # The canaries really are in use: stored, sent, accepted by one tenant and refused for the other.
     connector = Connector.open()

@@ -20,7 +20,7 @@ import pandas as pd
 from ...systems.infor.models import APInvoice, GLAccount, PurchaseOrder, Supplier
 from ..frames import from_frame
 from ..kit.push import PushPair, RecordSource
-from ..metadata import log_counts, push_session, sync_metadata
+from ..metadata import OWNERS, asset_tags, log_counts, push_session, sync_metadata
 from ..partitions import TENANT_DAY, tenant_day
 from ..resources import StateResource, SystemResource, not_configured
 from .mapping import Cin7Settings
@@ -75,7 +75,8 @@ DIFFERENCES_CHECK = "cin7_chart_alignment_no_differences"
     partitions_def=TENANT_DAY,
     pool=TARGET,
     kinds={TARGET},
-    tags={"pair": PAIR, "system": TARGET},
+    tags=asset_tags(PAIR, TARGET),
+    owners=OWNERS,
     ins={"gl_accounts": dg.AssetIn(key=dg.AssetKey("infor_gl_accounts"))},
     check_specs=[
         dg.AssetCheckSpec(

@@ -21,7 +21,7 @@ from ...systems.infor.models import ARInvoice, PurchaseOrder
 from ..kit.inbox import InboxFlow, consume, inbox_batch
 from ..kit.push import PushPair, RecordSource
 from ..kit.pushers import PushContext, push_one
-from ..metadata import log_counts, log_progress, push_session, sync_metadata
+from ..metadata import OWNERS, asset_tags, log_counts, log_progress, push_session, sync_metadata
 from ..partitions import TENANT_DAY, TENANTS, tenant_day
 from ..resources import InforResource, StateResource, SystemResource, not_configured
 from .pushers import (
@@ -79,6 +79,8 @@ def _invoices(ctx: PushContext) -> InvoicePusher:
     partitions_def=TENANT_DAY,
     pool="cleo",
     kinds={"cleo"},
+    owners=OWNERS,
+    tags=asset_tags(PAIR, "cleo"),
     description="Each configured EDI trading partner as a Cleo connection, in line with its Infor "
     "supplier (created when missing; type, localName and partnerName corrected; differences reported).",
 )
@@ -143,6 +145,8 @@ cleo_invoices_810 = CLEO.asset(
     partitions_def=TENANTS,
     pool="infor",
     kinds={"cleo", "infor"},
+    owners=OWNERS,
+    tags=asset_tags(PAIR, "infor"),
     description="Cleo files stored by the mailbox sensor: supplier 810s become Infor AP invoices "
     "(APS450MI head and lines, APS455MI validation) with a 997 back; partners' 997s complete or flag "
     "our 850s and 810s. Malformed files are flagged with the segment and element position.",

@@ -30,10 +30,23 @@ import pandas as pd
 from pydantic import BaseModel
 
 from ..frames import to_frame
+from ..metadata import OWNERS, asset_tags
 from ..partitions import TENANT_DAY, tenant_day
 from . import checks
 
 BLOCKING = {"unique_keys", "source_schema"}
+CHECK_DESCRIPTIONS = {
+    "required_fields": "Every record has its required fields; a record missing one is quarantined "
+    "(left out, named in the metadata and alerted), the rest flow on.",
+    "unique_keys": "No two records share a key (blocking: pushing duplicates could create them twice).",
+    "parseable_records": "Every source row maps to a canonical record; unmappable rows are quarantined "
+    "naming the row and field.",
+    "source_schema": "The source still has the fields the extract reads (blocking: one field unreadable "
+    "on most rows means the source schema changed).",
+    "valid_currencies": "Currency fields are ISO 4217 codes (a record with another is flagged by the "
+    "pushes).",
+    "non_negative_amounts": "Amounts are not negative (a record with one is flagged by the pushes).",
+}
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,15 @@ def run_checks(
     return outcomes
 
 
+def _skipped(spec: ExtractSpec, context: dg.AssetExecutionContext, reason: str) -> Iterator:
+    """An empty extract, saying why: the pushes downstream then skip the tenant too."""
+    context.log.info(f"{spec.asset_name}: skipped: {reason}")
+    metadata = {"row_count": dg.MetadataValue.int(0), "skipped": True, "reason": reason}
+    yield dg.Output(to_frame([], spec.model), metadata=metadata)
+    for name in check_names(spec):
+        yield dg.AssetCheckResult(check_name=name, passed=True, description=f"skipped: {reason}")
+
+
 def build_extract(spec: ExtractSpec) -> dg.AssetsDefinition:
     EXTRACT_SPECS[spec.asset_name] = spec
 
@@ -131,21 +153,21 @@ def build_extract(spec: ExtractSpec) -> dg.AssetsDefinition:
         kinds={"python", "pandas"},
         description=spec.description,
         check_specs=[
-            dg.AssetCheckSpec(name, asset=spec.asset_name, blocking=name in BLOCKING)
+            dg.AssetCheckSpec(
+                name, asset=spec.asset_name, blocking=name in BLOCKING, description=CHECK_DESCRIPTIONS[name]
+            )
             for name in check_names(spec)
         ],
+        owners=OWNERS,
+        # An extract is the source side of every pair that reads it: `pair` names its source system.
+        tags=asset_tags(spec.group or spec.system, spec.system),
         required_resource_keys={"state", spec.system},
     )
     def _extract(context: dg.AssetExecutionContext) -> Iterator:
         tenant, day = tenant_day(context)
-        if not context.resources.state.configured(tenant, spec.system):
-            # A source only some tenants use (Procurify): nothing to read, said once, nothing fails.
-            reason = f"tenant {tenant} does not use {spec.system}: nothing to extract"
-            context.log.info(reason)
-            metadata = {"configured": False, "reason": reason, "row_count": 0}
-            yield dg.Output(to_frame([], spec.model), metadata=metadata)
-            for name in check_names(spec):
-                yield dg.AssetCheckResult(check_name=name, passed=True, description=reason)
+        skip = context.resources.state.skip_reason(tenant, spec.system)
+        if skip:  # no tenant record (a partition added in the UI), paused, or a source it does not use
+            yield from _skipped(spec, context, skip)
             return
         client = getattr(context.resources, spec.system).open(tenant)
         try:

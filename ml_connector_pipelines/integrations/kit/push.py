@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from ...core.sync import SyncResult, SyncSession
 from ..frames import from_frame
-from ..metadata import LOG_EVERY, log_counts, push_session, sync_metadata
+from ..metadata import LOG_EVERY, OWNERS, asset_tags, log_counts, push_session, sync_metadata
 from ..partitions import TENANT_DAY, tenant_day
 from ..resources import not_configured
 from .dependencies import Dependencies
@@ -117,6 +117,41 @@ class PushPair:
         return build_push_asset(spec)
 
 
+def record_check_specs(flow: str, asset: dg.AssetKey | str, target: str) -> list[dg.AssetCheckSpec]:
+    """The failed (blocking) and flagged checks of a push flow; any asset that writes records
+    (the kit's pushes, inbox-driven flows) declares these and returns `record_checks`."""
+    return [
+        dg.AssetCheckSpec(
+            f"{flow}_no_failed_records",
+            asset=asset,
+            blocking=True,
+            description=f"No {flow} record failed (transient errors: 429s, timeouts, an unreachable "
+            "source, dependencies in progress). A failure fails the run; rerun it to retry them.",
+        ),
+        dg.AssetCheckSpec(
+            f"{flow}_no_flagged_records",
+            asset=asset,
+            description=f"No {flow} record was flagged: a flagged record was refused by {target} or "
+            "failed validation and needs a fix at the source (`ml-connector flagged TENANT`).",
+        ),
+    ]
+
+
+def record_checks(flow: str, session: SyncSession) -> list[dg.AssetCheckResult]:
+    """The results of `record_check_specs` for one run, naming the records and reasons."""
+    return [
+        _check(f"{flow}_no_failed_records", session.results, "failed", dg.AssetCheckSeverity.ERROR),
+        _check(f"{flow}_no_flagged_records", session.results, "flagged", dg.AssetCheckSeverity.WARN),
+    ]
+
+
+def skipped_checks(flow: str, reason: str) -> list[dg.AssetCheckResult]:
+    return [
+        dg.AssetCheckResult(check_name=f"{flow}_{what}", passed=True, description=f"skipped: {reason}")
+        for what in ("no_failed_records", "no_flagged_records")
+    ]
+
+
 def build_push_asset(spec: PushSpec[Any]) -> dg.AssetsDefinition:
     """The Dagster asset (tenant x day, pool = target system) and its two checks for one flow."""
     PUSH_SPECS[spec.name] = spec
@@ -131,25 +166,12 @@ def build_push_asset(spec: PushSpec[Any]) -> dg.AssetsDefinition:
         partitions_def=TENANT_DAY,
         pool=spec.target,
         kinds={spec.target},
-        tags={"pair": spec.pair, "system": spec.target},
+        tags=asset_tags(spec.pair, spec.target),
+        owners=OWNERS,
         ins={"records": dg.AssetIn(key=upstream)},
         deps=[dg.AssetKey(d) if isinstance(d, str) else d for d in spec.deps],
         required_resource_keys=resource_keys,
-        check_specs=[
-            dg.AssetCheckSpec(
-                spec.failed_check,
-                asset=spec.key,
-                blocking=True,
-                description=f"No {spec.name} record failed (transient errors: 429s, timeouts, "
-                "dependencies in progress). Rerun the partition to retry them.",
-            ),
-            dg.AssetCheckSpec(
-                spec.flagged_check,
-                asset=spec.key,
-                description=f"No {spec.name} record was flagged: a flagged record was refused by "
-                f"{spec.target} or failed validation and needs a fix at the source.",
-            ),
-        ],
+        check_specs=record_check_specs(spec.name, spec.key, spec.target),
         description=spec.description,
     )
     def push_asset(context: dg.AssetExecutionContext, records: pd.DataFrame) -> dg.MaterializeResult:
@@ -163,15 +185,12 @@ def run_push(
 ) -> dg.MaterializeResult:
     tenant, _ = tenant_day(context)
     state = context.resources.state
-    if not state.configured(tenant, spec.target):
-        skipped = not_configured(context, tenant, spec.target)
-        reason = f"tenant {tenant} does not use {spec.target}"
+    reason = state.skip_reason(tenant, spec.target)
+    if reason:
+        skipped = not_configured(context, tenant, spec.target, reason)
         return dg.MaterializeResult(
             metadata=skipped.metadata,
-            check_results=[
-                dg.AssetCheckResult(check_name=name, passed=True, description=reason)
-                for name in (spec.failed_check, spec.flagged_check)
-            ],
+            check_results=skipped_checks(spec.name, reason),
         )
     store = state.state()
     session = push_session(context, store, tenant, spec.name)
@@ -217,10 +236,7 @@ def run_push(
 
 def push_checks(spec: PushSpec[Any], session: SyncSession) -> list[dg.AssetCheckResult]:
     """The failed (ERROR) and flagged (WARN) checks of one run, naming the records and reasons."""
-    return [
-        _check(spec.failed_check, session.results, "failed", dg.AssetCheckSeverity.ERROR),
-        _check(spec.flagged_check, session.results, "flagged", dg.AssetCheckSeverity.WARN),
-    ]
+    return record_checks(spec.name, session)
 
 
 def _check(

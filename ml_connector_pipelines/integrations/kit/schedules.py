@@ -93,9 +93,13 @@ def tenant_cycle_schedule(
         previous_tick = now - timedelta(minutes=TICK_MINUTES)
         requests: list[dg.RunRequest] = []
         for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
+            skip = state.skip_reason(tenant)
+            if skip:  # removed, paused, or a partition with no tenant record
+                context.log.info(f"skipped: {skip}")
+                continue
             cron = tenant_cron(state, tenant, config_key, default_cron)
             if cron is None:
-                continue  # removed: its partition lingers until the CLI deletes it
+                continue
             if not valid_cron(cron):
                 context.log.warning(f"tenant {tenant}: {config_key} {cron!r} is not a valid cron string")
                 continue

@@ -3,7 +3,9 @@ Cleo files next).
 
 Each tick, for every tenant (the Dagster partitions) that has credentials for the flow's system:
 1. `collect(tenant, state, client)`, if given, pulls new events into the inbox (Stripe's event poll,
-   a Cleo folder listing) with the system's client; a failure is logged and the tick goes on;
+   a Cleo folder listing) with the system's client; a failure is logged and the other tenants go on;
+   the tick then fails (red in the UI) naming the tenants whose source was unreachable, unless it
+   has runs to request for other tenants (those go first; the next tick fails once they ran);
 2. a tenant with events waiting gets a run for that batch (`batch_run_key`: one run per batch);
 3. with `poll_minutes`, a tenant with nothing waiting still gets one run per interval, for a flow
    whose asset polls the source itself (Wise's transfer list catches missed webhooks).
@@ -24,6 +26,10 @@ from ..tenancy import open_client
 from .inbox import INBOX_FLOW_TAG, INBOX_SOURCE_TAG, InboxFlow
 
 Collect = Callable[[str, State, Any], int]  # (tenant, state, client) -> events newly stored
+
+
+class CollectFailed(Exception):
+    """A source could not be polled: raised so the sensor tick fails and shows red."""
 
 
 def inbox_job(flow: InboxFlow, asset: dg.AssetsDefinition, description: str) -> Any:
@@ -54,10 +60,14 @@ def inbox_sensor(
         store = state.state()
         now = datetime.now(UTC)
         requests: list[dg.RunRequest] = []
+        unreachable: dict[str, str] = {}
         ended = run_finished_checker(context.instance)  # events held by a dead run count as waiting
         for tenant in sorted(context.instance.get_dynamic_partitions(TENANTS.name)):
-            if not state.configured(tenant, system):
-                continue
+            skip = state.skip_reason(tenant, system)
+            if skip:
+                if state.skip_reason(tenant) is not None:  # not the tenant's system: nothing to say
+                    context.log.info(f"skipped: {skip}")
+                continue  # a paused tenant's events stay in the inbox until it resumes
             if collect is not None:
                 try:
                     with open_client(state.connector(), tenant, system) as client:
@@ -65,12 +75,18 @@ def inbox_sensor(
                     if stored:
                         context.log.info(f"{tenant}: {stored} new {flow.source} events collected")
                 except Exception as exc:  # one tenant's trouble must not stop the others
-                    context.log.warning(f"{tenant}: collecting {flow.source} events failed: {exc}")
+                    unreachable[tenant] = f"{type(exc).__name__}: {exc}"
+                    context.log.error(f"{tenant}: collecting {flow.source} events failed: {exc}")
             pending = store.inbox.pending(flow.source, tenant, run_finished=ended)
             if pending:
                 requests.append(event_run_request(tenant, batch_run_key(context.instance, tenant, pending)))
             elif poll_minutes:
                 requests.append(event_run_request(tenant, poll_run_key(tenant, now, poll_minutes)))
+        if unreachable and not requests:
+            raise CollectFailed(
+                f"collecting {flow.source} events failed for "
+                + "; ".join(f"{tenant}: {why}" for tenant, why in unreachable.items())
+            )
         return dg.SensorResult(run_requests=requests)
 
     return _sensor

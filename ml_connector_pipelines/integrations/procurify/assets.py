@@ -24,7 +24,7 @@ from ...systems.procurify.models import Bill, PurchaseOrder
 from ..kit.extract import ExtractSpec, build_extract
 from ..kit.push import PushPair, RecordSource
 from ..kit.pushers import PushContext
-from ..metadata import push_session
+from ..metadata import OWNERS, asset_tags, push_session
 from ..partitions import TENANT_DAY, tenant_day
 from ..resources import not_configured
 from . import mapping
@@ -81,6 +81,8 @@ procurify_bills = build_extract(
     partitions_def=TENANT_DAY,
     pool="procurify",
     kinds={"procurify", "infor"},
+    owners=OWNERS,
+    tags=asset_tags(PAIR, "procurify"),
     required_resource_keys={"state", "procurify", "infor"},
     description="Procurify vendors, account codes and departments matched with Infor suppliers, GL "
     "accounts and cost centres; every match and difference in the audit trail.",

@@ -24,6 +24,7 @@ from ...systems.stripe.client import StripeGateway
 from ...systems.stripe.models import StripeInvoice
 from ..kit.push import PushPair, RecordSource
 from ..kit.pushers import PushContext
+from ..metadata import OWNERS, asset_tags
 from ..partitions import TENANT_DAY, tenant_day
 from ..resources import InforResource, StateResource, StripeResource
 from . import mapping
@@ -333,7 +334,8 @@ stripe_invoices = STRIPE.asset(
     partitions_def=TENANT_DAY,
     pool="stripe",
     kinds={"stripe", "pandas"},
-    tags={"pair": "stripe", "system": "stripe"},
+    tags=asset_tags("stripe", "stripe"),
+    owners=OWNERS,
     # Reads what `infor_ar_payments` (partitioned by tenant only) has posted: run after that job.
     check_specs=[
         dg.AssetCheckSpec(
@@ -351,11 +353,14 @@ def stripe_reconciliation(
     stripe: StripeResource,
 ) -> Iterator:
     tenant, day = tenant_day(context)
-    if not state.configured(tenant, "stripe"):
-        context.log.info(f"tenant {tenant} has no stripe credentials: nothing to reconcile")
-        yield dg.Output(pd.DataFrame(columns=RECONCILIATION_COLUMNS), metadata={"configured": False})
+    skip = state.skip_reason(tenant, "stripe")
+    if skip:
+        context.log.info(f"skipped: {skip}")
+        yield dg.Output(
+            pd.DataFrame(columns=RECONCILIATION_COLUMNS), metadata={"configured": False, "reason": skip}
+        )
         yield dg.AssetCheckResult(
-            check_name="stripe_reconciliation_clean", passed=True, description="tenant does not use Stripe"
+            check_name="stripe_reconciliation_clean", passed=True, description=f"skipped: {skip}"
         )
         return
     with stripe.gateway(tenant) as gateway, infor.adapter(tenant) as adapter:

@@ -14,7 +14,8 @@ from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARPayment
 from ...systems.stripe.client import StripeGateway
 from ..kit.inbox import InboxFlow, consume, inbox_batch
-from ..metadata import log_counts, log_progress, push_session, sync_metadata
+from ..kit.push import record_check_specs, record_checks, skipped_checks
+from ..metadata import OWNERS, asset_tags, log_counts, log_progress, push_session, sync_metadata
 from ..partitions import TENANTS
 from ..resources import InforResource, StateResource, StripeResource, not_configured
 from . import mapping
@@ -107,6 +108,9 @@ def post_event(
     partitions_def=TENANTS,
     pool="infor",
     kinds={"infor"},
+    owners=OWNERS,
+    tags=asset_tags("stripe", "infor"),
+    check_specs=record_check_specs(PAYMENTS_FLOW, "infor_ar_payments", "infor"),
     description=(
         "Stripe payments and refunds waiting in the inbox (webhooks and polled events), posted as "
         "ARS040MI payment lines on the matching Infor AR invoice, each exactly once."
@@ -119,8 +123,12 @@ def infor_ar_payments(
     stripe: StripeResource,
 ) -> dg.MaterializeResult:
     tenant = context.partition_key
-    if not state.configured(tenant, "stripe"):
-        return not_configured(context, tenant, "stripe")
+    skip = state.skip_reason(tenant, "stripe")
+    if skip:
+        skipped = not_configured(context, tenant, "stripe", skip)
+        return dg.MaterializeResult(
+            metadata=skipped.metadata, check_results=skipped_checks(PAYMENTS_FLOW, skip)
+        )
     store = state.state()
     session = push_session(context, store, tenant, PAYMENTS_FLOW)
     dimensions = ar_dimensions(state.tenant_config(tenant))
@@ -133,4 +141,6 @@ def infor_ar_payments(
                 progress=lambda done, total: log_progress(context, PAYMENTS_FLOW, done, total),
             )
     log_counts(context, PAYMENTS_FLOW, session)
-    return dg.MaterializeResult(metadata=sync_metadata(session))
+    return dg.MaterializeResult(
+        metadata=sync_metadata(session), check_results=record_checks(PAYMENTS_FLOW, session)
+    )

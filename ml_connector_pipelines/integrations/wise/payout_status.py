@@ -17,7 +17,8 @@ from ...systems.infor.models import InvoiceExtension
 from ...systems.wise.client import WiseClient
 from ...systems.wise.models import Transfer
 from ..kit.inbox import InboxFlow, inbox_batch
-from ..metadata import log_counts, push_session, sync_result
+from ..kit.push import record_check_specs, record_checks, skipped_checks
+from ..metadata import OWNERS, asset_tags, log_counts, push_session, sync_result
 from ..partitions import TENANTS
 from ..resources import InforResource, StateResource, WiseResource, not_configured
 from .assets import QUOTES, TRANSFERS
@@ -187,6 +188,9 @@ class PayoutStatusWriter:
     partitions_def=TENANTS,
     pool="infor",
     kinds={"wise", "infor"},
+    owners=OWNERS,
+    tags=asset_tags("wise", "infor"),
+    check_specs=record_check_specs(PAYOUT_STATUS, PAYOUT_STATUS, "infor"),
     description="Wise transfer states (webhook inbox, plus transfer-list polling for missed webhooks) "
     "written to the Infor invoices as payout status + Wise transfer id.",
 )
@@ -197,8 +201,12 @@ def wise_payout_status(
     wise: WiseResource,
 ) -> dg.MaterializeResult:
     tenant = context.partition_key
-    if not state.configured(tenant, "wise"):
-        return not_configured(context, tenant, "wise")
+    skip = state.skip_reason(tenant, "wise")
+    if skip:
+        skipped = not_configured(context, tenant, "wise", skip)
+        return dg.MaterializeResult(
+            metadata=skipped.metadata, check_results=skipped_checks(PAYOUT_STATUS, skip)
+        )
     store = state.state()
     session = push_session(context, store, tenant, PAYOUT_STATUS)
     # Clients first: missing credentials fail the run before any inbox row is claimed.
@@ -223,6 +231,7 @@ def wise_payout_status(
                 polled = []
                 reason = f"polling failed: {type(exc).__name__}: {exc}"
                 session.note("transfer list", "failed", reason=reason)
+                context.log.error(f"{PAYOUT_STATUS}: Wise transfer {reason}")
             index = InvoiceIndex.load(store.ledger, tenant)
             writer = PayoutStatusWriter(session, client, adapter, index)
             writer.transfers.update({t.id: t for t in polled})
@@ -243,4 +252,9 @@ def wise_payout_status(
         ours = [t for t in polled if index.invoice_for(t) is not None]
         store.cursors.set(tenant, POLL_CURSOR, next_poll_cursor(polled, ours, since).isoformat())
     log_counts(context, PAYOUT_STATUS, session)
-    return sync_result(session, requests)
+    # A failed record (the transfer list unreachable, a write that failed) fails the blocking check,
+    # so the run ends failed (red, and alerted by the run-failure sensor). What could be written
+    # was, and the failed events are back in the inbox: the next run retries them.
+    return dg.MaterializeResult(
+        metadata=sync_result(session, requests).metadata, check_results=record_checks(PAYOUT_STATUS, session)
+    )

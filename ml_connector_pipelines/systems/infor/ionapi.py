@@ -81,7 +81,12 @@ def check_url(key: str, url: str, *, allow_loopback_http: bool = False) -> None:
     if parts.scheme == "http" and allow_loopback_http and _is_loopback(parts.hostname):
         return
     if parts.scheme == "http" and _is_loopback(parts.hostname):
-        raise IonApiError(key, "uses plain http; allowed for loopback hosts only in sandbox mode")
+        raise IonApiError(
+            key,
+            "uses plain http; allowed for loopback hosts only in sandbox mode: add the tenant with "
+            "`ml-connector tenants add --sandbox` (that tenant only) "
+            "or set ML_CONNECTOR_ALLOW_LOOPBACK_HTTP=1",
+        )
     raise IonApiError(key, "must be an https URL")
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from ..spec import ClientContext, CliOption, SystemSpec, per_minute
 from .adapter import InforAdapter, open_adapter
+from .config import InforConfig
 from .ionapi import IonApi
 
 
@@ -35,6 +36,7 @@ def ping_infor(adapter: InforAdapter) -> None:
 
 
 SYSTEM = SystemSpec(
+    config=InforConfig,
     name="infor",
     title="Infor CloudSuite (M3 / SyteLine, ION API)",
     credentials=InforCredentials,

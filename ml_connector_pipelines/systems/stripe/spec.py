@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..spec import ClientContext, CliOption, CredentialsLookup, SystemSpec
 from .client import LIVE_MODE_RATE, StripeGateway, StripeWebhookVerifier
+from .config import StripeConfig
 
 
 class StripeCredentials(BaseModel):
@@ -32,6 +33,7 @@ def stripe_verifier(lookup: CredentialsLookup) -> StripeWebhookVerifier:
 
 
 SYSTEM = SystemSpec(
+    config=StripeConfig,
     name="stripe",
     title="Stripe (billing)",
     credentials=StripeCredentials,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from ...core.http import RateLimit
 from ..spec import ClientContext, CliOption, CredentialsLookup, SystemSpec
 from .client import WiseClient
+from .config import WiseConfig
 from .signature import WISE_LIVE_PUBLIC_KEY_PEM, WISE_SANDBOX_PUBLIC_KEY_PEM, WiseWebhookVerifier
 
 # Wise publishes no numeric limit (contracts/wise.md §8: dynamic per account, HTTP 429). 100 requests/s
@@ -82,6 +83,7 @@ def wise_verifier(lookup: CredentialsLookup) -> WiseWebhookVerifier:
 
 
 SYSTEM = SystemSpec(
+    config=WiseConfig,
     name="wise",
     title="Wise Business (payouts)",
     credentials=WiseCredentials,

@@ -1,0 +1,18 @@
+"""Stripe tenant config keys (read by the Stripe push assets and the billing schedule)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..config_fields import Cron, SystemConfig
+
+
+class StripeConfig(SystemConfig):
+    stripe_billing_cron: Cron = Field(
+        "0 5 * * *", description="billing cycle of the Stripe billing job (UTC)"
+    )
+    stripe_closed_invoice_action: Literal["void", "mark_uncollectible"] = Field(
+        "void", description="what happens to the Stripe invoice of an Infor invoice closed unpaid"
+    )
