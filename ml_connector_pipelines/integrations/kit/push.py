@@ -152,6 +152,17 @@ def skipped_checks(flow: str, reason: str) -> list[dg.AssetCheckResult]:
     ]
 
 
+def skipped_result(
+    context: dg.AssetExecutionContext, state: Any, tenant: str, system: str, flow: str
+) -> dg.MaterializeResult | None:
+    """For a tenant that does not use `system` (or is paused): the run's result, with the reason."""
+    reason = state.skip_reason(tenant, system)
+    if not reason:
+        return None
+    skipped = not_configured(context, tenant, system, reason)
+    return dg.MaterializeResult(metadata=skipped.metadata, check_results=skipped_checks(flow, reason))
+
+
 def build_push_asset(spec: PushSpec[Any]) -> dg.AssetsDefinition:
     """The Dagster asset (tenant x day, pool = target system) and its two checks for one flow."""
     PUSH_SPECS[spec.name] = spec
@@ -185,13 +196,9 @@ def run_push(
 ) -> dg.MaterializeResult:
     tenant, _ = tenant_day(context)
     state = context.resources.state
-    reason = state.skip_reason(tenant, spec.target)
-    if reason:
-        skipped = not_configured(context, tenant, spec.target, reason)
-        return dg.MaterializeResult(
-            metadata=skipped.metadata,
-            check_results=skipped_checks(spec.name, reason),
-        )
+    skipped = skipped_result(context, state, tenant, spec.target, spec.name)
+    if skipped is not None:
+        return skipped
     store = state.state()
     session = push_session(context, store, tenant, spec.name)
     records = [r for r in from_frame(frame, spec.records.model) if spec.where is None or spec.where(r)]

@@ -14,10 +14,10 @@ from ...systems.infor.adapter import InforAdapter
 from ...systems.infor.models import ARPayment
 from ...systems.stripe.client import StripeGateway
 from ..kit.inbox import InboxFlow, consume, inbox_batch
-from ..kit.push import record_check_specs, record_checks, skipped_checks
+from ..kit.push import record_check_specs, record_checks, skipped_result
 from ..metadata import OWNERS, asset_tags, log_counts, log_progress, push_session, sync_metadata
 from ..partitions import TENANTS
-from ..resources import InforResource, StateResource, StripeResource, not_configured
+from ..resources import InforResource, StateResource, StripeResource
 from . import mapping
 
 PAYMENTS_FLOW = "infor_ar_payments"
@@ -123,12 +123,9 @@ def infor_ar_payments(
     stripe: StripeResource,
 ) -> dg.MaterializeResult:
     tenant = context.partition_key
-    skip = state.skip_reason(tenant, "stripe")
-    if skip:
-        skipped = not_configured(context, tenant, "stripe", skip)
-        return dg.MaterializeResult(
-            metadata=skipped.metadata, check_results=skipped_checks(PAYMENTS_FLOW, skip)
-        )
+    skipped = skipped_result(context, state, tenant, "stripe", PAYMENTS_FLOW)
+    if skipped is not None:
+        return skipped
     store = state.state()
     session = push_session(context, store, tenant, PAYMENTS_FLOW)
     dimensions = ar_dimensions(state.tenant_config(tenant))

@@ -17,10 +17,10 @@ from ...systems.infor.models import InvoiceExtension
 from ...systems.wise.client import WiseClient
 from ...systems.wise.models import Transfer
 from ..kit.inbox import InboxFlow, inbox_batch
-from ..kit.push import record_check_specs, record_checks, skipped_checks
+from ..kit.push import record_check_specs, record_checks, skipped_result
 from ..metadata import OWNERS, asset_tags, log_counts, push_session, sync_result
 from ..partitions import TENANTS
-from ..resources import InforResource, StateResource, WiseResource, not_configured
+from ..resources import InforResource, StateResource, WiseResource
 from .assets import QUOTES, TRANSFERS
 from .mapping import payout_status_for
 
@@ -201,12 +201,9 @@ def wise_payout_status(
     wise: WiseResource,
 ) -> dg.MaterializeResult:
     tenant = context.partition_key
-    skip = state.skip_reason(tenant, "wise")
-    if skip:
-        skipped = not_configured(context, tenant, "wise", skip)
-        return dg.MaterializeResult(
-            metadata=skipped.metadata, check_results=skipped_checks(PAYOUT_STATUS, skip)
-        )
+    skipped = skipped_result(context, state, tenant, "wise", PAYOUT_STATUS)
+    if skipped is not None:
+        return skipped
     store = state.state()
     session = push_session(context, store, tenant, PAYOUT_STATUS)
     # Clients first: missing credentials fail the run before any inbox row is claimed.
