@@ -13,7 +13,8 @@ the Dagster check.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -66,8 +67,17 @@ class Ledger:
     def __init__(self, store: StateStore) -> None:
         self.store = store
 
+    @contextmanager
+    def _write(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's transaction when it passes one (several writes, one commit), else a new one."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.store.session() as own:
+                yield own
+
     def get(self, tenant: str, flow: str, source_id: str) -> LedgerEntry | None:
-        with self.store.session() as conn:
+        with self.store.read() as conn:
             row = conn.execute(sa.select(ledger).where(_key(tenant, flow, source_id))).mappings().first()
         return _entry(row) if row else None
 
@@ -75,7 +85,7 @@ class Ledger:
         query = sa.select(ledger).where(
             ledger.c.tenant == tenant, ledger.c.flow == flow, ledger.c.target_id == target_id
         )
-        with self.store.session() as conn:
+        with self.store.read() as conn:
             row = conn.execute(query.order_by(ledger.c.id)).mappings().first()
         return _entry(row) if row else None
 
@@ -83,7 +93,7 @@ class Ledger:
         query = sa.select(ledger).where(ledger.c.tenant == tenant, ledger.c.flow == flow)
         if status is not None:
             query = query.where(ledger.c.status == status)
-        with self.store.session() as conn:
+        with self.store.read() as conn:
             return [_entry(row) for row in conn.execute(query.order_by(ledger.c.id)).mappings()]
 
     def claim(
@@ -94,6 +104,7 @@ class Ledger:
         run_id: str,
         lease_seconds: int = 900,
         run_finished: RunFinished | None = None,
+        conn: Connection | None = None,
     ) -> LedgerEntry | None:
         """Mark the record pending for `run_id`; None when another run holds it.
 
@@ -103,7 +114,7 @@ class Ledger:
         caller needs them to decide between create, update and skip.
         """
         now = utcnow()
-        with self.store.session() as conn:
+        with self._write(conn) as conn:
             inserted = insert_or_ignore(
                 conn,
                 ledger,
@@ -139,9 +150,10 @@ class Ledger:
         target_id: str,
         content_hash: str | None,
         extra: dict[str, Any] | None = None,
+        conn: Connection | None = None,
     ) -> LedgerEntry:
         """The target holds the record as `target_id`. `extra` is merged into the stored extra."""
-        with self.store.session() as conn:
+        with self._write(conn) as conn:
             row = _held(conn, tenant, flow, source_id, run_id)
             return _change_held(
                 conn,
@@ -163,10 +175,11 @@ class Ledger:
         run_id: str,
         reason: str,
         content_hash: str | None = None,
+        conn: Connection | None = None,
     ) -> LedgerEntry:
         """The record cannot be synced until someone fixes `reason`; rerunning retries it.
         The target id (if any) is kept: the target still holds the last good version."""
-        with self.store.session() as conn:
+        with self._write(conn) as conn:
             row = _held(conn, tenant, flow, source_id, run_id)
             changes: dict[str, Any] = {
                 "status": "flagged",
@@ -187,6 +200,7 @@ class Ledger:
         *,
         keep_pending: bool = False,
         reason: str | None = None,
+        conn: Connection | None = None,
     ) -> LedgerEntry | None:
         """Give up a claim.
 
@@ -195,7 +209,7 @@ class Ledger:
         reached the target, so the row stays pending (the next run looks the record up before
         creating) but the lease is let go so that run need not wait for it to expire.
         """
-        with self.store.session() as conn:
+        with self._write(conn) as conn:
             row = _held(conn, tenant, flow, source_id, run_id)
             if keep_pending:
                 return _change_held(conn, row, claimed_at=None, reason=reason)

@@ -158,9 +158,11 @@ def push_all(
         return results
 
     size = max(1, min(workers, len(groups)))
-    if size == 1:
-        batches = [push_group(item) for item in groups.items()]
-    else:
-        with ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"push-{session.flow}") as pool:
-            batches = list(pool.map(push_group, groups.items()))
+    # One commit per record: each completion rides in the next claim's transaction (sync.py).
+    with session.batched():
+        if size == 1:
+            batches = [push_group(item) for item in groups.items()]
+        else:
+            with ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"push-{session.flow}") as pool:
+                batches = list(pool.map(push_group, groups.items()))
     return [result for batch in batches for result in batch]
