@@ -36,9 +36,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Issue 13: every figure as a ratio to a reference of the same run; writes docs/performance.md and .json.
+# BENCH_ARGS=--quick for the short variant (a few minutes).
 bench: install
-	$(BIN)/python -m ml_connector_pipelines.benchmarks.infor_extract
-	$(BIN)/python -m ml_connector_pipelines.benchmarks.push
+	$(BIN)/python -m ml_connector_pipelines.benchmarks.suite $(BENCH_ARGS)
 
 # Issue 16: every flow x every fault profile, kill -9, a race on Postgres, replays; prints the tables.
 # Minutes, not part of `make test` (the test suite runs the short variant).
