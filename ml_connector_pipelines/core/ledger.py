@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from ml_connector_pipelines.core.tables import insert_or_ignore, ledger, utcnow
+from ml_connector_pipelines.core.tables import dialect_insert, ledger, utcnow
 
 if TYPE_CHECKING:
     from ml_connector_pipelines.core.store import StateStore
@@ -53,6 +53,7 @@ class LedgerEntry:
     # that finds "pending" here took over from a run that may have sent the record already.
     previous_status: Status | None = None
     claimed_at: datetime | None = None
+    id: int | None = None  # the row's key
 
 
 def _entry(row: RowMapping) -> LedgerEntry:
@@ -115,25 +116,31 @@ class Ledger:
         """
         now = utcnow()
         with self._write(conn) as conn:
-            inserted = insert_or_ignore(
-                conn,
-                ledger,
-                {
-                    "tenant": tenant,
-                    "flow": flow,
-                    "source_id": source_id,
-                    "status": "pending",
-                    "run_id": run_id,
-                    "extra": {},
-                    "version": 1,
-                    "claimed_at": now,
-                    "updated_at": now,
-                },
-                ["tenant", "flow", "source_id"],
+            new = {
+                "tenant": tenant,
+                "flow": flow,
+                "source_id": source_id,
+                "status": "pending",
+                "run_id": run_id,
+                "extra": {},
+                "version": 1,
+                "claimed_at": now,
+                "updated_at": now,
+            }
+            # ON CONFLICT DO NOTHING RETURNING: the new row, or nothing when the row existed.
+            insert = dialect_insert(conn.dialect.name, ledger).values(**new)
+            inserted = (
+                conn.execute(
+                    insert.on_conflict_do_nothing(index_elements=["tenant", "flow", "source_id"]).returning(
+                        *ledger.c
+                    )
+                )
+                .mappings()
+                .first()
             )
+            if inserted is not None:
+                return _entry(inserted)
             row = conn.execute(sa.select(ledger).where(_key(tenant, flow, source_id))).mappings().one()
-            if inserted:
-                return _entry(row)
             if not _claimable(row, run_id, now - timedelta(seconds=lease_seconds), run_finished):
                 return None
             # None here means a concurrent claimer changed the row first: it won.
@@ -151,21 +158,31 @@ class Ledger:
         content_hash: str | None,
         extra: dict[str, Any] | None = None,
         conn: Connection | None = None,
+        claimed: LedgerEntry | None = None,
     ) -> LedgerEntry:
-        """The target holds the record as `target_id`. `extra` is merged into the stored extra."""
+        """The target holds the record as `target_id`. `extra` is merged into the stored extra.
+
+        `claimed`: the entry `claim` returned to this run; when nobody changed the row since, it
+        saves reading the row again. Otherwise the row is read and must still be this run's claim."""
+
+        def done(row: Any) -> dict[str, Any]:
+            return {
+                "status": "done",
+                "previous_status": None,
+                "target_id": target_id,
+                "content_hash": content_hash,
+                "reason": None,
+                "extra": {**row["extra"], **(extra or {})},
+                "claimed_at": None,
+            }
+
         with self._write(conn) as conn:
+            if claimed is not None and claimed.run_id == run_id and claimed.status == "pending":
+                entry = _change(conn, vars(claimed), **done(vars(claimed)))
+                if entry is not None:
+                    return entry
             row = _held(conn, tenant, flow, source_id, run_id)
-            return _change_held(
-                conn,
-                row,
-                status="done",
-                previous_status=None,
-                target_id=target_id,
-                content_hash=content_hash,
-                reason=None,
-                extra={**row["extra"], **(extra or {})},
-                claimed_at=None,
-            )
+            return _change_held(conn, row, **done(row))
 
     def flag(
         self,
@@ -224,14 +241,18 @@ class Ledger:
 def _change(conn: Connection, row: RowMapping, **changes: Any) -> LedgerEntry | None:
     """Apply `changes` only if nobody changed the row since it was read (optimistic lock).
     None when someone did."""
-    result = conn.execute(
-        sa.update(ledger)
-        .where(ledger.c.id == row["id"], ledger.c.version == row["version"])
-        .values(**changes, version=row["version"] + 1, updated_at=utcnow())
+    # RETURNING (SQLite >= 3.35, Postgres): the changed row without a second round trip.
+    changed = (
+        conn.execute(
+            sa.update(ledger)
+            .where(ledger.c.id == row["id"], ledger.c.version == row["version"])
+            .values(**changes, version=row["version"] + 1, updated_at=utcnow())
+            .returning(*ledger.c)
+        )
+        .mappings()
+        .first()
     )
-    if result.rowcount != 1:
-        return None
-    return _entry(conn.execute(sa.select(ledger).where(ledger.c.id == row["id"])).mappings().one())
+    return _entry(changed) if changed is not None else None
 
 
 def _change_held(conn: Connection, row: RowMapping, **changes: Any) -> LedgerEntry:

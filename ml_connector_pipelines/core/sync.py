@@ -189,6 +189,7 @@ class SyncSession:
                     content_hash,
                     ledger_extra,
                     conn,
+                    claimed=entry,
                 )
             except ClaimLost as exc:
                 # This run outlived its lease and another took the record over; that run's lookup
