@@ -82,6 +82,16 @@ class Ledger:
             row = conn.execute(sa.select(ledger).where(_key(tenant, flow, source_id))).mappings().first()
         return _entry(row) if row else None
 
+    def get_many(self, tenant: str, flow: str, source_ids: list[str]) -> dict[str, LedgerEntry]:
+        """The rows of these records (one query); records without a row are absent."""
+        if not source_ids:
+            return {}
+        query = sa.select(ledger).where(
+            ledger.c.tenant == tenant, ledger.c.flow == flow, ledger.c.source_id.in_(source_ids)
+        )
+        with self.store.read() as conn:
+            return {row["source_id"]: _entry(row) for row in conn.execute(query).mappings()}
+
     def find_by_target(self, tenant: str, flow: str, target_id: str) -> LedgerEntry | None:
         query = sa.select(ledger).where(
             ledger.c.tenant == tenant, ledger.c.flow == flow, ledger.c.target_id == target_id

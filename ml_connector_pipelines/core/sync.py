@@ -100,6 +100,7 @@ class SyncSession:
         self._deferred: list[Callable[[Connection], None]] = []
         self._deferred_lock = threading.Lock()
         self._batching = 0
+        self._prefetched: dict[str, LedgerEntry | None] = {}
 
     @contextmanager
     def batched(self) -> Iterator[SyncSession]:
@@ -112,6 +113,13 @@ class SyncSession:
             self._batching -= 1
             if not self._batching:
                 self.flush()
+
+    def prefetch(self, source_ids: list[str]) -> None:
+        """Read the ledger rows of these records in one query; each `sync` of one of them then
+        starts from it instead of a read of its own (the claim re-checks, so a stale row is safe)."""
+        found = self.ledger.get_many(self.tenant, self.flow, source_ids)
+        with self._deferred_lock:
+            self._prefetched = {source_id: found.get(source_id) for source_id in source_ids}
 
     def flush(self) -> None:
         """Write what batched() deferred."""
@@ -142,7 +150,7 @@ class SyncSession:
         created it (e.g. a supplier by its vendor id); it is asked only while the ledger has no
         target id for the record.
         """
-        current = self.ledger.get(self.tenant, self.flow, source_id)
+        current = self._current(source_id)
         if current is not None and current.status == "done" and current.content_hash == content_hash:
             return self._outcome(source_id, "skipped", current.target_id, UNCHANGED)
         entry = self._claim(source_id)
@@ -266,6 +274,13 @@ class SyncSession:
         if recreate is not None:
             return _with_recovery("recreated", lambda: recreate(old_id), lookup, old_id)
         return "skipped", old_id, "changed, but this flow cannot change records in the target"
+
+    def _current(self, source_id: str) -> LedgerEntry | None:
+        """The record's ledger row: the prefetched one (used once), else read now."""
+        with self._deferred_lock:
+            if source_id in self._prefetched:
+                return self._prefetched.pop(source_id)
+        return self.ledger.get(self.tenant, self.flow, source_id)
 
     @contextmanager
     def _writes(self) -> Iterator[Connection]:
