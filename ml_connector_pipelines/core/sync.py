@@ -214,6 +214,16 @@ class SyncSession:
                 complete(conn)
         return result
 
+    def skip_if_unchanged(self, source_id: str, content_hash: str) -> SyncResult | None:
+        """The unchanged skip of `sync`, for a caller that would otherwise build the request first
+        (and call the target to do so): the skipped result, or None when the record needs `sync`."""
+        current = self._current(source_id)
+        if current is not None and current.status == "done" and current.content_hash == content_hash:
+            return self._outcome(source_id, "skipped", current.target_id, UNCHANGED)
+        with self._deferred_lock:
+            self._prefetched[source_id] = current  # `sync` starts from it without reading again
+        return None
+
     def flag(
         self, source_id: str, reason: str, *, field: str | None = None, content_hash: str | None = None
     ) -> SyncResult:
