@@ -77,7 +77,8 @@ def tenant_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
         creds: dict[str, Any] = {}
         given = False
         for option in spec.cli_options:
-            value = getattr(args, _option_dest(spec.name, option.flag))
+            # A config option two systems share (e.g. --procurement-cron) is parsed once, under the first.
+            value = getattr(args, _option_dest(spec.name, option.flag), None)
             if value is None or value == []:
                 continue
             if option.file:
@@ -270,6 +271,47 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if all(report.runs.values()) else 1
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The write preview of one tenant-day: nothing is written to a target, the ledger or the audit."""
+    from datetime import UTC, date, datetime
+
+    from . import definitions  # noqa: F401  (imports every pair: their push flows register)
+    from .integrations.kit.plan import plan_partition
+    from .integrations.resources import build_resources
+    from .integrations.runs import run_finished_checker
+
+    _connector()  # the vault's redaction is installed before any secret is read
+    day = date.fromisoformat(args.date) if args.date else datetime.now(UTC).date()
+    finished = run_finished_checker(_instance())  # a dead run's claims do not count, as in a run
+    plans = plan_partition(build_resources(), args.tenant, day, args.flow or None, finished)
+    print(f"write preview for {args.tenant} on {day.isoformat()}: nothing below has been done")
+    for plan in plans:
+        counts = ", ".join(f"{n} {action}" for action, n in sorted(plan.counts.items()))
+        print(f"\n{plan.flow} -> {plan.target}: {plan.note or counts or 'nothing to do'}")
+        if not plan.note and plan.rows():
+            print_table(plan.rows(), ["flow", "record", "action", "target", "reason"])
+    return 0
+
+
+def cmd_alerts_digest(args: argparse.Namespace) -> int:
+    """The tenant's digest of flagged records: sent to its channels now, or only printed."""
+    from .integrations.alert_routing import TenantAlertRouter, build_digest, send_digest
+
+    connector = _connector()
+    if connector.state.tenants.get(args.tenant) is None:
+        raise ValueError(f"unknown tenant {args.tenant!r}")
+    if args.print:
+        digest = build_digest(connector.state, args.tenant)
+        print(digest.text)
+        return 0
+    router = TenantAlertRouter(connector.state.tenants, connector.credentials)
+    digest, sent = send_digest(connector.state, router, args.tenant)
+    print(digest.text)
+    where = ", ".join(sent) if sent else "nowhere (nothing flagged, or no channel configured)"
+    print(f"\nsent to {where}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -281,9 +323,16 @@ def _add_system_options(parser: argparse.ArgumentParser) -> None:
     """Each registry system's `tenants add` options, in a group of its own."""
     from .systems.registry import SYSTEMS
 
+    shared: set[str] = set()
     for spec in SYSTEMS.values():
         group = parser.add_argument_group(spec.title)
         for option in spec.cli_options:
+            if option.target == "config":
+                # Tenant config is one namespace: two systems may offer the same key (Cleo and
+                # Procurify both run on the tenant's procurement cycle); it is one option.
+                if option.flag in shared:
+                    continue
+                shared.add(option.flag)
             kwargs: dict[str, Any] = {
                 "dest": _option_dest(spec.name, option.flag),
                 "metavar": "FILE" if option.file else "VALUE",
@@ -371,6 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--record", help="one record (its source id, as `audit` shows it)")
     which.add_argument("--flagged", action="store_true", help="every flagged record of the flow")
     rep.set_defaults(func=cmd_replay)
+
+    plan = sub.add_parser(
+        "plan", help="write preview: what each push of a tenant-day would do, writing nothing"
+    )
+    plan.add_argument("tenant")
+    plan.add_argument("--flow", action="append", help="one push flow (repeatable); default: all")
+    plan.add_argument("--date", help="the partition's modified date, YYYY-MM-DD (default: today, UTC)")
+    plan.set_defaults(func=cmd_plan)
+
+    alerts = sub.add_parser("alerts", help="per-tenant alert channels").add_subparsers(
+        dest="action", required=True
+    )
+    digest = alerts.add_parser("digest", help="send the tenant's digest of flagged records now")
+    digest.add_argument("tenant")
+    digest.add_argument("--print", action="store_true", help="only print it: send nothing, keep the cursor")
+    digest.set_defaults(func=cmd_alerts_digest)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded sandbox and print a summary")
     demo.add_argument("--ui", action="store_true", help="leave the sandbox and `dagster dev` running")

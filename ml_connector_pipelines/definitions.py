@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .integrations.alert_routing import alerts_daily_digest, alerts_digest_job
+from .integrations.cin7 import definitions as cin7
+from .integrations.cleo import definitions as cleo
 from .integrations.infor import definitions as infor
+from .integrations.kit.plan_job import write_preview_job
 from .integrations.partitions import TENANT_DAY
+from .integrations.procurify import definitions as procurify
 from .integrations.resources import build_resources
+from .integrations.storage import io_manager_from_env
 from .integrations.stripe import definitions as stripe
 from .integrations.wise import definitions as wise
 
 # Modules, not their `defs`: Dagster loads this module and wants exactly one Definitions in it.
-INTEGRATIONS = [infor.defs, wise.defs, stripe.defs]
+INTEGRATIONS = [infor.defs, wise.defs, stripe.defs, cleo.defs, cin7.defs, procurify.defs]
 
 
 def _daily_assets() -> list[dg.AssetKey]:
@@ -35,4 +41,11 @@ main_job = dg.define_asset_job(
 )
 
 
-defs = dg.Definitions.merge(*INTEGRATIONS, dg.Definitions(jobs=[main_job], resources=build_resources()))
+defs = dg.Definitions.merge(
+    *INTEGRATIONS,
+    dg.Definitions(
+        jobs=[main_job, write_preview_job, alerts_digest_job],
+        schedules=[alerts_daily_digest],
+        resources={**build_resources(), **io_manager_from_env()},
+    ),
+)

@@ -20,7 +20,10 @@ import httpx
 from .console import print_table
 from .core.webhooks import WebhookServer, create_webhook_app
 from .definitions import defs
+from .integrations.cin7.demo import add_cin7_to_demo
+from .integrations.cleo.demo import run_cleo_demo
 from .integrations.partitions import partition_key
+from .integrations.procurify.demo import run_procurify_demo
 from .integrations.tenancy import Connector, register_tenant, webhook_verifiers, wise_client
 from .sandbox.host import SandboxServer
 from .sandbox.infor.simulator import sandbox_ionapi
@@ -69,6 +72,7 @@ def _setup_tenant(
     )
     with wise_client(wise) as client:
         client.create_subscription(f"{receiver.url}/webhooks/wise/{TENANT}")
+    add_cin7_to_demo(connector, sandbox, TENANT)
 
 
 def _play_the_outside_world(sandbox: SandboxServer) -> list[str]:
@@ -158,12 +162,14 @@ def run_demo(ui: bool = False, port: int = 8700) -> int:
         day_key = partition_key(TENANT, today)
         results = [_run("main", day_key, instance, f"main job for {TENANT} / {today}")]
         print(f"  extracted from Infor: {_extracted(results[0])}")
+        results += run_procurify_demo(connector, sandbox, instance, TENANT, _run)
         for line in _play_the_outside_world(sandbox):
             print(f"- {line}")
         results.append(_run("wise_payout_status_job", TENANT, instance, "Wise payout status back to Infor"))
         results.append(
             _run("stripe_ar_payments_job", TENANT, instance, "Stripe payments and refunds to Infor AR")
         )
+        results += run_cleo_demo(connector, sandbox, instance, TENANT, _run)
         results.append(_run("main", day_key, instance, "main job again (a replay sends nothing twice)"))
         rows, columns, failed = _summary(connector, [r.run_id for r in results])
         print()

@@ -58,3 +58,13 @@ class OutcomeUnknown(HttpError):
 
     The sync engine looks the record up in the target before trying again.
     """
+
+
+class WriteRefused(ConnectorError):
+    """A write was attempted through an HttpClient in read-only mode (a write preview, `plan`)."""
+
+    def __init__(self, system: str, method: str, path: str) -> None:
+        self.system = system
+        self.method = method
+        self.path = path
+        super().__init__(f"{system} {method} {path}: a write, refused in read-only (preview) mode")

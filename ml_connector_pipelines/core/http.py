@@ -21,6 +21,10 @@ with that credential draws from, leased in small blocks (``LeasedBucket``).
 ``raise_for_status=False`` keeps every retry but hands back the final response, whatever its
 status, instead of raising for it: for adapters (a vendor SDK's) that turn statuses into their
 own typed errors. Transport failures still raise.
+
+``read_only = True`` (set by the write preview, `ml-connector plan`) refuses every write with
+``WriteRefused`` before anything is sent. A write is any method but GET/HEAD/OPTIONS, unless the
+caller says otherwise with ``writes=`` (an RPC-style API may run its writes as GETs).
 """
 
 from __future__ import annotations
@@ -39,7 +43,14 @@ from typing import Any, Protocol, Self, TypeVar
 
 import httpx
 
-from .errors import AuthenticationFailed, ConnectorError, OutcomeUnknown, RetryExhausted, TargetRejected
+from .errors import (
+    AuthenticationFailed,
+    ConnectorError,
+    OutcomeUnknown,
+    RetryExhausted,
+    TargetRejected,
+    WriteRefused,
+)
 
 logger = logging.getLogger("ml_connector.http")
 
@@ -55,6 +66,7 @@ R = TypeVar("R")
 C = TypeVar("C")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Transport errors raised before a single byte of the request reached the server.
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -289,6 +301,7 @@ class HttpClient:
                 else shared_bucket(system, credential_id, rate_limit)
             )
         self.max_concurrency = max_concurrency
+        self.read_only = False  # the write preview: refuse writes (module docstring)
         self.requests_made = 0
         # Swappable so tests can run without waiting and assert on the delays chosen.
         self.sleep: Callable[[float], None] = time.sleep
@@ -312,8 +325,11 @@ class HttpClient:
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
         raise_for_status: bool = True,
+        writes: bool | None = None,
     ) -> httpx.Response:
         method = method.upper()
+        if self.read_only and (method not in READ_METHODS if writes is None else writes):
+            raise WriteRefused(self.system, method, httpx.URL(path).path)
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         policy = self.retry

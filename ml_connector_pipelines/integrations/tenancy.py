@@ -20,6 +20,7 @@ from ..systems.registry import SYSTEMS
 from ..systems.spec import ClientContext, CredentialsLookup
 from ..systems.stripe.client import StripeGateway
 from ..systems.wise.client import WiseClient
+from .alert_routing import TenantAlertRouter
 from .partitions import TENANTS
 
 
@@ -39,7 +40,10 @@ class Connector:
         settings = settings or Settings.from_env()
         state = State.open(settings)
         vault = Vault.from_settings(settings, create=create_key)
-        return cls(settings, state, CredentialStore(state.store, vault))
+        credentials = CredentialStore(state.store, vault)
+        # Every alert also reaches the tenant's own channels (Slack, email).
+        state.alerts.router = TenantAlertRouter(state.tenants, credentials)
+        return cls(settings, state, credentials)
 
 
 def register_tenant(

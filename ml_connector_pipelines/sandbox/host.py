@@ -43,11 +43,14 @@ class Simulator(Protocol):
 
 
 def default_simulators() -> list[type]:
+    from .cin7.simulator import Cin7Simulator
+    from .cleo.simulator import CleoSimulator
     from .infor.simulator import InforSimulator
+    from .procurify.simulator import ProcurifySimulator
     from .stripe.simulator import StripeSimulator
     from .wise.simulator import WiseSimulator
 
-    return [InforSimulator, WiseSimulator, StripeSimulator]
+    return [InforSimulator, WiseSimulator, StripeSimulator, CleoSimulator, Cin7Simulator, ProcurifySimulator]
 
 
 class FaultMiddleware:

@@ -19,7 +19,11 @@ publishes none, the figure is the connector's assumption and the client still ba
 from __future__ import annotations
 
 from ..core.http import RateLimit
+from .alerts.spec import SYSTEM as ALERTS
+from .cin7.spec import SYSTEM as CIN7
+from .cleo.spec import SYSTEM as CLEO
 from .infor.spec import SYSTEM as INFOR
+from .procurify.spec import SYSTEM as PROCURIFY
 from .spec import SystemSpec, per_minute
 from .stripe.spec import SYSTEM as STRIPE
 from .wise.spec import SYSTEM as WISE
@@ -29,11 +33,14 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "wise": WISE.rate_limit,  # none published (dynamic per account): assumed 100/s
     "stripe": STRIPE.rate_limit,  # 100/s live, 25/s test mode (the gateway picks by key)
     "cin7": per_minute(60),  # "60 calls per minute" per API application; over it: HTTP 503
-    "procurify": RateLimit(per_second=5, burst=5),  # none documented: a gentle assumed 5/s
+    "procurify": PROCURIFY.rate_limit,  # none documented: a gentle assumed 5/s
     "cleo": RateLimit(per_second=5, burst=5),  # none found: assumed 5/s
 }
 
-SYSTEMS: dict[str, SystemSpec] = {spec.name: spec for spec in (INFOR, WISE, STRIPE)}
+# `alerts` is a tenant's alert channels: their secrets live in the vault like any credentials.
+SYSTEMS: dict[str, SystemSpec] = {
+    spec.name: spec for spec in (INFOR, WISE, STRIPE, CLEO, CIN7, PROCURIFY, ALERTS)
+}
 
 
 def system(name: str) -> SystemSpec:

@@ -33,6 +33,9 @@ REPO = Path(__file__).resolve().parents[2]
 def production_instance(cli: CliEnv, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> CliEnv:
     """DAGSTER_HOME holds the repo's dagster.yaml; DAGSTER_PG_* point at a fresh database."""
     shutil.copy(REPO / "dagster.yaml", cli.dagster_home / "dagster.yaml")
+    # The shared volume of the image (ML_CONNECTOR_STORAGE and the compute logs under it), in tmp.
+    monkeypatch.setenv("ML_CONNECTOR_STORAGE", str(cli.home.parent / "storage"))
+    monkeypatch.setenv("ML_CONNECTOR_COMPUTE_LOGS", str(cli.home.parent / "storage" / "compute_logs"))
     url = sa.make_url(postgres_url)
     monkeypatch.setenv("DAGSTER_PG_HOST", url.host or "127.0.0.1")
     monkeypatch.setenv("DAGSTER_PG_PORT", str(url.port or 5432))

@@ -25,6 +25,7 @@ def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.Monke
         "wise_payout_status",
         "stripe_customers",
         "stripe_invoices",
+        "procurify_infor_purchase_orders",
     ]:
         assert flow in rows, out
     header = next(line.split() for line in out.splitlines() if line.startswith("flow "))
@@ -32,12 +33,18 @@ def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.Monke
         flow: dict(zip(header[1:], map(int, values.split()), strict=True)) for flow, values in rows.items()
     }
     assert counts["wise_recipients"]["created"] > 0
+    assert counts["procurify_infor_purchase_orders"]["created"] > 0 and "added in Infor" in out
     assert all(c["failed"] == 0 for c in counts.values())
     # The outside world happened and came back to Infor: a payout status written, two payments and a
     # refund posted to AR.
     assert "moved to outgoing_payment_sent" in out and "partially refunded" in out
     assert counts["wise_payout_status"]["status"] > 0
     assert counts["infor_ar_payments"]["created"] == 3
+    # Cleo: 850s out, one supplier 810 booked in Infor AP, the malformed one flagged, 997s back.
+    assert counts["cleo_purchase_orders_850"]["created"] > 0
+    inbound = counts["cleo_ap_invoices_810_in"]
+    assert (inbound["created"], inbound["flagged"]) == (1, 1)
+    assert counts["cleo_acks_997_out"]["created"] == 2
     assert re.search(r"extracted from Infor: \d+ ap_invoices, \d+ ar_invoices, .*\d+ suppliers", out)
     # run history persisted in the demo's DAGSTER_HOME (SQLite), so it survives restarts
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()

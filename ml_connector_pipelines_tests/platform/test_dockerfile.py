@@ -85,9 +85,11 @@ class Dockerfile:
         return {k: v for value in self.all("LABEL") for k, v in key_values(value).items()}
 
     def copies(self) -> list[tuple[list[str], str]]:
-        """(sources, destination) of every COPY, flags dropped and ${VARS} expanded."""
+        """(sources, destination) of every COPY from the repo, flags dropped and ${VARS} expanded."""
         result = []
         for value in self.all("COPY"):
+            if "--from=" in value:  # from another build stage, not from the repo
+                continue
             words = [w for w in shlex.split(value) if not w.startswith("--")]
             result.append((words[:-1], expand(words[-1], self.env)))
         return result
@@ -122,16 +124,31 @@ def option(command: list[str], *names: str) -> str | None:
     return None
 
 
-def test_base_image_user_and_dagster_home(dockerfile: Dockerfile) -> None:
-    assert dockerfile.all("FROM") == ["python:3.11-slim"]
-    users = dockerfile.all("USER")
+def stages(dockerfile: Dockerfile) -> dict[str, list[Instruction]]:
+    """Instructions per build stage, by the stage's `AS` name."""
+    result: dict[str, list[Instruction]] = {}
+    current: list[Instruction] = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword == "FROM":
+            current = result.setdefault(instruction.value.split()[-1], [])
+        current.append(instruction)
+    return result
+
+
+def test_two_stages_and_the_runtime_runs_as_an_unprivileged_user(dockerfile: Dockerfile) -> None:
+    assert dockerfile.all("FROM") == ["python:3.11-slim AS build", "python:3.11-slim AS runtime"]
+    runtime = stages(dockerfile)["runtime"]
+    # The runtime stage takes only the built virtualenv from the build stage, no source tree.
+    assert [i.value for i in runtime if i.keyword == "COPY" and i.value.startswith("--from=")] == [
+        "--from=build /opt/venv /opt/venv"
+    ]
+    users = [i.value for i in runtime if i.keyword == "USER"]
     assert users and users[-1] not in ("root", "0")
-    assert any("useradd" in run and users[-1] in run for run in dockerfile.all("RUN"))
+    assert any("useradd" in i.value and users[-1] in i.value for i in runtime if i.keyword == "RUN")
     # Nothing runs as root after the switch: the last USER comes after every RUN.
-    keywords = [i.keyword for i in dockerfile.instructions]
-    assert len(keywords) - 1 - keywords[::-1].index("USER") > max(
-        i for i, k in enumerate(keywords) if k == "RUN"
-    )
+    keywords = [i.keyword for i in runtime]
+    last_user = len(keywords) - 1 - keywords[::-1].index("USER")
+    assert last_user > max(i for i, k in enumerate(keywords) if k == "RUN")
     dagster_home = dockerfile.env["DAGSTER_HOME"]
     assert dockerfile.all("WORKDIR")[-1] == "${DAGSTER_HOME}"
     copied = {Path(dest) / Path(src).name for sources, dest in dockerfile.copies() for src in sources}
@@ -139,12 +156,54 @@ def test_base_image_user_and_dagster_home(dockerfile: Dockerfile) -> None:
     assert Path(dagster_home, "workspace.yaml") in copied
 
 
+def test_dependencies_come_only_from_the_lock_file_with_hashes(dockerfile: Dockerfile) -> None:
+    installs = [run for run in dockerfile.all("RUN") if "pip install" in run]
+    assert installs == [
+        "/opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock",
+        "/opt/venv/bin/pip install --no-deps --no-build-isolation .",
+    ]
+    # The lock is copied before the project, so a code change does not reinstall the dependencies.
+    sources = [src for sources, _ in dockerfile.copies() for src in sources]
+    assert sources.index("requirements.lock") < sources.index("ml_connector_pipelines")
+
+
+def test_the_lock_pins_every_dependency_of_the_project_and_its_build() -> None:
+    """requirements.lock covers pyproject's dependencies and build requirements (`make lock`)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = (REPO / "requirements.lock").read_text()
+    pinned = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+) \\$", lock, flags=re.MULTILINE))
+    pinned = {canonicalize_name(name): version for name, version in pinned.items()}
+    # Every pin carries at least one hash, so pip --require-hashes accepts the file.
+    blocks = re.split(r"^(?=[A-Za-z0-9])", lock, flags=re.MULTILINE)
+    assert all("--hash=sha256:" in block for block in blocks if "==" in block)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    wanted = project["project"]["dependencies"] + project["build-system"]["requires"]
+    for spec in map(Requirement, wanted):
+        name = canonicalize_name(spec.name)
+        assert name in pinned, f"{spec.name} is not in requirements.lock: run `make lock`"
+        assert spec.specifier.contains(pinned[name]), f"{spec} but the lock pins {pinned[name]}: make lock"
+
+
 def test_the_project_is_pip_installed_from_what_was_copied(dockerfile: Dockerfile) -> None:
-    assert "pip install ." in dockerfile.all("RUN")
     sources = {src for sources, _ in dockerfile.copies() for src in sources}
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     # setuptools needs the readme named in pyproject to build, and the package itself.
     assert {"pyproject.toml", project["project"]["readme"], "ml_connector_pipelines"} <= sources
+
+
+def test_the_healthcheck_is_the_role_aware_script(dockerfile: Dockerfile) -> None:
+    (healthcheck,) = dockerfile.all("HEALTHCHECK")
+    options, _, command = healthcheck.partition(" CMD ")
+    assert json.loads(command) == ["ml-connector-healthcheck"]
+    assert "--interval=" in options and "--start-period=" in options
+    assert ("deploy/healthcheck.sh", "/usr/local/bin/ml-connector-healthcheck") in [
+        (sources[0], dest) for sources, dest in dockerfile.copies()
+    ]
+    # Every role of the image has its check (and a run container one that always passes).
+    script = (REPO / "deploy" / "healthcheck.sh").read_text()
+    assert set(re.findall(r"^  ([a-z-]+)\)$", script, flags=re.MULTILINE)) == ROLES | {"run"}
 
 
 def test_every_copied_file_exists_in_the_repo(dockerfile: Dockerfile) -> None:
@@ -234,10 +293,17 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
         )  # fmt: skip
 
 
+def healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """deploy/healthcheck.sh as the image runs it, with this venv first on PATH like /opt/venv/bin."""
+    env = {**env, "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"}
+    script = REPO / "deploy" / "healthcheck.sh"
+    return subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=60)
+
+
 def runtime_env(tmp_path: Path) -> dict[str, str]:
     """The environment the image provides: DAGSTER_HOME, ML_CONNECTOR_HOME and a master key."""
     dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
+    dagster_home.mkdir(parents=True)
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_CONNECTOR_", "DAGSTER_"))}
     return {
@@ -268,6 +334,11 @@ def test_the_default_command_serves_the_code_location_over_grpc(
     assert response is not None, log.read_text()[-2000:]
     assert type(response).__name__ == "ListRepositoriesResponse", getattr(response, "message", response)
     assert "__repository__" in response.repository_code_pointer_dict
+    # The image's HEALTHCHECK for this role (the default one) passes against the live server...
+    env = {**runtime_env(tmp_path / "check"), "DAGSTER_GRPC_PORT": str(port)}
+    assert healthcheck(env).returncode == 0
+    # ...and fails where no server listens.
+    assert healthcheck({**env, "DAGSTER_GRPC_PORT": str(free_port())}).returncode != 0
 
 
 def test_the_webhooks_command_serves_the_receiver(
@@ -287,6 +358,9 @@ def test_the_webhooks_command_serves_the_receiver(
             time.sleep(0.1)
 
     assert health is not None and health.status_code == 200
+    env = {**runtime_env(tmp_path / "check"), "ML_CONNECTOR_ROLE": "webhooks"}
+    assert healthcheck({**env, "ML_CONNECTOR_WEBHOOKS_PORT": str(port)}).returncode == 0
+    assert healthcheck({**env, "ML_CONNECTOR_WEBHOOKS_PORT": str(free_port())}).returncode != 0
     # An event for a tenant nobody registered is refused, not stored.
     refused = httpx.post(f"http://127.0.0.1:{port}/webhooks/stripe/NOBODY", content=b"{}", timeout=5)
     assert 400 <= refused.status_code < 500

@@ -225,7 +225,7 @@ def test_exportmi_keyset_paging_returns_each_row_once(gw: Gateway) -> None:
     last = ""
     while True:
         rows = gw.select(
-            f"IDSUNO,IDSUNM,IDLMDT from CIDMAS where IDCONO=100 and IDLMDT={day.replace('-', '')} "
+            f"IDSUNO,IDSUNM,IDLMDT from CIDMAS where IDLMDT={day.replace('-', '')} "
             f"and IDSUNO>'{last}' order by IDSUNO",
             maxrecs=2,
         )
@@ -258,7 +258,15 @@ def test_exportmi_header_row_errors_and_400s(gw: Gateway) -> None:
 def test_bank_account_read_and_change(gw: Gateway) -> None:
     supplier = next(s for s in gw.state()["suppliers"] if s["bank_account"]["kind"] == "sort_code")
     (record,) = gw.ok("CRS692MI", "LstByAccHolder", BKTP="2", ACHO=supplier["supplier_id"])
-    assert record["ROUT"] == supplier["bank_account"]["sort_code"] and record["IBAN"] == ""
+    assert record["BRNO"] == supplier["bank_account"]["sort_code"] and record["IBAN"] == ""
+    assert "SWBI" not in record and "BACN" not in record  # GetBankAccount's fields, not the list's
+    (full,) = gw.ok("CRS692MI", "GetBankAccount", BKTP="2", ACHO=supplier["supplier_id"])
+    assert full["SWBI"] == supplier["bank_account"]["bic"]
+    assert full["BACN"] == supplier["bank_account"]["account_number"]
+    everyone = gw.ok("CRS692MI", "LstByType", BKTP="2", maxrecs="0")
+    assert supplier["supplier_id"] in {r["ACHO"] for r in everyone} and "SWBI" not in everyone[0]
+    branches = gw.ok("CRS691MI", "LstByNumber", maxrecs="0")
+    assert supplier["bank_account"]["bic"] in {b["SWIC"] for b in branches}
     assert gw.ok("CRS692MI", "LstByAccHolder", BKTP="9", ACHO=supplier["supplier_id"]) == []
     gw.ok(
         "CRS692MI",
@@ -266,9 +274,10 @@ def test_bank_account_read_and_change(gw: Gateway) -> None:
         BKTP="2",
         ACHO=supplier["supplier_id"],
         BKID=record["BKID"],
+        DIVI="AAA",
+        BKIN="1",
         IBAN="GB33BUKB20201555555555",
-        CSCD="GB",
-        ROUT="?",
+        BRNO="?",
     )
     changed = next(s for s in gw.state()["suppliers"] if s["supplier_id"] == supplier["supplier_id"])
     assert (
@@ -311,14 +320,16 @@ def test_purchase_order_entry_and_lookup(gw: Gateway) -> None:
     gw.ok("PPS370MI", "FinishEntry", MSGN=entry["MSGN"])
     assert gw.select("IAPUNO,IASUNO from MPHEAD where IAYRE1='PROC-PO-77'") == [[head["PUNO"], "S00001"]]
     lines = gw.select(
-        f"IBPUNO,IBPNLI,IBITNO,IBORQA from MPLINE where IBCONO=100 and IBPUNO>='{head['PUNO']}' "
+        f"IBPUNO,IBPNLI,IBITNO,IBORQA from MPLINE where IBPUNO>='{head['PUNO']}' "
         f"and IBPUNO<='{head['PUNO']}' order by IBPUNO"
     )
     assert lines == [[head["PUNO"], "1", "BLT-M8-40", "10"], [head["PUNO"], "2", "NUT-M8", "10"]]
     po = next(p for p in gw.state()["purchase_orders"] if p["po_number"] == head["PUNO"])
     assert po["external_ref"] == "PROC-PO-77" and po["lines"][1]["unit_price"] == "1.25"
     assert (
-        gw.nok("PPS370MI", "AddHead", MSGN=entry["MSGN"], SUNO="S00001", DWDT="20261201")["errorField"]
+        gw.nok(
+            "PPS370MI", "AddHead", MSGN=entry["MSGN"], FACI="A01", WHLO="100", SUNO="S00001", DWDT="20261201"
+        )["errorField"]
         == "MSGN"
     )
 
@@ -326,48 +337,56 @@ def test_purchase_order_entry_and_lookup(gw: Gateway) -> None:
 def test_supplier_invoice_batch_validation_and_duplicates(gw: Gateway) -> None:
     invoice = {"DIVI": "AAA", "SUNO": "S00002", "IVDT": "20261115", "SINO": "CLEO-810-1", "CUAM": "150.00"}
     (head,) = gw.ok("APS450MI", "AddHead", **invoice)
-    gw.ok("APS450MI", "AddLine", INBN=head["INBN"], RDTP="8", NLAM="100", AIT1="4000", AIT2="CC110")
+    gw.ok("APS450MI", "AddLine", INBN=head["INBN"], RDTP="8", NLAM="100")
     assert "differs" in gw.nok("APS455MI", "ValidByBatchNo", INBN=head["INBN"], DIVI="AAA")["errorMessage"]
-    assert (
-        gw.nok("APS450MI", "AddLine", INBN=head["INBN"], RDTP="8", NLAM="50", AIT1="9999")["errorField"]
-        == "AIT1"
-    )
-    gw.ok("APS450MI", "AddLine", INBN=head["INBN"], RDTP="8", NLAM="50", AIT1="4000")
+    # AIT1 is not an input of APS450MI/AddLine (metadata): refused before the program runs.
+    refused = gw.m3("APS450MI", "AddLine", INBN=head["INBN"], RDTP="8", NLAM="50", AIT1="4000")
+    assert refused.status_code == 400 and refused.json()["errorType"] == "InputFieldNotFound"
+    assert refused.json()["errorField"] == "AIT1"
+    by_invoice = {"SPYN": "S00002", "SUNO": "S00002", "SINO": "CLEO-810-1", "DIVI": "AAA"}
+    assert [r["SUPA"] for r in gw.ok("APS450MI", "LstInvBySupInv", **by_invoice)] == ["10"]
+    gw.ok("APS450MI", "AddLine", INBN=head["INBN"], RDTP="8", NLAM="50")
     gw.ok("APS455MI", "ValidByBatchNo", INBN=head["INBN"], DIVI="AAA")
+    assert [r["SUPA"] for r in gw.ok("APS450MI", "LstInvBySupInv", **by_invoice)] == ["50"]
     assert gw.select(
         "EPSUNO,EPSINO,EPRECO,EPCUAM from FPLEDG where EPSUNO='S00002' and EPSINO='CLEO-810-1'"
     ) == [["S00002", "CLEO-810-1", "0", "150"]]
     (got,) = gw.ok("APS450MI", "GetHead", INBN=head["INBN"])
-    assert got["LMDT"] == gw.state()["today"].replace("-", "")
+    assert got["LMDT"] == gw.state()["today"].replace("-", "") and "STAT" not in got  # real outputs only
     assert gw.nok("APS450MI", "AddHead", **invoice)["errorMessage"] == "Invoice already exists"
     stored = next(i for i in gw.state()["ap_invoices"] if i["invoice_number"] == "CLEO-810-1")
-    assert stored["status"] == "open" and [line["gl_account"] for line in stored["lines"]] == ["4000", "4000"]
+    assert stored["status"] == "open" and [line["amount"] for line in stored["lines"]] == ["100", "50"]
 
 
 def test_customer_payment_and_refund(gw: Gateway) -> None:
     invoice = next(
         i for i in gw.state()["ar_invoices"] if i["status"] == "open" and i["open_amount"] == i["amount"]
     )
-    (batch,) = gw.ok("ARS040MI", "AddBatchHead", DIVI="AAA", PYDT="20261120", CUCD=invoice["currency"])
+    wrong = gw.m3("ARS040MI", "AddBatchHead", DIVI="AAA", PYDT="20261120", CUCD=invoice["currency"])
+    assert wrong.status_code == 400 and wrong.json()["errorType"] == "InputFieldNotFound"
+    head = {"PBID": "9000000001", "BOPE": "1", "DIVI": "AAA", "ACDT": "20261120"}
+    assert gw.m3("ARS040MI", "AddBatchHead", PBID="9000000001").json()["errorField"] == "BOPE"
+    assert gw.ok("ARS040MI", "AddBatchHead", **head) == [{"PBID": "9000000001"}]
+    assert "already exists" in gw.nok("ARS040MI", "AddBatchHead", **head)["errorMessage"]
     line = {
-        "PBID": batch["PBID"],
+        "PBID": "9000000001",
         "CUNO": invoice["customer_id"],
         "CINO": invoice["invoice_number"],
         "INYR": str(invoice["invoice_year"]),
         "CUCD": invoice["currency"],
         "AIT1": "1010",
     }
-    gw.ok("ARS040MI", "AddBatchLine", **line, PYAM=invoice["amount"], PYRF="pi_123")
-    gw.ok("ARS040MI", "AddBatchLine", **line, PYAM="-10", PYRF="re_456")
-    assert (
-        gw.nok("ARS040MI", "AddBatchLine", **{**line, "CINO": "0"}, PYAM="1", PYRF="x")["errorField"]
-        == "CINO"
-    )
-    gw.ok("ARS040MI", "ControlBatch", PBID=batch["PBID"])
-    found = gw.ok("ARS040MI", "LstBatchLines", PYRF="pi_123")
-    assert [(r["PBID"], r["CINO"], r["PYAM"]) for r in found] == [
-        (batch["PBID"], invoice["invoice_number"], invoice["amount"])
-    ]
+    gw.ok("ARS040MI", "AddBatchLine", **line, TRNO="1", PYAM=invoice["amount"], CKNO="pi_123")
+    gw.ok("ARS040MI", "AddBatchLine", **line, TRNO="2", PYAM="-10", CKNO="re_456")
+    again = gw.nok("ARS040MI", "AddBatchLine", **line, TRNO="1", PYAM=invoice["amount"], CKNO="pi_123")
+    assert "already exists" in again["errorMessage"]
+    bad = gw.nok("ARS040MI", "AddBatchLine", **{**line, "CINO": "0"}, TRNO="3", PYAM="1", CKNO="x")
+    assert bad["errorField"] == "CINO"
+    assert gw.m3("ARS040MI", "LstBatchLines", CKNO="pi_123").json()["errorType"] == "TransactionNotFound"
+    gw.ok("ARS040MI", "ControlBatch", DIVI="AAA", PBID="9000000001")
+    # Looked up in the AR ledger: payments are transaction code 20, credits on the invoice.
+    found = gw.select("ESCINO,ESTRCD,ESCUAM from FSLEDG where ESCKNO='pi_123' and ESTRCD=20")
+    assert found == [[invoice["invoice_number"], "20", "-" + invoice["amount"]]]
     state = gw.state()
     after = next(i for i in state["ar_invoices"] if i["invoice_number"] == invoice["invoice_number"])
     assert after["open_amount"] == "10" and after["status"] == "open"
@@ -547,8 +566,8 @@ def test_every_table_and_ido_serves_its_declared_columns(gw: Gateway) -> None:
     columns = {
         "CIDMAS": 7,
         "OCUSMA": 11,
-        "FPLEDG": 11,
-        "FSLEDG": 12,
+        "FPLEDG": 12,
+        "FSLEDG": 13,
         "MPHEAD": 10,
         "MPLINE": 8,
         "FCHACC": 6,
@@ -571,10 +590,10 @@ def test_m3_options_as_query_params_and_filters(gw: Gateway) -> None:
         "LstByAccHolder",
         BKTP="2",
         ACHO="S00001",
-        returncols="ACHO,IBAN,EMAL,ROUT",
+        returncols="ACHO,IBAN,BANA,BRNO",
         excludempty="true",
     )
-    assert set(records[0]) <= {"ACHO", "IBAN", "EMAL", "ROUT"} and records[0]["ACHO"] == "S00001"
+    assert set(records[0]) <= {"ACHO", "IBAN", "BANA", "BRNO"} and records[0]["ACHO"] == "S00001"
     assert len(gw.ok("EXPORTMI", "Select", maxrecs="4", QERY="EPSINO from FPLEDG")) == 4
     assert len(gw.ok("EXPORTMI", "Select", QERY="EPSINO from FPLEDG")) == 100  # the default maxrecs
     big = gw.ido("GET", "load/SLAptrxs", params={"filter": "InvAmt >= 10000 AND Stat = 'O'", "recordcap": 0})
@@ -584,6 +603,29 @@ def test_m3_options_as_query_params_and_filters(gw: Gateway) -> None:
         gw.m3("EXPORTMI", "Select", ";cono=200", QERY="IDSUNO from CIDMAS").json()["nrOfFailedTransactions"]
         == 1
     )
+
+
+def test_record_date_is_a_date_time_so_only_a_range_finds_a_day(gw: Gateway) -> None:
+    day = gw.state()["today"]
+    params: dict[str, Any] = {"properties": "VendNum,RecordDate", "recordcap": 0}
+    on_the_date = gw.ido("GET", "load/SLVendors", params={**params, "filter": f"RecordDate = '{day}'"})
+    assert on_the_date.json()["Items"] == []
+    next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    in_range = f"RecordDate >= '{day} 00:00:00' AND RecordDate < '{next_day} 00:00:00'"
+    items = gw.ido("GET", "load/SLVendors", params={**params, "filter": in_range}).json()["Items"]
+    changed = {s["supplier_id"] for s in gw.state()["suppliers"] if s["modified_date"] == day}
+    assert items and {i["VendNum"] for i in items} == changed
+    assert all(i["RecordDate"].startswith(day + " ") and i["RecordDate"][11:19] != "00:00:00" for i in items)
+
+
+def test_m3_refuses_exportmi_for_a_tenant_that_locks_it(gw: Gateway) -> None:
+    assert gw.control("PUT", "config", {"exportmi": False}).status_code == 200
+    refused = gw.nok("EXPORTMI", "Select", QERY="IDSUNO from CIDMAS")
+    assert "not authorized" in refused["errorMessage"]
+    listed = gw.ok("CRS620MI", "LstSuppliers", maxrecs="2", FRSU="S00002")
+    assert [r["SUNO"] for r in listed] == ["S00002", "S00003"] and "STAT" not in listed[0]
+    assert gw.control("PUT", "config", {"exportmi": True}).status_code == 200
+    assert gw.select("IDSUNO from CIDMAS", maxrecs=1)
 
 
 def test_ido_prev_page_and_atomic_update(gw: Gateway) -> None:

@@ -35,6 +35,8 @@ M = TypeVar("M", bound=BaseModel)
 # Tenant config `push_time_budget_seconds`: no record of a push starts after this long (pushers.py).
 DEFAULT_TIME_BUDGET_SECONDS = 3600.0
 CHECK_SAMPLE = 100  # offending records listed in a check's metadata
+# Every flow built by `build_push_asset`, by name: what the write preview (`kit/plan.py`) walks.
+PUSH_SPECS: dict[str, "PushSpec[Any]"] = {}
 
 
 def _open_client(resource: Any, tenant: str) -> Any:
@@ -117,6 +119,7 @@ class PushPair:
 
 def build_push_asset(spec: PushSpec[Any]) -> dg.AssetsDefinition:
     """The Dagster asset (tenant x day, pool = target system) and its two checks for one flow."""
+    PUSH_SPECS[spec.name] = spec
     resource_keys = {"state", spec.target} | ({"infor"} if spec.reads_infor else set())
     source = spec.records.asset
     upstream = source if isinstance(source, dg.AssetKey) else dg.AssetKey(source)

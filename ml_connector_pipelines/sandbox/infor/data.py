@@ -7,6 +7,7 @@ Callers hold the simulator's lock; nothing here locks on its own.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,6 +28,10 @@ ENTITIES = (
     "ar_payments",
 )
 CACHE_LIMIT = 256
+VIOLATIONS_KEPT = 1000
+# Every metadata violation of every simulator in this process, for checks of runs that start their
+# own sandbox (the demo) and so cannot be asked for their state afterwards.
+VIOLATIONS_IN_PROCESS: list[dict[str, Any]] = []
 
 
 @dataclass
@@ -43,7 +48,17 @@ class TenantData:
     counts: dict[str, int] = field(default_factory=dict)
     auth: AuthConfig = field(default_factory=AuthConfig)
     supplier_bank_type: str = "2"  # [I] CRS692MI BKTP of supplier accounts
+    exportmi_allowed: bool = True  # False: the tenant's MI security refuses EXPORTMI (many do)
     requests: int = 0
+    # Every M3 call by PROGRAM/TRANSACTION, and the calls the MI metadata refused (kept, bounded).
+    m3_calls: Counter[str] = field(default_factory=Counter)
+    m3_violations: list[dict[str, Any]] = field(default_factory=list)
+
+    def record_violation(self, violation: dict[str, Any]) -> None:
+        if len(self.m3_violations) < VIOLATIONS_KEPT:
+            self.m3_violations.append(violation)
+        if len(VIOLATIONS_IN_PROCESS) < VIOLATIONS_KEPT:
+            VIOLATIONS_IN_PROCESS.append({"tenant": self.tenant, **violation})
 
     def __post_init__(self) -> None:
         self.reseed(self.counts, self.seed, self.today)
@@ -145,6 +160,9 @@ class TenantData:
             "gl_accounts": list(self.gl_accounts.values()),
             "ar_payments": list(self.ar_payments),
             "extensions": list(self.extensions.values()),
+            "exportmi_allowed": self.exportmi_allowed,
+            "m3_calls": dict(self.m3_calls),
+            "m3_violations": list(self.m3_violations),
         }
 
 

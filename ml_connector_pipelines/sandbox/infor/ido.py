@@ -2,11 +2,14 @@
 
 ``load`` answers ``GET /ido/load/{IDO}`` (properties, filter, orderby, recordcap, bookmark paging)
 and ``update`` answers ``POST /ido/update/{IDO}`` (Action 1 insert, 2 update, 4 delete).
-[I] every property value is a string; dates are ``YYYY-MM-DD`` (RecordDate included).
+[I] every property value is a string; dates are ``YYYY-MM-DD``. ``RecordDate`` is a date-time,
+``YYYY-MM-DD HH:MM:SS.fff`` (never midnight here), so a filter ``RecordDate = 'YYYY-MM-DD'`` misses
+every row, as it would on a real tenant: a day's changes are a range.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -26,6 +29,12 @@ _ITEM_PART = re.compile(r"(\w+)=\[([^\]]*)\]")
 _DATE_PREFIX = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})")
 INVOICE_STAT = {"open": "O", "paid": "P", "cancelled": "C"}
 PO_STAT = {"open": "O", "closed": "C"}
+
+
+def record_datetime(day: str, key: str) -> str:
+    """A stable time of day for a record changed on ``day`` (ISO date): 01:00:00 .. 23:59:59."""
+    seconds = 3600 + int(hashlib.sha256(f"{day}/{key}".encode()).hexdigest()[:8], 16) % (23 * 3600 - 1)
+    return f"{day} {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.000"
 
 
 class IdoError(Exception):
@@ -62,7 +71,7 @@ def _vendor(s: Record) -> Row:
         "CurrCode": s["currency"],
         "Stat": "A" if s["status"] == "active" else "I",
         "Country": s.get("country") or "",
-        "RecordDate": s["modified_date"],
+        "RecordDate": record_datetime(s["modified_date"], s["supplier_id"]),
         "BankAcctHolder": bank.get("account_holder") or "",
         "IBAN": bank.get("iban") or "",
         "BIC": bank.get("bic") or "",
@@ -87,7 +96,7 @@ def _customer(c: Record) -> Row:
         "Addr_1": c.get("address_line") or "",
         "City": c.get("city") or "",
         "Zip": c.get("post_code") or "",
-        "RecordDate": c["modified_date"],
+        "RecordDate": record_datetime(c["modified_date"], c["customer_id"]),
     }
 
 
@@ -102,7 +111,7 @@ def _ap(data: TenantData, i: Record) -> Row:
         "CurrCode": i["currency"],
         "InvAmt": i["amount"],
         "Stat": INVOICE_STAT[i["status"]],
-        "RecordDate": i["modified_date"],
+        "RecordDate": record_datetime(i["modified_date"], i["invoice_number"]),
         **_extension_props(data, "FPLEDG", i, "supplier_id"),
     }
 
@@ -119,7 +128,7 @@ def _ar(data: TenantData, i: Record) -> Row:
         "Amount": i["amount"],
         "OpenAmount": i["open_amount"],
         "Stat": INVOICE_STAT[i["status"]],
-        "RecordDate": i["modified_date"],
+        "RecordDate": record_datetime(i["modified_date"], i["invoice_number"]),
         **_extension_props(data, "FSLEDG", i, "customer_id"),
     }
 
@@ -132,7 +141,7 @@ def _po(p: Record) -> Row:
         "CurrCode": p["currency"],
         "Stat": PO_STAT.get(p["status"], "O"),
         "Whse": p.get("warehouse") or "",
-        "RecordDate": p["modified_date"],
+        "RecordDate": record_datetime(p["modified_date"], p["po_number"]),
         "Uf_ExternalRef": p.get("external_ref") or "",
     }
 
@@ -146,7 +155,7 @@ def _po_items(p: Record) -> list[Row]:
             "Description": line.get("description") or "",
             "QtyOrdered": line["quantity"],
             "ItemCost": line["unit_price"],
-            "RecordDate": p["modified_date"],
+            "RecordDate": record_datetime(p["modified_date"], p["po_number"]),
         }
         for line in p["lines"]
     ]
@@ -163,7 +172,7 @@ def _payment(n: int, p: Record) -> Row:
         "PayDate": p["payment_date"],
         "Reference": p.get("reference") or "",
         "Acct": (p.get("dimensions") or [""])[0],
-        "RecordDate": p.get("recorded_date") or p["payment_date"],
+        "RecordDate": record_datetime(p.get("recorded_date") or p["payment_date"], str(n)),
         "Seq": str(n),
     }
 
@@ -184,7 +193,11 @@ def _define(entity: str, key: str, properties: str, render: Callable[[TenantData
 def _chart(data: TenantData) -> list[Row]:
     """SyteLine has one chart of accounts: M3 dimension 1."""
     return [
-        {"Acct": a["account_id"], "Description": a["description"], "RecordDate": a["modified_date"]}
+        {
+            "Acct": a["account_id"],
+            "Description": a["description"],
+            "RecordDate": record_datetime(a["modified_date"], a["account_id"]),
+        }
         for a in data.gl_accounts.values()
         if a["dimension"] == 1
     ]

@@ -7,12 +7,14 @@ All values are strings, dates YYYYMMDD. Business failures are HTTP 200 with ``er
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from . import mi_metadata
 from .data import TenantData
 from .query import QueryError, Row, SortedRows, parse_select, sort_key
 from .seed import DIVISION, Record
@@ -112,6 +114,8 @@ def _customer_row(c: Record) -> Row:
 
 
 RECO = {"open": "0", "paid": "9", "cancelled": "8"}
+# Ledger transaction codes (M3 convention [I]): AP invoice 40; AR invoice 10, AR payment 20.
+AP_INVOICE_TRCD, AR_INVOICE_TRCD, AR_PAYMENT_TRCD = "40", "10", "20"
 
 
 def _ap_row(i: Record) -> Row:
@@ -123,6 +127,7 @@ def _ap_row(i: Record) -> Row:
         "EPINYR": str(i["invoice_year"]),
         "EPIVDT": m3_date(i["invoice_date"]),
         "EPDUDT": m3_date(i.get("due_date")),
+        "EPTRCD": AP_INVOICE_TRCD,
         "EPCUCD": i["currency"],
         "EPCUAM": i["amount"],
         "EPRECO": RECO[i["status"]],
@@ -137,13 +142,62 @@ def _ar_row(i: Record) -> Row:
         "ESCUNO": i["customer_id"],
         "ESCINO": i["invoice_number"],
         "ESINYR": str(i["invoice_year"]),
+        "ESTRCD": AR_INVOICE_TRCD,
         "ESIVDT": m3_date(i["invoice_date"]),
         "ESDUDT": m3_date(i.get("due_date")),
         "ESCUCD": i["currency"],
         "ESCUAM": i["amount"],
-        "ESOPAM": i["open_amount"],
         "ESRECO": RECO[i["status"]],
         "ESLMDT": m3_date(i["modified_date"]),
+        "ESCKNO": "",
+    }
+
+
+def _ar_ledger(data: TenantData) -> list[Row]:
+    """FSLEDG: each invoice, each payment posted since, and for a seeded invoice already (partly)
+    settled, one settlement transaction for the part no recorded payment explains."""
+    rows = [_ar_row(i) for i in data.ar_invoices.values()]
+    posted: dict[tuple[str, str, str, str], Decimal] = {}
+    for p in data.ar_payments:
+        key = (p["division"], p["customer_id"], p["invoice_number"], str(p["invoice_year"]))
+        posted[key] = posted.get(key, Decimal(0)) + Decimal(p["amount"])
+        rows.append(_ar_payment_row(data, p))
+    for key, invoice in data.ar_invoices.items():
+        gap = Decimal(invoice["amount"]) - Decimal(invoice["open_amount"]) - posted.get(key, Decimal(0))
+        if gap:
+            settlement = {
+                "division": key[0],
+                "customer_id": key[1],
+                "invoice_number": key[2],
+                "invoice_year": key[3],
+                "amount": str(gap),
+                "currency": invoice["currency"],
+                "payment_date": invoice["invoice_date"],
+                "reference": "",
+            }
+            rows.append(_ar_payment_row(data, settlement))
+    return rows
+
+
+def _ar_payment_row(data: TenantData, p: Record) -> Row:
+    """A payment (or refund) as an AR ledger transaction: a credit on the invoice it settles."""
+    invoice = data.ar_invoices.get(
+        (p["division"], p["customer_id"], p["invoice_number"], str(p["invoice_year"]))
+    )
+    return {
+        "ESCONO": COMPANY,
+        "ESDIVI": p["division"],
+        "ESCUNO": p["customer_id"],
+        "ESCINO": p["invoice_number"],
+        "ESINYR": str(p["invoice_year"]),
+        "ESTRCD": AR_PAYMENT_TRCD,
+        "ESIVDT": m3_date(p["payment_date"]),
+        "ESDUDT": "",
+        "ESCUCD": p["currency"] or (invoice or {}).get("currency", ""),
+        "ESCUAM": number_text(-Decimal(p["amount"])),
+        "ESRECO": RECO[invoice["status"]] if invoice else "0",
+        "ESLMDT": m3_date(p.get("posted_date") or p["payment_date"]),
+        "ESCKNO": p["reference"] or "",
     }
 
 
@@ -222,15 +276,15 @@ TABLES: dict[str, Table] = {
     ),
     "FPLEDG": _table(
         "ap_invoices",
-        "EPCONO EPDIVI EPSUNO EPSINO EPINYR EPIVDT EPDUDT EPCUCD EPCUAM EPRECO EPLMDT",
+        "EPCONO EPDIVI EPSUNO EPSINO EPINYR EPTRCD EPIVDT EPDUDT EPCUCD EPCUAM EPRECO EPLMDT",
         "EPDIVI EPSUNO EPSINO EPINYR",
         lambda d: [_ap_row(r) for r in d.ap_invoices.values()],
     ),
     "FSLEDG": _table(
         "ar_invoices",
-        "ESCONO ESDIVI ESCUNO ESCINO ESINYR ESIVDT ESDUDT ESCUCD ESCUAM ESOPAM ESRECO ESLMDT",
-        "ESDIVI ESCUNO ESCINO ESINYR",
-        lambda d: [_ar_row(r) for r in d.ar_invoices.values()],
+        "ESCONO ESDIVI ESCUNO ESCINO ESINYR ESTRCD ESIVDT ESDUDT ESCUCD ESCUAM ESRECO ESLMDT ESCKNO",
+        "ESDIVI ESCUNO ESCINO ESINYR ESTRCD ESCKNO",
+        lambda d: _ar_ledger(d),
     ),
     "MPHEAD": _table(
         "purchase_orders",
@@ -263,6 +317,12 @@ def select_rows(data: TenantData, query: str, maxrecs: int) -> tuple[tuple[str, 
     if table is None:
         raise BusinessError(f"Table {q.table} does not exist", "QERY", "XQE0002")
     known = table.columns
+    for condition in q.conditions:
+        if condition.column.endswith("CONO"):
+            # Infor: company selections are not supported; the company is the session's (cono option).
+            raise BusinessError(
+                f"Selection on company field {condition.column} is not supported", "QERY", "XQE0004"
+            )
     for column in [*q.columns, *(c.column for c in q.conditions), *([q.order_by] if q.order_by else [])]:
         if column not in known:
             raise BusinessError(f"Column {column} does not exist in {q.table}", "QERY", "XQE0003")
@@ -307,81 +367,240 @@ def _exportmi_select(data: TenantData, call: Call) -> list[Row]:
     return records
 
 
-# CRS692MI: supplier bank accounts -----------------------------------------------------------------
-
-BANK_ID = "1"  # [I] every seeded supplier has exactly one account, BKID 1
-BANK_FIELDS = {
-    "BANA": "account_holder",
-    "CUCD": "currency",
-    "IBAN": "iban",
-    "SWIF": "bic",
-    "BKAC": "account_number",
-    "ACTY": "account_type",
-    "EMAL": "email",
-    "CSCD": "country",
-    "TOWN": "city",
-    "PONO": "post_code",
-    "ADR1": "address_line",
-    "ECAR": "state",
-}
+# List transactions for tenants that lock EXPORTMI: CRS620MI, CRS610MI, CRS630MI -----------------------
 
 
-def bank_kind(fields: dict[str, str]) -> str:
-    """The spec's rule, also used to re-derive the kind after ChgBasicData."""
-    if fields.get("IBAN"):
-        return "iban"
-    if fields.get("EMAL"):
-        return "email"
-    return "aba" if fields.get("CSCD") == "US" else "sort_code"
+def timestamp(iso_day: str, key: str) -> int:
+    """A record's LMTS: .NET ticks (100 ns since 0001-01-01) at a stable time of its change day [I]."""
+    day = date.fromisoformat(iso_day)
+    seconds = 3600 + int(hashlib.sha256(f"{iso_day}/{key}".encode()).hexdigest()[:8], 16) % (22 * 3600)
+    return ((day - date(1, 1, 1)).days * 86_400 + seconds) * 10_000_000
+
+
+def _lmts(call: Call) -> int:
+    value = call.get("LMTS", "0")
+    if not value.isdigit():
+        raise BusinessError(f"Timestamp {value} is invalid", "LMTS", "WTS0101")
+    return int(value)
+
+
+def _keyset(records: list[Record], key: str, start: str) -> list[Record]:
+    """Records in key order from `start` (inclusive), as M3's Lst* transactions read."""
+    return sorted((r for r in records if r[key] >= start), key=lambda r: r[key])
+
+
+def _crs620_list(data: TenantData, call: Call) -> list[Row]:
+    since = _lmts(call)
+    suppliers = [
+        s
+        for s in _keyset(list(data.suppliers.values()), "supplier_id", call.get("FRSU"))
+        if timestamp(s["modified_date"], s["supplier_id"]) >= since
+        and (not call.get("TOSU") or s["supplier_id"] <= call.get("TOSU"))
+    ]
+    return [
+        {
+            "CONO": COMPANY,
+            "SUNO": s["supplier_id"],
+            "SUNM": s["name"],
+            "CSCD": s.get("country") or "",
+            "CUCD": s["currency"],
+        }
+        for s in suppliers
+    ]
+
+
+def _crs620_get(data: TenantData, call: Call) -> list[Row]:
+    supplier = data.suppliers.get(call.get("SUNO"))
+    if supplier is None:
+        raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    row = _supplier_row(supplier)
+    return [{name[2:]: value for name, value in row.items()}]  # GetBasicData has no LMDT: cut to outputs
+
+
+def _crs610_list(data: TenantData, call: Call) -> list[Row]:
+    since = _lmts(call)
+    rows = []
+    for c in _keyset(list(data.customers.values()), "customer_id", call.get("CUNO")):
+        if timestamp(c["modified_date"], c["customer_id"]) >= since:
+            rows.append({name[2:]: value for name, value in _customer_row(c).items()})
+    return rows
+
+
+def _crs610_get(data: TenantData, call: Call) -> list[Row]:
+    customer = data.customers.get(call.get("CUNO"))
+    if customer is None:
+        raise BusinessError(f"Customer {call.get('CUNO')} does not exist", "CUNO", "WCU0103")
+    return [{name[2:]: value for name, value in _customer_row(customer).items()}]
+
+
+def _crs630_list(data: TenantData, call: Call) -> list[Row]:
+    accounts = [a for a in data.gl_accounts.values() if str(a["dimension"]) == call.get("AITP")]
+    return [
+        {
+            **{name[2:]: value for name, value in _gl_row(a).items()},
+            "LMTS": str(timestamp(a["modified_date"], a["account_id"])),
+        }
+        for a in _keyset(accounts, "account_id", call.get("AITM"))
+    ]
+
+
+# CRS692MI / CRS691MI: supplier bank accounts and bank branches ----------------------------------------
+
+BANK_ID = "1"  # [I] every seeded supplier with bank details has exactly one account, BKID 1
+
+
+def bank_branch(bic: str | None) -> tuple[str, str]:
+    """(BKNO, BBRN) of a BIC's branch: BKNO is 8 long, the BIC's bank + country + location part [I]."""
+    if not bic:
+        return "", ""
+    return bic[:8], bic[8:] or "XXX"
 
 
 def _bank_record(data: TenantData, supplier: Record) -> Row:
+    """The account in the real CRS692MI fields; outputs are cut to each transaction's own list.
+
+    Payees M3 cannot hold (email payees: CRS692MI has no email field) have no account at all.
+    """
     account = supplier["bank_account"]
-    record = {"BKTP": data.supplier_bank_type, "ACHO": supplier["supplier_id"], "BKID": BANK_ID}
-    record.update({m3: account.get(name) or "" for m3, name in BANK_FIELDS.items()})
-    record["ROUT"] = account.get("aba_routing") or account.get("sort_code") or ""
-    return record
+    bkno, bbrn = bank_branch(account.get("bic"))
+    number = account.get("account_number") or ""
+    return {
+        "CONO": COMPANY,
+        "DIVI": "",
+        "BKTP": data.supplier_bank_type,
+        "ACHO": supplier["supplier_id"],
+        "BKID": BANK_ID,
+        "STAT": "20",
+        "BANA": account.get("account_holder") or "",
+        "CUCD": account.get("currency") or "",
+        "IBAN": account.get("iban") or "",
+        "BKNO": bkno,
+        "BBRN": bbrn,
+        "SWBI": account.get("bic") or "",
+        "BRNO": account.get("aba_routing") or account.get("sort_code") or "",
+        "CLSN": account.get("aba_routing") or account.get("sort_code") or "",
+        "FIAN": number,
+        "BACN": number,
+        "BAF1": account.get("account_type") or "",  # [I] where tenants keep CHECKING / SAVINGS
+    }
+
+
+PAYEE_REFERENCE_TYPE = "PAY"  # [I] CRS620MI reference type of the payee contact (its EMAL)
+
+
+def m3_payee(supplier: Record) -> Record:
+    """The supplier as M3 can hold it (what an M3 extract must return): CRS692MI has no email or
+    address fields, so accounts carry no payee address, and an email payee's address is its
+    supplier reference's EMAL (CRS620MI/LstSupplierRef)."""
+    account = supplier.get("bank_account")
+    if not account:
+        return supplier
+    blank = dict.fromkeys(("city", "post_code", "address_line", "state"))
+    if account.get("kind") != "email":
+        blank["email"] = None
+    return {**supplier, "bank_account": {**account, **blank}}
+
+
+def _crs620_references(data: TenantData, call: Call) -> list[Row]:
+    supplier = data.suppliers.get(call.get("SUNO"))
+    if supplier is None:
+        raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    account = supplier.get("bank_account") or {}
+    if account.get("kind") != "email" or not account.get("email"):
+        return []
+    return [
+        {
+            "CONO": COMPANY,
+            "SUNO": supplier["supplier_id"],
+            "RFTY": PAYEE_REFERENCE_TYPE,
+            "RFID": "1",
+            "EMAL": account["email"],
+            "SUCM": account.get("account_holder") or "",
+        }
+    ]
+
+
+def _bank_holders(data: TenantData) -> list[Record]:
+    return [
+        s
+        for s in data.suppliers.values()
+        if s.get("bank_account") and (s["bank_account"].get("kind") != "email")
+    ]
 
 
 def _bank_supplier(data: TenantData, call: Call, need_bkid: bool) -> Record | None:
     supplier = data.suppliers.get(call.get("ACHO"))
-    if call.get("BKTP") != data.supplier_bank_type or supplier is None or not supplier.get("bank_account"):
+    if call.get("BKTP") != data.supplier_bank_type or supplier is None or supplier not in _bank_holders(data):
         return None
-    if need_bkid and call.get("BKID") != BANK_ID:
+    if need_bkid and call.get("BKID", BANK_ID) != BANK_ID:
         return None
     return supplier
 
 
-def _crs692_list(data: TenantData, call: Call) -> list[Row]:
+def _crs692_by_holder(data: TenantData, call: Call) -> list[Row]:
     supplier = _bank_supplier(data, call, need_bkid=False)
     return [_bank_record(data, supplier)] if supplier else []
+
+
+def _crs692_by_type(data: TenantData, call: Call) -> list[Row]:
+    if call.get("BKTP") and call.get("BKTP") != data.supplier_bank_type:
+        return []
+    return [_bank_record(data, s) for s in sorted(_bank_holders(data), key=lambda s: s["supplier_id"])]
 
 
 def _crs692_get(data: TenantData, call: Call) -> list[Row]:
     supplier = _bank_supplier(data, call, need_bkid=True)
     if supplier is None:
-        raise BusinessError(f"Bank account {call.get('BKID')} does not exist", "BKID", "XRE0103")
+        raise BusinessError(f"Bank account {call.get('ACHO')} does not exist", "ACHO", "XRE0103")
     return [_bank_record(data, supplier)]
 
 
+def _crs691_list(data: TenantData, call: Call) -> list[Row]:
+    """Bank branches, in bank-number order from BKNO (inclusive), one per BIC the suppliers use."""
+    branches: dict[tuple[str, str], Row] = {}
+    for supplier in _bank_holders(data):
+        bic = supplier["bank_account"].get("bic")
+        bkno, bbrn = bank_branch(bic)
+        if bkno and bkno >= call.get("BKNO"):
+            branches[(bkno, bbrn)] = {
+                "CONO": COMPANY,
+                "DIVI": "",
+                "BKNO": bkno,
+                "BBRN": bbrn,
+                "STAT": "20",
+                "SWIC": bic or "",
+                "CSCD": (bic or "")[4:6],
+            }
+    return [branches[key] for key in sorted(branches)]
+
+
 def _crs692_change(data: TenantData, call: Call) -> list[Row]:
+    """ChgBasicData: blank input means "no change", "?" clears the field [I, M3 convention]."""
     supplier = _bank_supplier(data, call, need_bkid=True)
     if supplier is None:
         raise BusinessError(f"Bank account {call.get('BKID')} does not exist", "BKID", "XRE0103")
-    fields = _bank_record(data, supplier)
-    for name in [*BANK_FIELDS, "ROUT"]:
-        value = call.inputs.get(name, "").strip()
-        if value == "?":  # [I] M3 convention: blank input means "no change", "?" clears the field
-            fields[name] = ""
-        elif value:
-            fields[name] = value
-    if fields["ACTY"] and fields["ACTY"] not in ("CHECKING", "SAVINGS"):
-        raise BusinessError(f"Account type {fields['ACTY']} is invalid", "ACTY", "WAC0101")
-    kind = bank_kind(fields)
-    account: Record = {"kind": kind}
-    account.update({name: fields[m3] or None for m3, name in BANK_FIELDS.items()})
-    account["aba_routing"] = fields["ROUT"] or None if kind == "aba" else None
-    account["sort_code"] = fields["ROUT"] or None if kind == "sort_code" else None
+    account = dict(supplier["bank_account"])
+    for m3_name, names in (
+        ("BANA", ("account_holder",)),
+        ("CUCD", ("currency",)),
+        ("IBAN", ("iban",)),
+        ("FIAN", ("account_number",)),
+        ("BRNO", ("aba_routing", "sort_code")),
+    ):
+        value = call.inputs.get(m3_name, "").strip()
+        if not value:
+            continue
+        for name in names:
+            if name in ("aba_routing", "sort_code") and value != "?":
+                is_aba = supplier.get("country") == "US"
+                account[name] = value if (name == "aba_routing") == is_aba else None
+            else:
+                account[name] = None if value == "?" else value
+    account["kind"] = (
+        "iban" if account.get("iban") else "aba" if supplier.get("country") == "US" else "sort_code"
+    )
+    if account["kind"] == "iban":
+        account["sort_code"] = account["aba_routing"] = None
     supplier["bank_account"] = account
     supplier["modified_date"] = data.today_iso
     data.changed("suppliers")
@@ -507,11 +726,6 @@ def _aps450_line(data: TenantData, call: Call) -> list[Row]:
     if batch["validated"]:
         raise BusinessError(f"Invoice batch {call.get('INBN')} is already validated", "INBN", "WIN0201")
     amount = parse_amount(call, "NLAM")
-    gl_account, cost_centre = call.get("AIT1") or None, call.get("AIT2") or None
-    for name, value, dimension in (("AIT1", gl_account, 1), ("AIT2", cost_centre, 2)):
-        account = data.gl_accounts.get(value or "")
-        if value and (account is None or account["dimension"] != dimension):
-            raise BusinessError(f"Accounting identity {value} does not exist", name, "WAI0103")
     po_number, po_line = call.get("PUNO") or None, call.get("PNLI") or None
     if po_number:
         order = data.purchase_orders.get(po_number)
@@ -525,8 +739,6 @@ def _aps450_line(data: TenantData, call: Call) -> list[Row]:
             "line_number": trno,
             "line_type": call.get("RDTP"),
             "amount": number_text(amount),
-            "gl_account": gl_account,
-            "cost_centre": cost_centre,
             "po_number": po_number,
             "po_line": int(po_line) if po_line and po_line.isdigit() else None,
         }
@@ -548,10 +760,26 @@ def _aps450_get(data: TenantData, call: Call) -> list[Row]:
             "DUDT": m3_date(batch["due_date"]),
             "CUCD": batch["currency"],
             "CUAM": batch["amount"],
-            "STAT": "5" if batch["validated"] else "1",  # [I] 1 entered, 5 validated
+            "SUPA": VALIDATED if batch["validated"] else ENTERED,
             "LMDT": m3_date(batch["modified_date"]),
         }
     ]
+
+
+# [I] APS450MI invoice status SUPA: 10 entered, 50 validated (recorded).
+ENTERED, VALIDATED = "10", "50"
+
+
+def _aps450_by_supplier_invoice(data: TenantData, call: Call) -> list[Row]:
+    rows = [
+        {"INBN": inbn, "IBTP": "", "SUPA": VALIDATED if batch["validated"] else ENTERED}
+        for inbn, batch in data.ap_batches.items()
+        if batch["supplier_id"] == call.get("SUNO")
+        and call.get("SPYN") == batch["supplier_id"]  # the payee is the supplier in this sandbox
+        and batch["invoice_number"] == call.get("SINO")
+        and batch["division"] == call.get("DIVI", call.divi)
+    ]
+    return sorted(rows, key=lambda row: row["INBN"])
 
 
 def _aps455_validate(data: TenantData, call: Call) -> list[Row]:
@@ -602,12 +830,17 @@ def _ar_batch(data: TenantData, call: Call) -> Record:
 
 
 def _ars040_head(data: TenantData, call: Call) -> list[Row]:
-    pbid = data.next_number()
+    """PBID is the caller's (a required input); adding one that exists is refused."""
+    pbid = call.get("PBID")
+    if not pbid.isdigit() or len(pbid) > 10:
+        raise BusinessError(f"Payment batch {pbid} is invalid", "PBID", "WPB0102")
+    if pbid in data.ar_batches:
+        raise BusinessError(f"Payment batch {pbid} already exists", "PBID", "XRE0102")
     data.ar_batches[pbid] = {
         "division": call.get("DIVI", call.divi),
-        "payment_date": parse_date(call, "PYDT"),
-        "currency": call.get("CUCD"),
-        "lines": 0,
+        "payment_type": call.get("BOPE"),
+        "accounting_date": parse_date(call, "ACDT", required=False) or data.today_iso,
+        "lines": set(),
         "controlled": False,
     }
     return [{"PBID": pbid}]
@@ -638,6 +871,11 @@ def apply_ar_payment(data: TenantData, invoice: Record, amount: Decimal) -> None
 
 def _ars040_line(data: TenantData, call: Call) -> list[Row]:
     batch = _ar_batch(data, call)
+    trno = call.get("TRNO")
+    if trno in batch["lines"]:  # checked first: a repeated line is "already exists", whatever else
+        raise BusinessError(
+            f"Transaction {trno} already exists in batch {call.get('PBID')}", "TRNO", "XRE0102"
+        )
     if batch["controlled"]:
         raise BusinessError(f"Payment batch {call.get('PBID')} is already controlled", "PBID", "WPB0201")
     key = (batch["division"], call.get("CUNO"), call.get("CINO"), call.get("INYR"))
@@ -646,14 +884,14 @@ def _ars040_line(data: TenantData, call: Call) -> list[Row]:
         raise BusinessError(
             f"Invoice {key[2]}/{key[3]} does not exist for customer {key[1]}", "CINO", "WCI0103"
         )
-    currency = call.get("CUCD", batch["currency"] or invoice["currency"])
+    currency = call.get("CUCD", invoice["currency"])
     if currency != invoice["currency"]:
         raise BusinessError(
             f"Currency {currency} differs from invoice currency {invoice['currency']}", "CUCD", "WCU0101"
         )
     amount = parse_amount(call, "PYAM")
     apply_ar_payment(data, invoice, amount)
-    batch["lines"] += 1
+    batch["lines"].add(trno)
     dimensions = [call.get(f"AIT{n}") for n in range(1, 8)]
     while dimensions and not dimensions[-1]:
         dimensions.pop()
@@ -665,14 +903,15 @@ def _ars040_line(data: TenantData, call: Call) -> list[Row]:
             "invoice_year": int(key[3]),
             "amount": number_text(amount),
             "currency": currency,
-            "payment_date": batch["payment_date"],
-            "reference": call.get("PYRF"),
+            "payment_date": parse_date(call, "LPDT", required=False) or batch["accounting_date"],
+            "posted_date": data.today_iso,
+            "reference": call.get("CKNO"),  # M3 keeps the check number on the ledger transaction
             "dimensions": dimensions,
             "batch_id": call.get("PBID"),
-            "line_number": batch["lines"],
+            "line_number": int(trno) if trno.isdigit() else trno,
         }
     )
-    return [{"PBID": call.get("PBID"), "TRNO": str(batch["lines"])}]
+    return []
 
 
 def _ars040_control(data: TenantData, call: Call) -> list[Row]:
@@ -681,24 +920,6 @@ def _ars040_control(data: TenantData, call: Call) -> list[Row]:
         raise BusinessError(f"Payment batch {call.get('PBID')} has no lines", "PBID", "WPB0301")
     batch["controlled"] = True  # [I] the amounts were applied per line; controlling twice is a no-op
     return []
-
-
-def _ars040_list(data: TenantData, call: Call) -> list[Row]:
-    return [
-        {
-            "PBID": p["batch_id"],
-            "TRNO": str(p["line_number"]),
-            "PYRF": p["reference"],
-            "DIVI": p["division"],
-            "CUNO": p["customer_id"],
-            "CINO": p["invoice_number"],
-            "INYR": str(p["invoice_year"]),
-            "PYAM": p["amount"],
-            "CUCD": p["currency"],
-        }
-        for p in data.ar_payments
-        if p["reference"] == call.get("PYRF")
-    ]
 
 
 # CUGEX1MI: extension fields on invoices -----------------------------------------------------------
@@ -750,37 +971,66 @@ def _ext_key(call: Call) -> tuple[str, ...]:
 # Dispatch -----------------------------------------------------------------------------------------
 
 Handler = Callable[[TenantData, Call], list[Row]]
-TRANSACTIONS: dict[tuple[str, str], tuple[tuple[str, ...], Handler]] = {
-    ("EXPORTMI", "Select"): (("QERY",), _exportmi_select),
-    ("CRS692MI", "LstByAccHolder"): (("BKTP", "ACHO"), _crs692_list),
-    ("CRS692MI", "GetBankAccount"): (("BKTP", "ACHO", "BKID"), _crs692_get),
-    ("CRS692MI", "ChgBasicData"): (("BKTP", "ACHO", "BKID"), _crs692_change),
-    ("PPS370MI", "StartEntry"): (("BAOR",), _pps370_start),
-    ("PPS370MI", "AddHead"): (("MSGN", "SUNO", "DWDT"), _pps370_head),
-    ("PPS370MI", "AddLine"): (("MSGN", "PUNO", "ITNO", "ORQA"), _pps370_line),
-    ("PPS370MI", "FinishEntry"): (("MSGN",), _pps370_finish),
-    ("APS450MI", "AddHead"): (("SUNO", "IVDT", "SINO", "CUAM"), _aps450_head),
-    ("APS450MI", "AddLine"): (("INBN", "RDTP", "NLAM"), _aps450_line),
-    ("APS450MI", "GetHead"): (("INBN",), _aps450_get),
-    ("APS455MI", "ValidByBatchNo"): (("INBN",), _aps455_validate),
-    ("ARS040MI", "AddBatchHead"): (("PYDT",), _ars040_head),
-    ("ARS040MI", "AddBatchLine"): (("PBID", "CUNO", "CINO", "INYR", "PYAM"), _ars040_line),
-    ("ARS040MI", "ControlBatch"): (("PBID",), _ars040_control),
-    ("ARS040MI", "LstBatchLines"): (("PYRF",), _ars040_list),
-    ("CUGEX1MI", "AddFieldValue"): (("FILE", "PK01"), _cugex_add),
-    ("CUGEX1MI", "ChgFieldValue"): (("FILE", "PK01"), _cugex_change),
-    ("CUGEX1MI", "GetFieldValue"): (("FILE", "PK01"), _cugex_get),
+# Served transactions. Their inputs, required inputs and outputs come from the MI metadata
+# (mi_metadata.py); a handler may refuse more (business rules), never accept more.
+TRANSACTIONS: dict[tuple[str, str], Handler] = {
+    ("EXPORTMI", "Select"): _exportmi_select,
+    ("CRS692MI", "LstByAccHolder"): _crs692_by_holder,
+    ("CRS692MI", "LstByType"): _crs692_by_type,
+    ("CRS692MI", "GetBankAccount"): _crs692_get,
+    ("CRS692MI", "ChgBasicData"): _crs692_change,
+    ("CRS691MI", "LstByNumber"): _crs691_list,
+    ("CRS620MI", "LstSuppliers"): _crs620_list,
+    ("CRS620MI", "GetBasicData"): _crs620_get,
+    ("CRS620MI", "LstSupplierRef"): _crs620_references,
+    ("CRS610MI", "LstByNumber"): _crs610_list,
+    ("CRS610MI", "GetBasicData"): _crs610_get,
+    ("CRS630MI", "LstAccountID"): _crs630_list,
+    ("PPS370MI", "StartEntry"): _pps370_start,
+    ("PPS370MI", "AddHead"): _pps370_head,
+    ("PPS370MI", "AddLine"): _pps370_line,
+    ("PPS370MI", "FinishEntry"): _pps370_finish,
+    ("APS450MI", "AddHead"): _aps450_head,
+    ("APS450MI", "AddLine"): _aps450_line,
+    ("APS450MI", "GetHead"): _aps450_get,
+    ("APS450MI", "LstInvBySupInv"): _aps450_by_supplier_invoice,
+    ("APS455MI", "ValidByBatchNo"): _aps455_validate,
+    ("ARS040MI", "AddBatchHead"): _ars040_head,
+    ("ARS040MI", "AddBatchLine"): _ars040_line,
+    ("ARS040MI", "ControlBatch"): _ars040_control,
+    ("CUGEX1MI", "AddFieldValue"): _cugex_add,
+    ("CUGEX1MI", "ChgFieldValue"): _cugex_change,
+    ("CUGEX1MI", "GetFieldValue"): _cugex_get,
+}
+# Business rules on top of the metadata's required flags (M3 refuses these as NOK in its programs).
+EXTRA_MANDATORY: dict[tuple[str, str], tuple[str, ...]] = {
+    ("APS450MI", "AddHead"): ("SINO", "CUAM"),
+    ("APS450MI", "AddLine"): ("NLAM",),
+    ("ARS040MI", "ControlBatch"): ("PBID",),
 }
 OPTIONS = {"maxrecs", "returncols", "cono", "divi", "excludempty", "metadata", "righttrim", "extendedresult"}
+METADATA_VIOLATIONS = {"TransactionNotFound", "InputFieldNotFound", "MandatoryInputFieldNotFound"}
+EXPORTMI_REFUSED = "You are not authorized to run program EXPORTMI"  # [I] the text of M3's refusal
 
 
 def execute(
     data: TenantData, program: str, transaction: str, options: dict[str, str], inputs: dict[str, str]
 ) -> tuple[int, dict[str, Any]]:
-    """Run one transaction; returns (HTTP status, v2 body)."""
+    """Run one transaction; returns (HTTP status, v2 body). Every call is logged on the tenant, and a
+    call the metadata refuses is also kept as a violation (what the done-when test counts)."""
+    data.m3_calls[f"{program}/{transaction}"] += 1
     try:
         records = _run(data, program, transaction, options, inputs)
     except RequestError as exc:
+        if exc.error_type in METADATA_VIOLATIONS:
+            data.record_violation(
+                {
+                    "call": f"{program}/{transaction}",
+                    "error": exc.error_type,
+                    "field": exc.field,
+                    "inputs": sorted(inputs),
+                }
+            )
         return 400, {
             "errorMessage": str(exc),
             "errorType": exc.error_type,
@@ -815,17 +1065,25 @@ def execute(
 def _run(
     data: TenantData, program: str, transaction: str, options: dict[str, str], inputs: dict[str, str]
 ) -> list[Row]:
-    entry = TRANSACTIONS.get((program, transaction))
-    if entry is None:
+    spec = mi_metadata.lookup(program, transaction)
+    handler = TRANSACTIONS.get((program, transaction))
+    if spec is None or handler is None:
+        # Unknown to M3, or known but not served by the sandbox: both refused (stricter is fine).
         raise RequestError(
             f"Transaction {transaction} does not exist in program {program}", "TransactionNotFound"
         )
-    mandatory, handler = entry
-    for name in mandatory:
+    for name in sorted(inputs):
+        if name not in spec.inputs:
+            raise RequestError(
+                f"Input field {name} does not exist in {program}/{transaction}", "InputFieldNotFound", name
+            )
+    for name in sorted(spec.required | set(EXTRA_MANDATORY.get((program, transaction), ()))):
         if not inputs.get(name, "").strip():
             raise RequestError(
                 f"Mandatory input field {name} is missing", "MandatoryInputFieldNotFound", name
             )
+    if program == "EXPORTMI" and not data.exportmi_allowed:
+        raise BusinessError(EXPORTMI_REFUSED, "", "XSE0001")
     try:
         maxrecs = int(options.get("maxrecs", DEFAULT_MAXRECS))
     except ValueError:
@@ -837,6 +1095,8 @@ def _run(
     records = handler(data, call)
     if maxrecs > 0 and program != "EXPORTMI":  # EXPORTMI already applied it (and may add a header row)
         records = records[:maxrecs]
+    # Only the transaction's real output fields, in its order.
+    records = [{name: record[name] for name in spec.outputs if name in record} for record in records]
     if options.get("returncols"):
         wanted = [c.strip() for c in options["returncols"].split(",") if c.strip()]
         records = [{c: r[c] for c in wanted if c in r} for r in records]

@@ -231,8 +231,8 @@ class InforSimulator:
                 options[key.lower()] = value
         inputs: dict[str, str] = {}
         for key, value in request.query_params.multi_items():
-            if key.lower() in m3.OPTIONS:
-                options[key.lower()] = value
+            if key in m3.OPTIONS:  # lower-case options; upper-case names (CONO, DIVI) are inputs
+                options[key] = value
             else:
                 inputs[key.upper()] = value
         program, transaction = (names + ["", ""])[:2] if len(names) <= 2 else ("", "")
@@ -351,7 +351,8 @@ class InforSimulator:
         return await self._control(request, work)
 
     async def control_config(self, request: Request) -> Response:
-        """[I] ``{"today": "YYYY-MM-DD", "supplier_bank_type": "2"}``: move the tenant clock, set BKTP."""
+        """[I] ``{"today": "YYYY-MM-DD", "supplier_bank_type": "2", "exportmi": false}``: move the tenant
+        clock, set BKTP, lock (or open) EXPORTMI for the tenant."""
 
         def work(data: TenantData, body: dict[str, Any]) -> dict[str, Any]:
             if body.get("today"):
@@ -359,7 +360,13 @@ class InforSimulator:
             if body.get("supplier_bank_type"):
                 data.supplier_bank_type = str(body["supplier_bank_type"])
                 data.changed("suppliers")
-            return {"today": data.today_iso, "supplier_bank_type": data.supplier_bank_type}
+            if "exportmi" in body:
+                data.exportmi_allowed = bool(body["exportmi"])
+            return {
+                "today": data.today_iso,
+                "supplier_bank_type": data.supplier_bank_type,
+                "exportmi": data.exportmi_allowed,
+            }
 
         return await self._control(request, work)
 

@@ -3,6 +3,10 @@
 Every transaction is a GET on `/M3/m3api-rest/v2/execute/{PROGRAM}/{TRANSACTION}` below the API base,
 with options as matrix parameters (`;maxrecs=..;cono=..`, as Infor's Odin SDK sends them) and the
 transaction's input fields as query parameters. Values are strings; dates are YYYYMMDD.
+
+Assumption (the write preview): a transaction only reads when its name starts with Get, Lst, List,
+Sel or Search (EXPORTMI's Select included), the read verbs of the MI metadata; every other one is
+treated as a write and refused while the HTTP client is read-only.
 """
 
 from __future__ import annotations
@@ -46,13 +50,70 @@ class M3TransactionError(TargetRejected):
         self.error_field = error_field
 
 
-def is_idempotent(transaction: str) -> bool:
-    """Add* transactions create a record each time they run, so a lost answer must not be retried."""
-    return not transaction.startswith("Add")
+# The transactions a lost answer may be retried for: reads, and writes whose repeat cannot make a
+# second record (the caller chose the key, so a repeat answers "already exists", or it sets values).
+# Anything not listed (PPS370MI StartEntry/AddHead/AddLine/FinishEntry, APS450MI AddHead/AddLine,
+# APS455MI ValidByBatchNo, ...) is sent once; the caller's find_* lookup settles a lost answer.
+SAFE_TO_RETRY: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("EXPORTMI", "Select"),
+        ("CRS620MI", "LstByNumber"),
+        ("CRS620MI", "GetBasicData"),
+        ("CRS620MI", "LstSuppliers"),
+        ("CRS620MI", "LstSupplierRef"),
+        ("CRS610MI", "LstByNumber"),
+        ("CRS610MI", "GetBasicData"),
+        ("CRS630MI", "LstAccountID"),
+        ("CRS691MI", "LstByNumber"),
+        ("CRS692MI", "LstByType"),
+        ("CRS692MI", "LstByAccHolder"),
+        ("CRS692MI", "GetBankAccount"),
+        ("CRS692MI", "ChgBasicData"),
+        ("ARS200MI", "LstInvByDivi"),
+        ("ARS200MI", "GetInvTotInfo"),
+        ("PPS200MI", "GetHead"),
+        ("PPS200MI", "LstLine"),
+        ("PPS001MI", "GetHeadBasic"),
+        ("APS450MI", "GetHead"),
+        ("APS450MI", "LstInvBySupInv"),
+        ("ARS040MI", "AddBatchHead"),  # PBID is ours: a repeat answers "already exists"
+        ("ARS040MI", "AddBatchLine"),  # PBID + TRNO are ours: likewise
+        ("ARS040MI", "ControlBatch"),
+        ("CUGEX1MI", "GetFieldValue"),
+        ("CUGEX1MI", "AddFieldValue"),  # a repeat answers "already exists", which the caller reads
+        ("CUGEX1MI", "ChgFieldValue"),
+    }
+)
+
+
+def is_idempotent(program: str, transaction: str) -> bool:
+    return (program, transaction) in SAFE_TO_RETRY
+
+
+# Transactions that only read, by name prefix (Get, Lst/List, Sel, Search; EXPORTMI's Select).
+# Every other transaction (Add, Upd, Chg, Del, StartEntry, FinishEntry, ValidByBatchNo...) writes.
+READ_TRANSACTION_PREFIXES = ("Get", "Lst", "List", "Sel", "Search")
+
+
+def is_read(transaction: str) -> bool:
+    """Whether a transaction only reads: the write preview lets these through, refuses the rest."""
+    return transaction.startswith(READ_TRANSACTION_PREFIXES)
 
 
 def m3_date(value: date) -> str:
     return value.strftime("%Y%m%d")
+
+
+def m3_timestamp(value: date) -> str:
+    """LMTS for the start of a day: 18 digits, .NET ticks (100 ns since 0001-01-01) [I]."""
+    return str((value - date(1, 1, 1)).days * 864_000_000_000)
+
+
+def is_exportmi_refused(exc: TargetRejected) -> bool:
+    """The tenant's MI security refuses EXPORTMI (many tenants lock it) [I: the message wording]."""
+    return (
+        isinstance(exc, M3TransactionError) and exc.program == "EXPORTMI" and "authoriz" in exc.target_message
+    )
 
 
 def parse_m3_date(value: str) -> date | None:
@@ -106,7 +167,12 @@ class M3Client:
         )
         params = {name: str(value) for name, value in fields.items() if value is not None}
         try:
-            response = self.http.get(request_path, params=params, idempotent=is_idempotent(transaction))
+            response = self.http.get(
+                request_path,
+                params=params,
+                idempotent=is_idempotent(program, transaction),
+                writes=not is_read(transaction),
+            )
         except TargetRejected as exc:
             if exc.status != 400:
                 raise
@@ -188,6 +254,21 @@ class M3Client:
             if new_key == last_key:
                 at_key |= seen_at_key
             return fresh, (new_key, frozenset(at_key), False)
+
+        return paginate(fetch_page)
+
+    def list_from(
+        self, program: str, transaction: str, *, key: str, start: str, page_size: int, **fields: Any
+    ) -> Iterator[Record]:
+        """Keyset paging over a Lst* transaction that reads forward from a start key (input `start`,
+        inclusive, so the first row of a next page repeats the last one and is dropped)."""
+
+        def fetch_page(last: str | None) -> tuple[list[Record], str | None]:
+            records = self.execute(program, transaction, maxrecs=page_size, **{start: last or None}, **fields)
+            fresh = [record for record in records if last is None or record[key] > last]
+            if len(records) < page_size or not fresh:
+                return fresh, None
+            return fresh, fresh[-1][key]
 
         return paginate(fetch_page)
 

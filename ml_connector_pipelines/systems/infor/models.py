@@ -144,8 +144,9 @@ class NewPurchaseOrder(_Record):
 
 class NewAPInvoiceLine(_Record):
     amount: Decimal
-    gl_account: str | None = None  # AIT1
-    cost_centre: str | None = None  # AIT2
+    # GL coding: SyteLine only; M3's APS450MI/AddLine has no accounting inputs (docs/infor.md).
+    gl_account: str | None = None
+    cost_centre: str | None = None
     po_number: str | None = None
     po_line: int | None = None
     description: str | None = None
@@ -173,7 +174,7 @@ class ARPayment(_Record):
     currency: str
     payment_date: date
     reference: str  # the external payment/refund id, used to find the line again after a timeout
-    dimensions: tuple[str, ...] = ()  # AIT1..AIT7 accounting dimensions for the cash posting
+    dimensions: tuple[str, ...] = ()  # AIT1..AIT7 of ARS040MI/AddBatchLine (SyteLine: the first, Acct)
 
 
 class PostedARPayment(_Record):
@@ -183,7 +184,7 @@ class PostedARPayment(_Record):
     reference: str
     invoice_number: str
     amount: Decimal
-    currency: str | None = None  # [I] ARS040MI/LstBatchLines may not return CUCD
+    currency: str | None = None  # None when Infor's record leaves it blank
 
 
 class InvoiceExtension(_Record):

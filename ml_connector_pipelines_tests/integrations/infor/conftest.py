@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from ml_connector_pipelines.integrations.frames import from_frame
+from ml_connector_pipelines.sandbox.infor.m3 import m3_payee
 from ml_connector_pipelines.systems.infor.models import (
     APInvoice,
     ARInvoice,
@@ -54,7 +55,7 @@ def held(state: dict[str, Any], asset_name: str, day: date, product: str) -> lis
     """The simulator's records for one entity and day, as canonical model dicts in key order."""
     table, model, key = ENTITIES[asset_name]
     records = [
-        model.model_validate(raw).model_dump()
+        model.model_validate(m3_payee(raw) if product == "m3" and table == "suppliers" else raw).model_dump()
         for raw in state[table]
         if raw["modified_date"] == day.isoformat()
     ]

@@ -21,7 +21,10 @@ from ml_connector_pipelines.integrations.stripe.mapping import to_minor_units
 from ml_connector_pipelines.integrations.stripe.payments import PAYMENT_EVENT_TYPES
 from ml_connector_pipelines.integrations.stripe.sensors import stripe_events_sensor
 from ml_connector_pipelines.integrations.tenancy import webhook_verifiers
+from ml_connector_pipelines.sandbox.host import SandboxServer
+from ml_connector_pipelines.systems.infor.m3_adapter import payment_key
 from ml_connector_pipelines_tests.conftest import TenantEnv
+from ml_connector_pipelines_tests.sandbox.m3_conformance import m3_violations
 
 EXTRACTS = {asset.key.to_user_string(): asset for asset in infor_extracts}
 PUSH_ASSETS = [EXTRACTS["infor_customers"], EXTRACTS["infor_ar_invoices"], stripe_customers, stripe_invoices]
@@ -61,8 +64,17 @@ def open_invoices_of(tenant: TenantEnv, day: date) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def _m3_calls_follow_the_metadata(sandbox_server: SandboxServer) -> Iterator[None]:
+    """After each test, no M3 call of the flows was refused by the MI metadata (issue 9)."""
+    yield
+    assert m3_violations(sandbox_server) == []
+
+
 def postings(tenant: TenantEnv, reference: str) -> list[dict[str, Any]]:
-    return [p for p in tenant.infor_state()["ar_payments"] if p["reference"] == reference]
+    """Infor's postings for a payment reference. M3 keeps its 15-character key (ARS040MI CKNO)."""
+    held_as = {reference, payment_key(reference)}
+    return [p for p in tenant.infor_state()["ar_payments"] if p["reference"] in held_as]
 
 
 def stripe_post(tenant: TenantEnv, path: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -183,6 +183,10 @@ def test_reconciliation_names_every_mismatch_infor_holds(
         )
         payment = mapping.payment_from_event(_paid_event(tenant, twice))
         assert payment is not None
+        if product == "m3":
+            # Our M3 posting is keyed by the reference (a repeat is a no-op): the second one is keyed
+            # in by hand, in a batch of another number range.
+            adapter.payment_batch_prefix = "8"  # type: ignore[attr-defined]
         adapter.add_ar_payment(payment)
         # Paid in Stripe, posted to Infor by someone else for a cent less.
         sandbox_post(tenant, f"/stripe/invoices/{wrong}/pay")

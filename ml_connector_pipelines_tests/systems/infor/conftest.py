@@ -14,14 +14,19 @@ from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines.sandbox.infor.simulator import InforSimulator, sandbox_ionapi
 from ml_connector_pipelines.systems.infor.adapter import InforAdapter, open_adapter
 from ml_connector_pipelines.systems.infor.ionapi import IonApi
+from ml_connector_pipelines_tests.sandbox.m3_conformance import m3_violations
 
 _tenant_numbers = itertools.count(1)
+ON_PURPOSE = "BADCALLS_"  # tenant prefix of tests that send calls the metadata refuses, on purpose
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SandboxServer]:
     with SandboxServer(seed=7, simulators=[InforSimulator]) as running:
         yield running
+        # Every M3 call of the module's tests was one the MI metadata allows, except on the tenants
+        # of tests that send bad calls on purpose.
+        assert [v for v in m3_violations(running) if not v["tenant"].startswith(ON_PURPOSE)] == []
 
 
 @pytest.fixture(params=["m3", "syteline"])

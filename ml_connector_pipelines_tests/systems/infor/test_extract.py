@@ -16,8 +16,9 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from ml_connector_pipelines.core.errors import HttpError
+from ml_connector_pipelines.core.errors import ConnectorError, HttpError
 from ml_connector_pipelines.sandbox.host import SandboxServer
+from ml_connector_pipelines.sandbox.infor.m3 import m3_payee
 from ml_connector_pipelines.systems.infor.adapter import open_adapter
 from ml_connector_pipelines.systems.infor.models import (
     APInvoice,
@@ -45,7 +46,11 @@ ENTITIES: dict[str, tuple[type[BaseModel], Callable[[Any], Any]]] = {
 def held(state: dict[str, Any], entity: str, day: date, product: str) -> list[BaseModel]:
     """What the simulator holds for one entity and day, as canonical models, in key order."""
     model, key = ENTITIES[entity]
-    records = [model.model_validate(raw) for raw in state[entity] if raw["modified_date"] == day.isoformat()]
+    records = [
+        model.model_validate(m3_payee(raw) if product == "m3" and entity == "suppliers" else raw)
+        for raw in state[entity]
+        if raw["modified_date"] == day.isoformat()
+    ]
     if product == "syteline":
         # SyteLine has no facility on a PO, and its chart of accounts is one dimension.
         if entity == "purchase_orders":
@@ -97,6 +102,26 @@ def test_suppliers_carry_their_bank_accounts(server: SandboxServer, product: str
             assert account.aba_routing and account.account_number and account.sort_code is None
         if account and account.kind == "sort_code":
             assert account.sort_code and account.account_number and account.aba_routing is None
+
+
+def test_m3_supplier_bank_details_are_read_in_bulk(server: SandboxServer, one_tenant: str) -> None:
+    """Two bank reads per extract (CRS692MI/LstByType + CRS691MI/LstByNumber), not one per supplier."""
+    with open_for(server, one_tenant, "m3", page_size=50) as adapter:
+        list(adapter.gl_accounts(window()[0]))
+        day = busiest_day(tenant_state(server, one_tenant), "suppliers")
+        before = tenant_state(server, one_tenant)["m3_calls"]
+        suppliers = list(adapter.suppliers(day))
+        after = tenant_state(server, one_tenant)["m3_calls"]
+    calls = {
+        name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)
+    }
+    assert suppliers and any(supplier.bank_account and supplier.bank_account.bic for supplier in suppliers)
+    assert calls.get("CRS692MI/LstByType") == 1 and calls.get("CRS691MI/LstByNumber") == 1
+    assert "CRS692MI/LstByAccHolder" not in calls and "CRS692MI/GetBankAccount" not in calls
+    # Only suppliers without a bank account (email payees) cost a call: their supplier reference.
+    no_account = [s for s in suppliers if s.bank_account is None or s.bank_account.kind == "email"]
+    assert calls.get("CRS620MI/LstSupplierRef", 0) == len(no_account)
+    print(f"M3 supplier extract: {sum(calls.values())} MI calls for {len(suppliers)} suppliers")
 
 
 @pytest.mark.parametrize("issue_refresh_token", [True, False])
@@ -190,10 +215,42 @@ def test_m3_keyset_paging_restarts_inside_a_shared_key(server: SandboxServer, on
             for raw in tenant_state(server, one_tenant)["ap_invoices"]
         )
         rows = adapter.m3.select(
-            "FPLEDG", ("EPSUNO", "EPSINO", "EPINYR"), key="EPSUNO", where=["EPCONO=100"], page_size=5
+            "FPLEDG", ("EPSUNO", "EPSINO", "EPINYR"), key="EPSUNO", where=["EPTRCD=40"], page_size=5
         )
         got = [(row["EPSUNO"], row["EPSINO"], row["EPINYR"]) for row in rows]
     assert sorted(got) == held
     assert len(got) == len(set(got))
     suppliers = [supplier for supplier, _, _ in held]
     assert max(suppliers.count(supplier) for supplier in suppliers) >= 5
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
+    server: SandboxServer, one_tenant: str, configured: bool
+) -> None:
+    """Suppliers, customers and accounting identities through CRS620MI / CRS610MI / CRS630MI list
+    transactions, whether the tenant config says EXPORTMI is locked or M3 refuses it."""
+    entities = ("suppliers", "customers", "gl_accounts")
+    days = window()[:4]
+    with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE) as opened:
+        through_exportmi = {
+            (entity, day): extracted(opened, entity, day) for entity in entities for day in days
+        }
+    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=False)
+    before = tenant_state(server, one_tenant)["m3_calls"]
+    config = {"m3_exportmi": False} if configured else {}
+    with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE, **config) as locked:
+        for entity in entities:
+            assert any(through_exportmi[(entity, day)] for day in days), f"the seed holds {entity}"
+        for (entity, day), expected in through_exportmi.items():
+            assert extracted(locked, entity, day) == expected, f"{entity} on {day}"
+        with pytest.raises(ConnectorError, match="needs EXPORTMI"):
+            list(locked.ap_invoices(days[0]))
+        some = next(record for day in days for record in through_exportmi[("customers", day)])
+        assert locked.customer(some.customer_id) == some
+        assert locked.customer("NO-SUCH-CUSTOMER") is None
+    calls = tenant_state(server, one_tenant)["m3_calls"]
+    new = {name: count - before.get(name, 0) for name, count in calls.items()}
+    assert new.get("CRS620MI/LstSuppliers") and new.get("CRS610MI/LstByNumber")
+    assert new.get("CRS630MI/LstAccountID")
+    assert new.get("EXPORTMI/Select", 0) == (0 if configured else 1)  # refused once, then not asked

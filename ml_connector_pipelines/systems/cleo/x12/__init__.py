@@ -1,0 +1,53 @@
+"""In-project X12 004010 layer: syntax, envelopes, and the 850 / 810 / 997 documents (contracts/x12.md)."""
+
+from .documents import (
+    Ack997,
+    Charge,
+    ElementError,
+    Invoice810,
+    Line,
+    PartyName,
+    PurchaseOrder850,
+    Received,
+    SegmentError,
+    SetAck,
+    acknowledge,
+    acknowledge_broken,
+    parse_810,
+    parse_997,
+    transaction_set_of,
+    write_810,
+    write_850,
+    write_997,
+)
+from .envelope import ControlNumbers, Envelope, Interchange, Party, next_control_number, read_interchange
+from .syntax import Delimiters, X12Error
+
+__all__ = [
+    "Ack997",
+    "Charge",
+    "ControlNumbers",
+    "Delimiters",
+    "ElementError",
+    "Envelope",
+    "Interchange",
+    "Invoice810",
+    "Line",
+    "Party",
+    "PartyName",
+    "PurchaseOrder850",
+    "Received",
+    "SegmentError",
+    "SetAck",
+    "X12Error",
+    "acknowledge",
+    "acknowledge_broken",
+    "next_control_number",
+    "parse_810",
+    "parse_997",
+    "read_interchange",
+    "transaction_set_of",
+    "write_810",
+    "write_850",
+    "write_997",
+]
