@@ -6,13 +6,16 @@ from __future__ import annotations
 import pytest
 
 from ml_connector_pipelines.core.http import RateLimit, capped_rate_limit
+from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
 from ml_connector_pipelines.systems.registry import DEFAULT_RATE_LIMITS, SYSTEMS
 from ml_connector_pipelines.systems.spec import ClientContext
 
 
 def test_every_system_has_a_default_limit() -> None:
     assert set(DEFAULT_RATE_LIMITS) >= {"infor", "wise", "stripe", "cin7", "procurify"}
-    assert DEFAULT_RATE_LIMITS["infor"].per_second == pytest.approx(500 / 60)
+    infor = DEFAULT_RATE_LIMITS["infor"]
+    # Per tenant, no 60 s window above the 500 requests/min of the seed copy: burst + a minute of refill.
+    assert infor.burst + infor.per_second * 60 <= 500 + 1e-9
     assert all(limit.per_second > 0 for limit in DEFAULT_RATE_LIMITS.values())
 
 
@@ -55,3 +58,16 @@ def test_clients_take_the_tenant_setting_up_to_the_default(
     assert budget({}) == default
     assert budget({key: 2}) == 2
     assert budget({key: default * 10}) == default
+
+
+def test_infor_has_a_per_tenant_default_that_config_can_only_lower() -> None:
+    def budget(config: dict[str, object]) -> float:
+        ionapi = sandbox_ionapi("http://127.0.0.1:1", "RATELIMIT")
+        context = ClientContext(config=config, allow_loopback_http=True)
+        with SYSTEMS["infor"].open_client(ionapi, context) as adapter:
+            return adapter.http.bucket.limit.per_second
+
+    default = DEFAULT_RATE_LIMITS["infor"].per_second
+    assert budget({}) == default <= 500 / 60
+    assert budget({"rate_limit_per_second": 1000}) == default
+    assert budget({"rate_limit_per_second": 2}) == 2
