@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +297,73 @@ def bench_pushes(report: Report, records: int, home: str) -> None:
                 store.dispose()
 
 
+# Infor extract ----------------------------------------------------------------------------------------
+
+
+def bench_infor(report: Report, records: int) -> None:
+    """M3 supplier extract through the adapter over the seed's ten days: requests per record."""
+    from ..core.vault import generate_key
+    from ..definitions import build_resources
+    from ..integrations.tenancy import Connector, register_tenant
+    from ..sandbox.infor.simulator import InforSimulator, sandbox_ionapi
+    from .infor_extract import SEED_DAYS, reseed, through_adapter
+
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory() as home, private_sandbox(7, (InforSimulator,)) as sandbox:
+        os.environ.update(
+            ML_CONNECTOR_HOME=home,
+            ML_CONNECTOR_MASTER_KEY=generate_key(),
+            ML_CONNECTOR_ALLOW_LOOPBACK_HTTP="1",
+        )
+        os.environ.pop("ML_CONNECTOR_DB_URL", None)
+        try:
+            connector = Connector.open()
+            resources = build_resources(db_url=connector.settings.db_url)
+            tenant = "BENCH_M3"
+            register_tenant(
+                connector, tenant, ionapi=sandbox_ionapi(sandbox, tenant), product="m3", config={}
+            )
+            today = reseed(sandbox, tenant, records)
+            days = [today - timedelta(days=back) for back in range(SEED_DAYS)]
+            started = time.perf_counter()
+            got, requests = through_adapter(resources["infor"], tenant, "suppliers", days)  # type: ignore[arg-type]
+            seconds = time.perf_counter() - started
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    per_record = requests / got if got else float("nan")
+    report.add(
+        Figure(
+            "M3 supplier extract, requests per record",
+            per_record,
+            "<= 0.01",
+            per_record <= 0.01,
+            "",
+            f"{requests} requests (token calls included) for {got} suppliers over {SEED_DAYS} days, "
+            f"{seconds:.1f} s; a day's page of 500 suppliers + one bulk bank read per page",
+        )
+    )
+    report.raw["infor_suppliers"] = {"records": got, "requests": requests, "seconds": seconds}
+
+
+def bench_limits(report: Report) -> None:
+    """The default budgets the clients get with no tenant setting (tests prove the cap)."""
+    from ..systems.registry import DEFAULT_RATE_LIMITS
+
+    for system, limit in DEFAULT_RATE_LIMITS.items():
+        per_minute = limit.per_second * 60
+        report.add(
+            Figure(
+                f"{system} request budget with no tenant setting",
+                limit.per_second,
+                "a safe default",
+                True,
+                "/s",
+                f"{per_minute:.0f}/min, burst {limit.burst}; tenant config may only lower it",
+            )
+        )
+
+
 # Memory -----------------------------------------------------------------------------------------------
 
 
@@ -523,6 +591,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     report = Report()
     with tempfile.TemporaryDirectory() as home:
+        bench_limits(report)
+        bench_infor(report, 2000)  # the figure is per record; 10k would mostly wait on the 500/min budget
         bench_pushes(report, records, home)
         bench_memory(report, 1000, large, home)
         bench_receiver(report, events, home)
