@@ -557,6 +557,27 @@ def bench_receiver(report: Report, events: int, home: str, workers: int = 2) -> 
 # Output -----------------------------------------------------------------------------------------------
 
 
+# Why a goal is out of reach on this machine, shown beside a figure that misses it.
+NOT_MET_REASONS = {
+    "M3 supplier extract": "bank accounts come in bulk (CRS692MI/LstByType, CRS691MI/LstByNumber per "
+    "extract); most other requests are one CRS620MI/LstSupplierRef per supplier without a bank account "
+    "(its email payee: SUNO is required by the metadata, there is no bulk list), plus a token per day",
+    "push ": "each record still needs its own claim committed before its call (exactly-once), about 1 ms "
+    "of SQLAlchemy + SQLite under the GIL per record against ~0.6 ms of loopback HTTP per request at 0 ms; "
+    "claiming a page of records in one transaction is the next step (not done)",
+    "webhook receiver": "the bare Starlette reference itself reaches only this rate and p99 here (2 cores "
+    "shared by 8 sessions, load generator on the same cores): the absolute goals are not measurable on "
+    "this machine; the ratio to the bare app is the figure that transfers",
+}
+
+
+def _reason(figure: Figure) -> str:
+    if figure.met is not False:
+        return figure.detail
+    why = next((text for prefix, text in NOT_MET_REASONS.items() if figure.name.startswith(prefix)), "")
+    return f"{figure.detail}. Why: {why}" if why else figure.detail
+
+
 def write(report: Report, out: Path, quick: bool, seconds: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -572,7 +593,7 @@ def write(report: Report, out: Path, quick: bool, seconds: float) -> None:
     for f in report.figures:
         shown = "n/a" if f.value is None else f"{f.value:.3g}{f.unit}"
         met = {True: "yes", False: "**no**", None: "-"}[f.met]
-        lines.append(f"| {f.name} | {shown} | {f.goal} | {met} | {f.detail} |")
+        lines.append(f"| {f.name} | {shown} | {f.goal} | {met} | {_reason(f).lstrip('. ')} |")
     (out / "performance.md").write_text("\n".join(lines) + "\n")
     (out / "performance.json").write_text(
         json.dumps(
@@ -586,7 +607,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer records and events (about a minute)")
     parser.add_argument("--out", default="docs")
+    parser.add_argument("--render", action="store_true", help="rewrite the table from <out>/performance.json")
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads((Path(args.out) / "performance.json").read_text())
+        report = Report([Figure(**f) for f in saved["figures"]], saved["raw"])
+        write(report, Path(args.out), saved["quick"], saved.get("seconds", 0.0))
+        return
     records, events, large = (200, 1000, 20_000) if args.quick else (1000, 5000, 100_000)
     started = time.perf_counter()
     report = Report()
