@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export ML_CONNECTOR_HOME ?= $(CURDIR)/.ml-connector
 UI_PORT ?= 3000
 
-.PHONY: install demo ui test lint format bench chaos clean lock screenshots
+.PHONY: install demo ui test lint format bench bench-detail chaos clean lock screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,12 @@ lock: install
 screenshots: install
 	ML_CONNECTOR_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest ml_connector_pipelines_tests/browser -q
 
+# Issue 13: every figure as a ratio to a reference of the same run; writes docs/performance.md and .json.
+# BENCH_ARGS=--quick for the short variant (a few minutes). The per-system benchmarks print more detail.
 bench: install
+	$(BIN)/python -m ml_connector_pipelines.benchmarks.suite $(BENCH_ARGS)
+
+bench-detail: install
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.infor_extract
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.push
 	$(BIN)/python -m ml_connector_pipelines.benchmarks.cin7_push --per-minute 600

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from ml_connector_pipelines.core.redact import redact
 from ml_connector_pipelines.core.tables import audit_events, utcnow
@@ -63,7 +64,9 @@ class AuditWriter:
         target_id: str | None = None,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
+        conn: Connection | None = None,
     ) -> AuditEvent:
+        """Append one row; inside `conn`'s transaction when given (batched with other writes)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
         values = {
@@ -79,8 +82,12 @@ class AuditWriter:
             "reason": redact(reason) if reason is not None else None,
             "details": details,
         }
-        with self.store.session() as conn:
-            event_id = conn.execute(sa.insert(audit_events).values(**values)).inserted_primary_key[0]
+        statement = sa.insert(audit_events).values(**values)
+        if conn is not None:
+            event_id = conn.execute(statement).inserted_primary_key[0]
+        else:
+            with self.store.session() as own:
+                event_id = own.execute(statement).inserted_primary_key[0]
         return AuditEvent(id=event_id, **values)
 
     def history(self, tenant: str, flow: str | None = None, record: str | None = None) -> list[AuditEvent]:
@@ -90,5 +97,5 @@ class AuditWriter:
             query = query.where(audit_events.c.flow == flow)
         if record is not None:
             query = query.where(audit_events.c.source_id == record)
-        with self.store.session() as conn:
+        with self.store.read() as conn:
             return [AuditEvent(**row) for row in conn.execute(query.order_by(audit_events.c.id)).mappings()]

@@ -98,6 +98,19 @@ class StatusClass(Enum):
     FINAL = "final"  # the target's answer: TargetRejected (AuthenticationFailed for 401)
 
 
+def capped_rate_limit(default: RateLimit, per_second: Any) -> RateLimit:
+    """The system's default budget, lowered to a tenant's `<system>_rate_limit_per_second` when set;
+    never raised above the default (a typo must not get the credential throttled or banned)."""
+    if per_second is None or per_second == "":
+        return default
+    wanted = float(per_second)
+    if wanted <= 0:
+        raise ValueError(f"rate limit must be a positive number of requests per second, not {per_second!r}")
+    if wanted >= default.per_second:
+        return default
+    return RateLimit(per_second=wanted, burst=max(1, min(default.burst, int(wanted))))
+
+
 def default_status_class(status: int, idempotent: bool) -> StatusClass:
     """429 and 408 mean the request was not processed; 5xx may have been. A 409 is retried only
     when the request is idempotent (the same key still in flight); otherwise it is the target's

@@ -56,8 +56,29 @@ class Inbox:
         with self.store.session() as conn:
             return insert_or_ignore(conn, inbox, values, ["source", "tenant", "event_id"])
 
-    def get(self, id: int) -> InboxEvent | None:
+    def put_many(self, events: list[tuple[str, str, str, str]]) -> list[bool]:
+        """`put` for many (source, tenant, event id, payload) in one transaction, so one commit
+        stores them all (the receiver's group commit). One bool per event, in order."""
+        received_at = utcnow()
         with self.store.session() as conn:
+            return [
+                insert_or_ignore(
+                    conn,
+                    inbox,
+                    {
+                        "source": source,
+                        "event_id": event_id,
+                        "tenant": tenant,
+                        "payload": payload,
+                        "received_at": received_at,
+                    },
+                    ["source", "tenant", "event_id"],
+                )
+                for source, tenant, event_id, payload in events
+            ]
+
+    def get(self, id: int) -> InboxEvent | None:
+        with self.store.read() as conn:
             row = conn.execute(sa.select(inbox).where(inbox.c.id == id)).mappings().first()
         return InboxEvent(**row) if row else None
 

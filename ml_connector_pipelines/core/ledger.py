@@ -13,7 +13,8 @@ the Dagster check.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from ml_connector_pipelines.core.tables import insert_or_ignore, ledger, utcnow
+from ml_connector_pipelines.core.tables import dialect_insert, ledger, utcnow
 
 if TYPE_CHECKING:
     from ml_connector_pipelines.core.store import StateStore
@@ -52,6 +53,7 @@ class LedgerEntry:
     # that finds "pending" here took over from a run that may have sent the record already.
     previous_status: Status | None = None
     claimed_at: datetime | None = None
+    id: int | None = None  # the row's key
 
 
 def _entry(row: RowMapping) -> LedgerEntry:
@@ -66,16 +68,35 @@ class Ledger:
     def __init__(self, store: StateStore) -> None:
         self.store = store
 
+    @contextmanager
+    def _write(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's transaction when it passes one (several writes, one commit), else a new one."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.store.session() as own:
+                yield own
+
     def get(self, tenant: str, flow: str, source_id: str) -> LedgerEntry | None:
-        with self.store.session() as conn:
+        with self.store.read() as conn:
             row = conn.execute(sa.select(ledger).where(_key(tenant, flow, source_id))).mappings().first()
         return _entry(row) if row else None
+
+    def get_many(self, tenant: str, flow: str, source_ids: list[str]) -> dict[str, LedgerEntry]:
+        """The rows of these records (one query); records without a row are absent."""
+        if not source_ids:
+            return {}
+        query = sa.select(ledger).where(
+            ledger.c.tenant == tenant, ledger.c.flow == flow, ledger.c.source_id.in_(source_ids)
+        )
+        with self.store.read() as conn:
+            return {row["source_id"]: _entry(row) for row in conn.execute(query).mappings()}
 
     def find_by_target(self, tenant: str, flow: str, target_id: str) -> LedgerEntry | None:
         query = sa.select(ledger).where(
             ledger.c.tenant == tenant, ledger.c.flow == flow, ledger.c.target_id == target_id
         )
-        with self.store.session() as conn:
+        with self.store.read() as conn:
             row = conn.execute(query.order_by(ledger.c.id)).mappings().first()
         return _entry(row) if row else None
 
@@ -83,7 +104,7 @@ class Ledger:
         query = sa.select(ledger).where(ledger.c.tenant == tenant, ledger.c.flow == flow)
         if status is not None:
             query = query.where(ledger.c.status == status)
-        with self.store.session() as conn:
+        with self.store.read() as conn:
             return [_entry(row) for row in conn.execute(query.order_by(ledger.c.id)).mappings()]
 
     def claim(
@@ -94,6 +115,7 @@ class Ledger:
         run_id: str,
         lease_seconds: int = 900,
         run_finished: RunFinished | None = None,
+        conn: Connection | None = None,
     ) -> LedgerEntry | None:
         """Mark the record pending for `run_id`; None when another run holds it.
 
@@ -103,26 +125,32 @@ class Ledger:
         caller needs them to decide between create, update and skip.
         """
         now = utcnow()
-        with self.store.session() as conn:
-            inserted = insert_or_ignore(
-                conn,
-                ledger,
-                {
-                    "tenant": tenant,
-                    "flow": flow,
-                    "source_id": source_id,
-                    "status": "pending",
-                    "run_id": run_id,
-                    "extra": {},
-                    "version": 1,
-                    "claimed_at": now,
-                    "updated_at": now,
-                },
-                ["tenant", "flow", "source_id"],
+        with self._write(conn) as conn:
+            new = {
+                "tenant": tenant,
+                "flow": flow,
+                "source_id": source_id,
+                "status": "pending",
+                "run_id": run_id,
+                "extra": {},
+                "version": 1,
+                "claimed_at": now,
+                "updated_at": now,
+            }
+            # ON CONFLICT DO NOTHING RETURNING: the new row, or nothing when the row existed.
+            insert = dialect_insert(conn.dialect.name, ledger).values(**new)
+            inserted = (
+                conn.execute(
+                    insert.on_conflict_do_nothing(index_elements=["tenant", "flow", "source_id"]).returning(
+                        *ledger.c
+                    )
+                )
+                .mappings()
+                .first()
             )
+            if inserted is not None:
+                return _entry(inserted)
             row = conn.execute(sa.select(ledger).where(_key(tenant, flow, source_id))).mappings().one()
-            if inserted:
-                return _entry(row)
             if not _claimable(row, run_id, now - timedelta(seconds=lease_seconds), run_finished):
                 return None
             # None here means a concurrent claimer changed the row first: it won.
@@ -139,21 +167,32 @@ class Ledger:
         target_id: str,
         content_hash: str | None,
         extra: dict[str, Any] | None = None,
+        conn: Connection | None = None,
+        claimed: LedgerEntry | None = None,
     ) -> LedgerEntry:
-        """The target holds the record as `target_id`. `extra` is merged into the stored extra."""
-        with self.store.session() as conn:
+        """The target holds the record as `target_id`. `extra` is merged into the stored extra.
+
+        `claimed`: the entry `claim` returned to this run; when nobody changed the row since, it
+        saves reading the row again. Otherwise the row is read and must still be this run's claim."""
+
+        def done(row: Any) -> dict[str, Any]:
+            return {
+                "status": "done",
+                "previous_status": None,
+                "target_id": target_id,
+                "content_hash": content_hash,
+                "reason": None,
+                "extra": {**row["extra"], **(extra or {})},
+                "claimed_at": None,
+            }
+
+        with self._write(conn) as conn:
+            if claimed is not None and claimed.run_id == run_id and claimed.status == "pending":
+                entry = _change(conn, vars(claimed), **done(vars(claimed)))
+                if entry is not None:
+                    return entry
             row = _held(conn, tenant, flow, source_id, run_id)
-            return _change_held(
-                conn,
-                row,
-                status="done",
-                previous_status=None,
-                target_id=target_id,
-                content_hash=content_hash,
-                reason=None,
-                extra={**row["extra"], **(extra or {})},
-                claimed_at=None,
-            )
+            return _change_held(conn, row, **done(row))
 
     def flag(
         self,
@@ -163,10 +202,11 @@ class Ledger:
         run_id: str,
         reason: str,
         content_hash: str | None = None,
+        conn: Connection | None = None,
     ) -> LedgerEntry:
         """The record cannot be synced until someone fixes `reason`; rerunning retries it.
         The target id (if any) is kept: the target still holds the last good version."""
-        with self.store.session() as conn:
+        with self._write(conn) as conn:
             row = _held(conn, tenant, flow, source_id, run_id)
             changes: dict[str, Any] = {
                 "status": "flagged",
@@ -187,6 +227,7 @@ class Ledger:
         *,
         keep_pending: bool = False,
         reason: str | None = None,
+        conn: Connection | None = None,
     ) -> LedgerEntry | None:
         """Give up a claim.
 
@@ -195,7 +236,7 @@ class Ledger:
         reached the target, so the row stays pending (the next run looks the record up before
         creating) but the lease is let go so that run need not wait for it to expire.
         """
-        with self.store.session() as conn:
+        with self._write(conn) as conn:
             row = _held(conn, tenant, flow, source_id, run_id)
             if keep_pending:
                 return _change_held(conn, row, claimed_at=None, reason=reason)
@@ -210,14 +251,18 @@ class Ledger:
 def _change(conn: Connection, row: RowMapping, **changes: Any) -> LedgerEntry | None:
     """Apply `changes` only if nobody changed the row since it was read (optimistic lock).
     None when someone did."""
-    result = conn.execute(
-        sa.update(ledger)
-        .where(ledger.c.id == row["id"], ledger.c.version == row["version"])
-        .values(**changes, version=row["version"] + 1, updated_at=utcnow())
+    # RETURNING (SQLite >= 3.35, Postgres): the changed row without a second round trip.
+    changed = (
+        conn.execute(
+            sa.update(ledger)
+            .where(ledger.c.id == row["id"], ledger.c.version == row["version"])
+            .values(**changes, version=row["version"] + 1, updated_at=utcnow())
+            .returning(*ledger.c)
+        )
+        .mappings()
+        .first()
     )
-    if result.rowcount != 1:
-        return None
-    return _entry(conn.execute(sa.select(ledger).where(ledger.c.id == row["id"])).mappings().one())
+    return _entry(changed) if changed is not None else None
 
 
 def _change_held(conn: Connection, row: RowMapping, **changes: Any) -> LedgerEntry:

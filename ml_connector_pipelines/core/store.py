@@ -1,8 +1,11 @@
 """The state store: one SQLAlchemy engine on SQLite (default) or Postgres (production).
 `State` (in `state.py`) bundles what flows use of it.
 
-SQLite runs in WAL mode with a busy timeout, and every transaction starts with BEGIN IMMEDIATE:
-writers queue up on the lock instead of failing half-way when two processes read then write.
+SQLite runs in WAL mode with a busy timeout and `synchronous=NORMAL` (SQLite's advice for WAL: a
+killed process loses no commit; a power cut may lose the last ones, never corrupt the file).
+Every write transaction starts with BEGIN IMMEDIATE: writers queue up on the lock instead of
+failing half-way when two processes read then write. `read()` is for reads only: a deferred
+BEGIN that takes no write lock and ends in a rollback, so a lookup costs no commit.
 """
 
 from __future__ import annotations
@@ -50,6 +53,15 @@ class StateStore:
         """A connection inside one transaction: committed on exit, rolled back on error."""
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads only: no write lock, no commit (rolled back on exit)."""
+        with self.engine.connect().execution_options(state_read=True) as conn:
+            try:
+                yield conn
+            finally:
+                conn.rollback()
 
     def migrate(self) -> None:
         """Upgrade the schema to the newest migration shipped in the package.
@@ -122,12 +134,14 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # safe in WAL mode (module docstring)
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get("state_read", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

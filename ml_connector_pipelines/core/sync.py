@@ -18,6 +18,13 @@ ledger and one audit row per outcome:
 - OutcomeUnknown: `lookup()`; found -> done; not found -> one more try; unknown again -> failed.
 - any other error: failed; the ledger stays pending so the next run looks the record up first.
 
+Writes: a record that is done with the same hash costs one read and no write at all; it is
+counted (`counts["skipped"]`, `unchanged`), not audited one by one. Every other outcome writes
+its ledger change and audit row in one transaction. Inside `batched()` (the push factory uses it)
+the completion of a pushed record rides in the transaction of the next claim, so a push costs one
+commit per record; a crash before that commit leaves the record pending, which the next run looks
+up first (the same as a crash between the call and its completion).
+
 Pass `lookup` (find the record in the target by the external reference stored there) unless
 `create` is idempotent on its own (Stripe Idempotency-Key, Wise customerTransactionId).
 """
@@ -26,12 +33,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from sqlalchemy.engine import Connection
 
 from ml_connector_pipelines.core.alerts import Alerts
 from ml_connector_pipelines.core.audit import AuditWriter
@@ -42,6 +52,7 @@ if TYPE_CHECKING:
     from ml_connector_pipelines.core.store import StateStore
 
 BASE_ACTIONS = ("created", "updated", "linked", "skipped", "flagged", "failed")
+UNCHANGED = "unchanged"  # the reason of a skip that is counted, not audited
 
 
 def content_hash(obj: Any) -> str:
@@ -84,6 +95,42 @@ class SyncSession:
         # Whether another run has ended, so its claims need not wait for the lease (None: lease only).
         self.run_finished = run_finished
         self.results: list[SyncResult] = []
+        self.store = store
+        # Writes waiting for the next transaction of this session (see batched()).
+        self._deferred: list[Callable[[Connection], None]] = []
+        self._deferred_lock = threading.Lock()
+        self._batching = 0
+        self._prefetched: dict[str, LedgerEntry | None] = {}
+
+    @contextmanager
+    def batched(self) -> Iterator[SyncSession]:
+        """Defer each completion to the next write of this session (one commit per pushed record);
+        everything is written by the time the block ends."""
+        self._batching += 1
+        try:
+            yield self
+        finally:
+            self._batching -= 1
+            if not self._batching:
+                self.flush()
+
+    def prefetch(self, source_ids: list[str]) -> None:
+        """Read the ledger rows of these records in one query; each `sync` of one of them then
+        starts from it instead of a read of its own (the claim re-checks, so a stale row is safe)."""
+        found = self.ledger.get_many(self.tenant, self.flow, source_ids)
+        with self._deferred_lock:
+            self._prefetched = {source_id: found.get(source_id) for source_id in source_ids}
+
+    def flush(self) -> None:
+        """Write what batched() deferred."""
+        if self._deferred:
+            with self._writes():
+                pass
+
+    @property
+    def unchanged(self) -> int:
+        """Records skipped because the target already holds this version (counted, not audited)."""
+        return sum(r.action == "skipped" and r.reason == UNCHANGED for r in self.results)
 
     def sync(
         self,
@@ -103,16 +150,17 @@ class SyncSession:
         created it (e.g. a supplier by its vendor id); it is asked only while the ledger has no
         target id for the record.
         """
-        current = self.ledger.get(self.tenant, self.flow, source_id)
+        current = self._current(source_id)
         if current is not None and current.status == "done" and current.content_hash == content_hash:
-            return self._outcome(source_id, "skipped", current.target_id, "unchanged")
+            return self._outcome(source_id, "skipped", current.target_id, UNCHANGED)
         entry = self._claim(source_id)
         if entry is None:
             return self._in_progress(source_id)
         if entry.previous_status == "done" and entry.content_hash == content_hash:
             # Another run pushed this version between our read and our claim: nothing changed.
-            self.ledger.release(self.tenant, self.flow, source_id, self.run_id)
-            return self._outcome(source_id, "skipped", entry.target_id, "unchanged")
+            with self._writes() as conn:
+                self.ledger.release(self.tenant, self.flow, source_id, self.run_id, conn=conn)
+                return self._outcome(source_id, "skipped", entry.target_id, UNCHANGED, conn=conn)
         try:
             action, target_id, reason = self._push(entry, create, lookup, update, recreate, match)
         except (TargetRejected, ValidationFailed) as exc:
@@ -120,28 +168,61 @@ class SyncSession:
         except Exception as exc:
             # The call may have reached the target: stay pending so the next run looks it up.
             reason = f"{type(exc).__name__}: {exc}"
-            self.ledger.release(
-                self.tenant, self.flow, source_id, self.run_id, keep_pending=True, reason=reason
-            )
-            return self._outcome(source_id, "failed", entry.target_id, reason)
+            with self._writes() as conn:
+                self.ledger.release(
+                    self.tenant,
+                    self.flow,
+                    source_id,
+                    self.run_id,
+                    keep_pending=True,
+                    reason=reason,
+                    conn=conn,
+                )
+                return self._outcome(source_id, "failed", entry.target_id, reason, conn=conn)
         if action == "skipped":
-            self.ledger.release(self.tenant, self.flow, source_id, self.run_id)
-            return self._outcome(source_id, action, entry.target_id, reason)
-        try:
-            self.ledger.complete(
-                self.tenant,
-                self.flow,
-                source_id,
-                self.run_id,
-                target_id,
-                content_hash,
-                extra={**(extra or {}), **_previous_ids(entry, target_id)},
-            )
-        except ClaimLost as exc:
-            # This run outlived its lease and another took the record over; that run's lookup
-            # will find what was just written, so only report it.
-            return self._outcome(source_id, "failed", target_id, str(exc))
-        return self._outcome(source_id, action, target_id, reason)
+            with self._writes() as conn:
+                self.ledger.release(self.tenant, self.flow, source_id, self.run_id, conn=conn)
+                return self._outcome(source_id, action, entry.target_id, reason, conn=conn)
+        result = SyncResult(source_id=source_id, action=action, target_id=target_id, reason=reason)
+        ledger_extra = {**(extra or {}), **_previous_ids(entry, target_id)}
+
+        def complete(conn: Connection) -> None:
+            try:
+                self.ledger.complete(
+                    self.tenant,
+                    self.flow,
+                    source_id,
+                    self.run_id,
+                    target_id,
+                    content_hash,
+                    ledger_extra,
+                    conn,
+                    claimed=entry,
+                )
+            except ClaimLost as exc:
+                # This run outlived its lease and another took the record over; that run's lookup
+                # will find what was just written, so only report it.
+                result.action, result.reason = "failed", str(exc)
+            self._audit(result, None, conn)
+
+        self.results.append(result)
+        if self._batching:
+            with self._deferred_lock:
+                self._deferred.append(complete)
+        else:
+            with self._writes() as conn:
+                complete(conn)
+        return result
+
+    def skip_if_unchanged(self, source_id: str, content_hash: str) -> SyncResult | None:
+        """The unchanged skip of `sync`, for a caller that would otherwise build the request first
+        (and call the target to do so): the skipped result, or None when the record needs `sync`."""
+        current = self._current(source_id)
+        if current is not None and current.status == "done" and current.content_hash == content_hash:
+            return self._outcome(source_id, "skipped", current.target_id, UNCHANGED)
+        with self._deferred_lock:
+            self._prefetched[source_id] = current  # `sync` starts from it without reading again
+        return None
 
     def flag(
         self, source_id: str, reason: str, *, field: str | None = None, content_hash: str | None = None
@@ -204,15 +285,34 @@ class SyncSession:
             return _with_recovery("recreated", lambda: recreate(old_id), lookup, old_id)
         return "skipped", old_id, "changed, but this flow cannot change records in the target"
 
+    def _current(self, source_id: str) -> LedgerEntry | None:
+        """The record's ledger row: the prefetched one (used once), else read now."""
+        with self._deferred_lock:
+            if source_id in self._prefetched:
+                return self._prefetched.pop(source_id)
+        return self.ledger.get(self.tenant, self.flow, source_id)
+
+    @contextmanager
+    def _writes(self) -> Iterator[Connection]:
+        """One transaction for this session's next writes, with the deferred ones written first."""
+        with self._deferred_lock:
+            deferred, self._deferred = self._deferred, []
+        with self.store.session() as conn:
+            for write in deferred:
+                write(conn)
+            yield conn
+
     def _claim(self, source_id: str) -> LedgerEntry | None:
-        return self.ledger.claim(
-            self.tenant,
-            self.flow,
-            source_id,
-            self.run_id,
-            lease_seconds=self.lease_seconds,
-            run_finished=self.run_finished,
-        )
+        with self._writes() as conn:
+            return self.ledger.claim(
+                self.tenant,
+                self.flow,
+                source_id,
+                self.run_id,
+                lease_seconds=self.lease_seconds,
+                run_finished=self.run_finished,
+                conn=conn,
+            )
 
     def _in_progress(self, source_id: str) -> SyncResult:
         holder = self.ledger.get(self.tenant, self.flow, source_id)
@@ -223,10 +323,11 @@ class SyncSession:
         return result
 
     def _flag(self, source_id: str, reason: str, content_hash: str | None) -> SyncResult:
-        entry = self.ledger.flag(
-            self.tenant, self.flow, source_id, self.run_id, reason, content_hash=content_hash
-        )
-        result = self._outcome(source_id, "flagged", entry.target_id, reason)
+        with self._writes() as conn:
+            entry = self.ledger.flag(
+                self.tenant, self.flow, source_id, self.run_id, reason, content_hash=content_hash, conn=conn
+            )
+            result = self._outcome(source_id, "flagged", entry.target_id, reason, conn=conn)
         self.alerts.alert(self.tenant, self.flow, source_id, reason, run_id=self.run_id)
         return result
 
@@ -237,21 +338,32 @@ class SyncSession:
         target_id: str | None,
         reason: str | None,
         details: dict[str, Any] | None = None,
+        conn: Connection | None = None,
     ) -> SyncResult:
+        """Record an outcome: in the results, and in the audit trail unless it is an unchanged skip."""
+        result = SyncResult(source_id=source_id, action=action, target_id=target_id, reason=reason)
+        if not (action == "skipped" and reason == UNCHANGED):
+            if conn is None:
+                with self._writes() as own:
+                    self._audit(result, details, own)
+            else:
+                self._audit(result, details, conn)
+        self.results.append(result)
+        return result
+
+    def _audit(self, result: SyncResult, details: dict[str, Any] | None, conn: Connection) -> None:
         self.audit.record(
             self.tenant,
             self.flow,
-            source_id,
-            action,
+            result.source_id,
+            result.action,
             run_id=self.run_id,
             partition=self.partition,
-            target_id=target_id,
-            reason=reason,
+            target_id=result.target_id,
+            reason=result.reason,
             details=details,
+            conn=conn,
         )
-        result = SyncResult(source_id=source_id, action=action, target_id=target_id, reason=reason)
-        self.results.append(result)
-        return result
 
 
 def _with_recovery(

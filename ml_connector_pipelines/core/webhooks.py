@@ -7,26 +7,37 @@ Each source (``wise``, ``stripe``, ...) brings a `Verifier`, injected by the cal
 never imports a system package. A verifier checks the signature with the tenant's key and returns a
 stable event id; the inbox stores each (source, tenant, event id) once, so a redelivery is a no-op.
 
+Throughput (issue 13): the inbox writes of concurrent requests share one transaction (`GroupCommit`:
+a request is answered 200 only once the commit holding its event is done, so "stored" still means
+durable); verifiers' credential lookups are cached per tenant for `CREDENTIALS_TTL_SECONDS`
+(`cached_per_tenant`), so a rotated or removed secret takes effect within that time; `serve_webhooks`
+can run several worker processes on one port. `GET /healthz` answers without touching the
+database, for load balancers.
+
 Bodies are bounded before anything reads them: size (413) and JSON nesting depth (400), so a body
 nested thousands of levels deep, however well signed, is a clean 400 and never a RecursionError.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import sqlalchemy as sa
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from .bounded_json import JsonTooComplex, check_json_bounds
@@ -38,6 +49,11 @@ logger = logging.getLogger("ml_connector.webhooks")
 
 # Stripe's deepest events (an invoice with its lines, prices and tax) nest about 8 levels; Wise's 4.
 MAX_JSON_DEPTH = 64
+# How long a tenant's webhook credentials (or their absence) are reused before the vault is read again.
+CREDENTIALS_TTL_SECONDS = 30.0
+GROUP_COMMIT_MAX_EVENTS = 500  # events at most in one inbox transaction
+
+T = TypeVar("T")
 
 
 class InvalidWebhook(Exception):
@@ -84,6 +100,90 @@ async def _read_body(request: Request, max_body_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def cached_per_tenant(
+    lookup: Callable[[str], T], ttl_seconds: float = CREDENTIALS_TTL_SECONDS
+) -> Callable[[str], T]:
+    """`lookup(tenant)` remembered for `ttl_seconds`, errors included (an unknown tenant's flood
+    does not hit the vault either). A rotated secret is used at the latest `ttl_seconds` later."""
+    lock = threading.Lock()
+    cache: dict[str, tuple[float, T | None, Exception | None]] = {}
+
+    def cached(tenant: str) -> T:
+        now = time.monotonic()
+        with lock:
+            hit = cache.get(tenant)
+        if hit is None or now - hit[0] >= ttl_seconds:
+            try:
+                hit = (now, lookup(tenant), None)
+            except Exception as exc:
+                hit = (now, None, exc)
+            with lock:
+                cache[tenant] = hit
+        if hit[2] is not None:
+            raise hit[2]
+        return hit[1]  # type: ignore[return-value]
+
+    return cached
+
+
+class GroupCommit:
+    """One writer thread stores the events of all requests waiting at that moment in one inbox
+    transaction: under load many events share a commit, when idle each gets its own at once."""
+
+    def __init__(self, inbox: Inbox, max_events: int = GROUP_COMMIT_MAX_EVENTS) -> None:
+        self.inbox = inbox
+        self.max_events = max_events
+        self._queue: queue.SimpleQueue[tuple[tuple[str, str, str, str], Future[bool]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def put(self, source: str, tenant: str, event_id: str, payload: str) -> bool:
+        """True when stored, False for a redelivery; returns once the event is committed."""
+        self._start()
+        future: Future[bool] = Future()
+        self._queue.put(((source, tenant, event_id, payload), future))
+        return await asyncio.wrap_future(future)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join(timeout=10)
+                self._thread = None
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True, name="inbox-writer")
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_events:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            try:
+                stored = self.inbox.put_many([event for event, _ in batch])
+            except Exception as exc:  # the requests answer 500; the sender redelivers
+                for _, future in batch:
+                    future.set_exception(exc)
+            else:
+                for (_, future), result in zip(batch, stored, strict=True):
+                    future.set_result(result)
+
+
 def _reject(status: int, source: str, tenant: str, reason: str) -> JSONResponse:
     # Logged without the body or headers: they may carry signatures or personal data.
     logger.warning(
@@ -98,7 +198,9 @@ def create_webhook_app(
     max_body_bytes: int = 1_000_000,
     max_json_depth: int = MAX_JSON_DEPTH,
 ) -> Starlette:
-    """`POST /webhooks/{source}/{tenant}` stores verified events; `GET /webhooks/health` for probes."""
+    """`POST /webhooks/{source}/{tenant}` stores verified events; `GET /webhooks/health` for probes,
+    `GET /healthz` (no database) for load balancers."""
+    writer = GroupCommit(inbox)
 
     async def receive(request: Request) -> JSONResponse:
         source = request.path_params["source"]
@@ -130,8 +232,8 @@ def create_webhook_app(
             return _reject(400, source, tenant, "body is not UTF-8")
         if event.is_test:
             return JSONResponse({"status": "test notification"})
-        stored = await run_in_threadpool(inbox.put, source, tenant, event.event_id, payload)
-        logger.info("webhook %s: source=%s tenant=%s", "stored" if stored else "duplicate", source, tenant)
+        stored = await writer.put(source, tenant, event.event_id, payload)
+        logger.debug("webhook %s: source=%s tenant=%s", "stored" if stored else "duplicate", source, tenant)
         return JSONResponse({"status": "stored" if stored else "duplicate", "event_id": event.event_id})
 
     def database_reachable() -> str | None:
@@ -150,17 +252,37 @@ def create_webhook_app(
             return JSONResponse({**body, "status": "unavailable", "database": problem}, status_code=503)
         return JSONResponse(body)
 
+    async def healthz(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        writer.stop()
+
     return Starlette(
         routes=[
+            Route("/healthz", healthz, methods=["GET"]),
             Route("/webhooks/health", health, methods=["GET"]),
             Route("/webhooks/{source}/{tenant}", receive, methods=["POST"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 
-def serve_webhooks(app: Starlette, host: str = "127.0.0.1", port: int = 8800) -> None:
-    """Run the receiver in the foreground (the CLI's `webhooks serve`). Blocks until interrupted."""
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+def serve_webhooks(app: Starlette | str, host: str = "127.0.0.1", port: int = 8800, workers: int = 1) -> None:
+    """Run the receiver in the foreground (the CLI's `webhooks serve`). Blocks until interrupted.
+
+    `workers` > 1 runs that many processes on the port; they need `app` as the import string of an
+    app factory (`WEBHOOK_APP_FACTORY`), since each process builds its own app.
+    """
+    options = {"host": host, "port": port, "log_level": "info", "access_log": False}
+    if workers > 1:
+        if not isinstance(app, str):
+            raise ValueError("several workers need the app as an import string of a factory")
+        uvicorn.run(app, factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(app, factory=isinstance(app, str), **options)
 
 
 class WebhookServer:

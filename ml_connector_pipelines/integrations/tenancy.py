@@ -15,7 +15,7 @@ from ..core.settings import Settings
 from ..core.state import State
 from ..core.tenants import CredentialStore, Tenant, UnknownTenantError, check_tenant_name
 from ..core.vault import Vault
-from ..core.webhooks import UnknownTenant, Verifier
+from ..core.webhooks import UnknownTenant, Verifier, cached_per_tenant
 from ..systems.registry import SYSTEMS
 from ..systems.spec import ClientContext, CredentialsLookup
 from ..systems.stripe.client import StripeGateway
@@ -217,7 +217,8 @@ def webhook_verifiers(connector: Connector) -> dict[str, Verifier]:
                 raise UnknownTenant(f"no {system} credentials for tenant {tenant!r}")
             return creds
 
-        return lookup
+        # Cached briefly: the vault is not read per event; a rotated secret applies within the TTL.
+        return cached_per_tenant(lookup)
 
     return {
         spec.name: spec.webhook_verifier(creds_for(spec.name))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import sqlalchemy as sa
 
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.errors import (
@@ -80,10 +81,13 @@ def test_new_then_same_then_changed(state_store: StateStore) -> None:
     first = push(session(state_store, "run-1"), target, "S1", {"name": "Acme"})
     assert (first.action, first.target_id) == ("created", "T1")
     version = Ledger(state_store).get(TENANT, FLOW, "S1").version
-    again = push(session(state_store, "run-2"), target, "S1", {"name": "Acme"})
+    rerun = session(state_store, "run-2")
+    again = push(rerun, target, "S1", {"name": "Acme"})
     assert (again.action, again.target_id, again.reason) == ("skipped", "T1", "unchanged")
-    # Rerunning a partition of unchanged records writes no ledger rows (only audit rows).
+    # Rerunning a partition of unchanged records writes nothing: no ledger change, no audit row;
+    # the skip is only counted (issue 13).
     assert Ledger(state_store).get(TENANT, FLOW, "S1").version == version
+    assert (rerun.counts["skipped"], rerun.unchanged) == (1, 1)
     changed = push(session(state_store, "run-3"), target, "S1", {"name": "Acme Ltd"})
     assert (changed.action, changed.target_id) == ("updated", "T1")
     assert target.records == {"T1": {"ref": "S1", "name": "Acme Ltd"}}
@@ -94,7 +98,7 @@ def test_new_then_same_then_changed(state_store: StateStore) -> None:
         "run-3",
     )
     actions = [e.action for e in AuditWriter(state_store).history(TENANT, FLOW, "S1")]
-    assert actions == ["created", "skipped", "updated"]
+    assert actions == ["created", "updated"]
 
 
 def test_changed_record_on_immutable_target_is_recreated(state_store: StateStore) -> None:
@@ -272,3 +276,26 @@ def test_run_that_outlived_its_lease_reports_failure_and_the_new_holder_recovers
     recovered = push(session(state_store, "run-3", lease_seconds=0), target, "S1", {"n": 1})
     assert (recovered.action, recovered.target_id, recovered.reason) == ("created", "T1", "recovered")
     assert len(target.holding("S1")) == 1
+
+
+def test_batched_push_commits_once_per_record_and_writes_everything(state_store: StateStore) -> None:
+    commits = itertools.count()
+    sa.event.listen(state_store.engine, "commit", lambda _conn: next(commits))
+    target = FakeTarget()
+    batch = session(state_store, "run-1")
+    start = next(commits)
+    with batch.batched():
+        for n in range(10):
+            push(batch, target, f"S{n}", {"name": f"Acme {n}"})
+    # Ten claims (each carrying the previous completion) plus the final flush.
+    assert next(commits) - start - 1 == 11
+    ledger = Ledger(state_store)
+    assert all(ledger.get(TENANT, FLOW, f"S{n}").status == "done" for n in range(10))
+    assert len(AuditWriter(state_store).history(TENANT, FLOW)) == 10
+    rerun = session(state_store, "run-2")
+    before = next(commits)
+    with rerun.batched():
+        for n in range(10):
+            push(rerun, target, f"S{n}", {"name": f"Acme {n}"})
+    assert next(commits) - before - 1 == 0  # an unchanged re-poll writes nothing
+    assert rerun.unchanged == 10 and len(target.records) == 10

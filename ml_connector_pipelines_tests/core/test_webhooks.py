@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -20,6 +21,8 @@ from ml_connector_pipelines.core.webhooks import (
     InvalidWebhook,
     UnknownTenant,
     VerifiedEvent,
+    WebhookServer,
+    cached_per_tenant,
     create_webhook_app,
 )
 
@@ -169,3 +172,50 @@ def test_health_and_methods(client: httpx.Client) -> None:
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "sources": ["test"], "database": "ok"}
     assert client.get("/webhooks/test/acme").status_code == 405
+    assert (client.get("/healthz").status_code, client.get("/healthz").text) == (200, "ok")
+
+
+def test_concurrent_events_are_all_stored_once(client: httpx.Client, inbox: Inbox) -> None:
+    # Many requests at once share inbox transactions (group commit); each answer still tells
+    # stored or duplicate correctly, and every event is there afterwards.
+    bodies = [json.dumps({"id": f"evt_{n % 40}"}).encode() for n in range(80)]
+
+    def send(body: bytes) -> str:
+        return client.post("/webhooks/test/acme", content=body, headers=signed(body)).json()["status"]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(send, bodies))
+    assert sorted(answers).count("stored") == 40 and answers.count("duplicate") == 40
+    assert [event_id for event_id, _ in stored(inbox)] == sorted(f"evt_{n}" for n in range(40))
+
+
+def test_a_rotated_secret_takes_effect_within_the_cache_ttl(inbox: Inbox) -> None:
+    secrets = {"acme": b"old-secret"}
+
+    class RotatingVerifier(HmacVerifier):
+        def __init__(self) -> None:
+            self.secret_for = cached_per_tenant(lambda tenant: secrets[tenant], ttl_seconds=0.5)
+
+        def __call__(self, tenant: str, headers: Mapping[str, str], body: bytes) -> VerifiedEvent:
+            expected = hmac.new(self.secret_for(tenant), body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(headers.get("x-test-signature", ""), expected):
+                raise InvalidWebhook("bad signature")
+            return VerifiedEvent(event_id=json.loads(body)["id"])
+
+    def post(http: httpx.Client, event_id: str, secret: bytes) -> int:
+        body = json.dumps({"id": event_id}).encode()
+        signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
+        return http.post(
+            "/webhooks/test/acme", content=body, headers={"X-Test-Signature": signature}
+        ).status_code
+
+    with (
+        WebhookServer(create_webhook_app(inbox, {"test": RotatingVerifier()})) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        assert post(http, "evt_1", b"old-secret") == 200
+        secrets["acme"] = b"new-secret"
+        time.sleep(0.6)  # past the TTL: the new secret is read, the old one no longer verifies
+        assert post(http, "evt_2", b"new-secret") == 200
+        assert post(http, "evt_3", b"old-secret") == 400
+    assert [event_id for event_id, _ in stored(inbox)] == ["evt_1", "evt_2"]

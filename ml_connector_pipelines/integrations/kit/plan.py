@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -172,6 +173,20 @@ class PreviewSession:
         self.partition = partition
         self.lease_seconds = lease_seconds
         self.results: list[SyncResult] = []
+
+    @contextmanager
+    def batched(self) -> Iterator[PreviewSession]:
+        """SyncSession's write batching; a preview writes nothing, so there is nothing to batch."""
+        yield self
+
+    def prefetch(self, source_ids: list[str]) -> None:
+        """SyncSession reads a page of ledger rows at once; a preview reads each as it goes."""
+
+    def skip_if_unchanged(self, source_id: str, content_hash: str) -> SyncResult | None:
+        current = self.ledger.get(self.tenant, self.flow, source_id)
+        if current is not None and current.status == "done" and current.content_hash == content_hash:
+            return self._outcome(source_id, "skipped", current.target_id, "unchanged")
+        return None
 
     def sync(
         self,

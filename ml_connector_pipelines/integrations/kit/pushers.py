@@ -105,6 +105,9 @@ class PushContext:
         self._infor.clear()
 
 
+PAGE_SIZE = 500  # records whose ledger rows are read at once
+
+
 def push_one(pusher: Pusher[R], session: SyncSession, record: R, record_id: str) -> SyncResult:
     """One record through the pusher, with the one error policy (module docstring)."""
     try:
@@ -158,9 +161,16 @@ def push_all(
         return results
 
     size = max(1, min(workers, len(groups)))
-    if size == 1:
-        batches = [push_group(item) for item in groups.items()]
-    else:
-        with ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"push-{session.flow}") as pool:
-            batches = list(pool.map(push_group, groups.items()))
+    items = list(groups.items())
+    batches: list[list[SyncResult]] = []
+    # One commit per record: each completion rides in the next claim's transaction, and the ledger
+    # rows of a page of records are read in one query (sync.py).
+    with (
+        session.batched(),
+        ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"push-{session.flow}") as pool,
+    ):
+        for start in range(0, len(items), PAGE_SIZE):
+            page = items[start : start + PAGE_SIZE]
+            session.prefetch([key for key, _ in page])
+            batches.extend(map(push_group, page) if size == 1 else pool.map(push_group, page))
     return [result for batch in batches for result in batch]

@@ -50,6 +50,10 @@ class RecipientSync:
         if supplier.bank_account is None:
             return self.session.note(supplier_id, "skipped", reason="supplier has no bank details")
         digest = bank_details_hash(supplier)
+        # Before the payload: building it asks Wise for the profile and the account requirements.
+        unchanged = self.session.skip_if_unchanged(supplier_id, digest)
+        if unchanged is not None:
+            return unchanged
         try:
             # Validated (schwifty for IBANs, checksums, formats) before any call to Wise.
             payload = recipient_payload(

@@ -6,7 +6,9 @@
 canonical records (`models.py`) page by page; writes return the id Infor gave the new record.
 
 Tenant config keys (all products): page_size (default 500), client_auth ("form" | "basic"),
-rate_limit_per_second (requests per second for the tenant's gateway credential, default no limit).
+rate_limit_per_second (requests per second for the tenant's gateway credential; default and ceiling
+`DEFAULT_RATE_LIMIT`, 500 requests/min: the ION API Gateway publishes no default quota, and 500/min is
+what the seed copy allows, so a setting may lower it, never raise it).
 M3 keys are listed in `m3_adapter.py`; SyteLine needs mongoose_config.
 
 A row that cannot become a canonical record is skipped and kept in `adapter.rejected`, naming the
@@ -19,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any, Protocol, Self
 
-from ...core.http import HttpClient, RateLimit
+from ...core.http import HttpClient, RateLimit, capped_rate_limit
 from .auth import GATEWAY_RETRY, IonApiAuth
 from .common import InvoiceKind, RejectedRecord, is_newer, split_invoice_key
 from .errors import INFOR_HOOKS
@@ -54,6 +56,10 @@ __all__ = [
 
 # Infor recommends a client timeout of 5 minutes or more (the gateway itself gives up after 1-5).
 GATEWAY_TIMEOUT_SECONDS = 300.0
+
+# Per tenant (the gateway credential), shared by every adapter and process of the tenant: a burst of
+# 50, then 450/min, so no 60 s window holds more than 500 requests.
+DEFAULT_RATE_LIMIT = RateLimit(per_second=450 / 60, burst=50)
 
 
 class InforAdapter(Protocol):
@@ -117,7 +123,7 @@ def open_adapter(
         headers=headers,
         hooks=INFOR_HOOKS,
         # Shared per (system, credential_id): every adapter of this tenant draws from one bucket.
-        rate_limit=RateLimit(float(per_second)) if per_second else None,
+        rate_limit=capped_rate_limit(DEFAULT_RATE_LIMIT, per_second),
     )
     if product == "m3":
         return M3Adapter(http, auth, config)

@@ -20,7 +20,9 @@ class InforConfig(SystemConfig):
         "form", description="how the OAuth client authenticates at the token endpoint"
     )
     rate_limit_per_second: PositiveFloat | None = Field(
-        None, description="requests per second for the tenant's gateway credential (unset: 500/min)"
+        None,
+        description="requests per second for the tenant's gateway credential, only lower than the "
+        "default (unset: 450/min with a burst of 50, so no minute exceeds 500)",
     )
     page_size: PositiveInt = Field(500, description="records per page of an Infor read")
     bank_type: str = Field("2", description="CRS692MI bank account type (BKTP) of supplier accounts")

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
-from ..spec import ClientContext, CliOption, SystemSpec, per_minute
-from .adapter import InforAdapter, open_adapter
+from ..spec import ClientContext, CliOption, SystemSpec
+from .adapter import DEFAULT_RATE_LIMIT, InforAdapter, open_adapter
 from .config import InforConfig
 from .ionapi import IonApi
 
@@ -44,7 +44,7 @@ SYSTEM = SystemSpec(
     ping=ping_infor,
     # Infor publishes no default quota (tenant admins set quota policies); 500 requests/min per tenant
     # is the connector's default budget. Tenant config `rate_limit_per_second` sets the adapter's own.
-    rate_limit=per_minute(500),
+    rate_limit=DEFAULT_RATE_LIMIT,  # 500 requests/min
     cli_options=(
         CliOption("--ionapi", "", "the tenant's .ionapi file", file="json"),
         CliOption("--cono", "cono", "M3 company", default="100", target="config"),

@@ -42,6 +42,7 @@ from ml_connector_pipelines.core.http import (
     RateLimit,
     RateStore,
     StatusClass,
+    capped_rate_limit,
     default_status_class,
     generic_error_message,
     paginate,
@@ -156,14 +157,16 @@ class StripeGateway:
         *,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
         rate_store: RateStore | None = None,
+        rate_limit_per_second: float | None = None,
     ) -> None:
         base_url = base_url.rstrip("/")
+        mode_limit = TEST_MODE_RATE if api_key.startswith("sk_test_") else LIVE_MODE_RATE
         self._http = HttpClient(
             SYSTEM,
             base_url,
             # Stripe's limits are per account; the bucket is keyed by a digest, never the key itself.
             credential_id=hashlib.sha256(api_key.encode()).hexdigest()[:16],
-            rate_limit=TEST_MODE_RATE if api_key.startswith("sk_test_") else LIVE_MODE_RATE,
+            rate_limit=capped_rate_limit(mode_limit, rate_limit_per_second),
             timeout=timeout,
             max_concurrency=MAX_CONCURRENCY,
             hooks=STRIPE_HOOKS,

@@ -21,7 +21,13 @@ class StripeCredentials(BaseModel):
 
 def open_stripe(credentials: dict[str, Any], context: ClientContext) -> StripeGateway:
     # The gateway picks its own budget from the key: 25/s in test mode, 100/s live.
-    return StripeGateway(credentials["api_key"], credentials["base_url"], rate_store=context.rate_store)
+    # Tenant config `stripe_rate_limit_per_second` may lower that budget, never raise it.
+    return StripeGateway(
+        credentials["api_key"],
+        credentials["base_url"],
+        rate_store=context.rate_store,
+        rate_limit_per_second=context.config.get("stripe_rate_limit_per_second"),
+    )
 
 
 def ping_stripe(gateway: StripeGateway) -> None:

@@ -193,10 +193,13 @@ class WiseClient:
     def business_profile_id(self) -> int:
         """The configured profile, else the account's business profile (looked up once)."""
         if self._profile_id is None:
-            business = [profile for profile in self.profiles() if profile.type == "BUSINESS"]
-            if not business:
-                raise ConnectorError("the Wise token has no business profile; set profile_id")
-            self._profile_id = business[0].id
+            # Under the lock: a pool of push workers starting at once asks Wise once, not each.
+            with self._requirements_lock:
+                if self._profile_id is None:
+                    business = [profile for profile in self.profiles() if profile.type == "BUSINESS"]
+                    if not business:
+                        raise ConnectorError("the Wise token has no business profile; set profile_id")
+                    self._profile_id = business[0].id
         return self._profile_id
 
     # Quotes --------------------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 
 from ..config_fields import Cron, Currency, SystemConfig
 
 
 class WiseConfig(SystemConfig):
+    wise_rate_limit_per_second: PositiveFloat | None = Field(
+        None, description="Wise requests per second for this tenant, only lower than the default (100/s)"
+    )
     wise_source_currency: Currency = Field("EUR", description="currency Wise quotes are funded from")
     wise_create_transfers: bool = Field(
         False, description="create Wise transfers for approved AP invoices (never funded by the connector)"

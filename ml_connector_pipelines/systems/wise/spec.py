@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ...core.http import RateLimit
+from ...core.http import RateLimit, capped_rate_limit
 from ..spec import ClientContext, CliOption, CredentialsLookup, SystemSpec
 from .client import WiseClient
 from .config import WiseConfig
@@ -49,7 +49,8 @@ def open_wise(credentials: dict[str, Any], context: ClientContext) -> WiseClient
         client_id=credentials.get("client_id"),
         client_secret=credentials.get("client_secret"),
         profile_id=credentials.get("profile_id"),
-        rate_limit=RATE_LIMIT,
+        # Tenant config `wise_rate_limit_per_second` may lower the default, never raise it.
+        rate_limit=capped_rate_limit(RATE_LIMIT, context.config.get("wise_rate_limit_per_second")),
         rate_store=context.rate_store,
     )
 
