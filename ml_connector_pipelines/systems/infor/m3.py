@@ -61,6 +61,8 @@ SAFE_TO_RETRY: frozenset[tuple[str, str]] = frozenset(
         ("CRS620MI", "GetBasicData"),
         ("CRS620MI", "LstSuppliers"),
         ("CRS620MI", "LstSupplierRef"),
+        ("CRS620MI", "LstAddresses"),
+        ("MDBREADMI", "LstCEMAIL00"),
         ("CRS610MI", "LstByNumber"),
         ("CRS610MI", "GetBasicData"),
         ("CRS630MI", "LstAccountID"),
