@@ -737,11 +737,12 @@ def _first_use() -> DoorRow:
         }
         env |= {"ML_CONNECTOR_HOME": str(root / "home"), "DAGSTER_HOME": str(root / "dagster")}
         env["ML_CONNECTOR_ALLOW_LOOPBACK_HTTP"] = "1"
-        argv = [sys.executable, "-m", "ml_connector_pipelines.cli", "tenants", "add", "FIRST"]
+        # --no-check: this is about the master key on first use, not about reaching the systems.
+        argv = [sys.executable, "-m", "ml_connector_pipelines.cli", "tenants", "add", "FIRST", "--no-check"]
         fresh = subprocess.run([*argv, "--ionapi", str(ionapi)], env=env, capture_output=True, text=True)
         (root / "home" / "master.key").unlink(missing_ok=True)
         prod = subprocess.run(
-            [*argv, "--ionapi", str(ionapi)],
+            [*argv, "--replace", "--ionapi", str(ionapi)],
             env={**env, "ML_CONNECTOR_ENV": "production"},
             capture_output=True,
             text=True,

@@ -20,6 +20,7 @@ from ml_connector_pipelines import definitions  # noqa: F401  (registers every p
 from ml_connector_pipelines.cli import main
 from ml_connector_pipelines.core import tables
 from ml_connector_pipelines.core.errors import WriteRefused
+from ml_connector_pipelines.core.sync import UNCHANGED
 from ml_connector_pipelines.integrations.kit.plan import FlowPlan, plan_partition
 from ml_connector_pipelines.integrations.partitions import partition_key
 from ml_connector_pipelines.systems.wise.client import WiseClient
@@ -72,12 +73,14 @@ def snapshot(tenant: TenantEnv) -> dict[str, Any]:
 
 
 def planned(plans: list[FlowPlan]) -> Counter[tuple[str, str, str]]:
-    """(flow, record, action) of every record the plan names, dependencies synced on the spot too."""
+    """(flow, record, action) of every record the plan names, dependencies synced on the spot too.
+
+    Unchanged records are left out: a real run counts them in its metadata, it does not audit them."""
     found: Counter[tuple[str, str, str]] = Counter()
     for plan in plans:
-        found.update((plan.flow, r.source_id, r.action) for r in plan.results)
-        for flow, results in plan.on_the_spot.items():
-            found.update((flow, r.source_id, r.action) for r in results)
+        results = [(plan.flow, r) for r in plan.results]
+        results += [(flow, r) for flow, spot in plan.on_the_spot.items() for r in spot]
+        found.update((flow, r.source_id, r.action) for flow, r in results if r.reason != UNCHANGED)
     return found
 
 
