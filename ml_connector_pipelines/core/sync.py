@@ -70,7 +70,22 @@ class SyncResult:
     in_progress: bool = False  # skipped only because another live run holds the record
 
 
-class SyncSession:
+class SessionResults:
+    """The outcomes a session collected: counted per action, and as a table (run metadata)."""
+
+    results: list[SyncResult]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(result.action for result in self.results)
+        return {action: counted.get(action, 0) for action in BASE_ACTIONS} | dict(counted)
+
+    def summary(self) -> pd.DataFrame:
+        columns = ["source_id", "action", "target_id", "reason"]
+        return pd.DataFrame([[getattr(r, c) for c in columns] for r in self.results], columns=columns)
+
+
+class SyncSession(SessionResults):
     def __init__(
         self,
         store: StateStore,
@@ -164,7 +179,7 @@ class SyncSession:
         try:
             action, target_id, reason = self._push(entry, create, lookup, update, recreate, match)
         except (TargetRejected, ValidationFailed) as exc:
-            return self._flag(source_id, _message(exc, source_id), content_hash)
+            return self._flag(source_id, target_message_for(exc, source_id), content_hash)
         except Exception as exc:
             # The call may have reached the target: stay pending so the next run looks it up.
             reason = f"{type(exc).__name__}: {exc}"
@@ -243,15 +258,6 @@ class SyncSession:
     ) -> SyncResult:
         """Record an outcome the ledger does not track (a status posted back, a file moved...)."""
         return self._outcome(source_id, action, target_id, reason, details)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counted = Counter(result.action for result in self.results)
-        return {action: counted.get(action, 0) for action in BASE_ACTIONS} | dict(counted)
-
-    def summary(self) -> pd.DataFrame:
-        columns = ["source_id", "action", "target_id", "reason"]
-        return pd.DataFrame([[getattr(r, c) for c in columns] for r in self.results], columns=columns)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -387,7 +393,7 @@ def _previous_ids(entry: LedgerEntry, new_id: str | None) -> dict[str, Any]:
     return {"previous_target_ids": [*entry.extra.get("previous_target_ids", []), entry.target_id]}
 
 
-def _message(exc: Exception, source_id: str) -> str:
+def target_message_for(exc: Exception, source_id: str) -> str:
     # The target's own words when there are some; they tell the user what to fix.
     if isinstance(exc, TargetRejected):
         return f"{exc.system} rejected it (HTTP {exc.status}): {exc.target_message}"

@@ -39,7 +39,7 @@ import pandas as pd
 from ...core.errors import TargetRejected, ValidationFailed, WriteRefused
 from ...core.http import HttpClient
 from ...core.ledger import Ledger, LedgerEntry, Status
-from ...core.sync import BASE_ACTIONS, SyncResult, _message
+from ...core.sync import SessionResults, SyncResult, target_message_for
 from ...core.tables import utcnow
 from ..frames import from_frame, to_frame
 from .dependencies import Dependencies
@@ -151,7 +151,7 @@ class PlanLedger:
 # The session ------------------------------------------------------------------------------------
 
 
-class PreviewSession:
+class PreviewSession(SessionResults):
     """`SyncSession`'s interface; decides like it, writes nothing (module docstring)."""
 
     def __init__(
@@ -208,7 +208,7 @@ class PreviewSession:
         try:
             action, target_id, reason = self._predict(current, create, lookup, update, recreate, match)
         except (TargetRejected, ValidationFailed) as exc:
-            return self._flag(source_id, _message(exc, source_id), content_hash)
+            return self._flag(source_id, target_message_for(exc, source_id), content_hash)
         except Exception as exc:  # the real run fails it too, and keeps it pending
             return self._outcome(source_id, "failed", current.target_id if current else None, _failure(exc))
         if action != "skipped":
@@ -241,15 +241,6 @@ class PreviewSession:
         details: dict[str, Any] | None = None,
     ) -> SyncResult:
         return self._outcome(source_id, action, target_id, reason)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counted = Counter(result.action for result in self.results)
-        return {action: counted.get(action, 0) for action in BASE_ACTIONS} | dict(counted)
-
-    def summary(self) -> pd.DataFrame:
-        columns = ["source_id", "action", "target_id", "reason"]
-        return pd.DataFrame([[getattr(r, c) for c in columns] for r in self.results], columns=columns)
 
     # -- internals: the mirror of SyncSession._push ------------------------------------------------
 
