@@ -87,6 +87,9 @@ class TenantData:
         self._versions = dict.fromkeys(ENTITIES, 0)
         self._clock = itertools.count(1)
         self._cache: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        # Ledger vouchers (YEA4, JRNO, JSNO) by ledger and row key, and back.
+        self._vouchers: dict[tuple[str, tuple[str, ...]], tuple[str, str, str]] = {}
+        self._voucher_rows: dict[tuple[str, str, str, str], tuple[str, ...]] = {}
 
     # Numbering and clock --------------------------------------------------------------------------
 
@@ -99,6 +102,18 @@ class TenantData:
             self._next_po += 1
         self._next_po += 1
         return str(self._next_po - 1)
+
+    def voucher(self, ledger: str, key: tuple[str, ...], year: str) -> tuple[str, str, str]:
+        """A ledger row's voucher (YEA4, JRNO, JSNO): numbered when first seen, then fixed [I]."""
+        found = self._vouchers.get((ledger, key))
+        if found is None:
+            found = (year, str(len(self._vouchers) + 1), "1")
+            self._vouchers[(ledger, key)] = found
+            self._voucher_rows[(ledger, *found)] = key
+        return found
+
+    def voucher_row(self, ledger: str, year: str, journal: str, sequence: str) -> tuple[str, ...] | None:
+        return self._voucher_rows.get((ledger, year, journal, sequence))
 
     @property
     def today_iso(self) -> str:

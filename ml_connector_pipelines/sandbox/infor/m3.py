@@ -16,7 +16,7 @@ from typing import Any
 
 from . import mi_metadata
 from .data import TenantData
-from .query import QueryError, Row, SortedRows, parse_select, sort_key
+from .query import QueryError, Row, SortedRows, parse_search, parse_select, sort_key
 from .seed import DIVISION, Record
 
 COMPANY = "100"  # [I] the one company (CONO) of every sandbox tenant
@@ -512,6 +512,135 @@ def _ars200_totals(data: TenantData, call: Call) -> list[Row]:
             "LMDT": invoice["ESLMDT"],
             "OCUA": str(outstanding),
         }
+    ]
+
+
+# Enterprise Search (APS200MI, PPS200MI, ARS200MI Search*) and the gets on what it finds -------------
+#
+# SQRY is a Lucene query on the program's search index; which fields an index holds is the tenant's
+# search configuration [I]. The sandbox's indexes hold the fields below, matched exactly (or as a
+# prefix), and refuse any other field or syntax (query.parse_search).
+
+AP_SEARCH_FIELDS = frozenset("DIVI SUNO SPYN SINO INYR TRCD IVDT DUDT CUCD RECO LMDT".split())
+PO_SEARCH_FIELDS = frozenset("DIVI PUNO SUNO CUCD PUDT PUST FACI WHLO LMDT YRE1".split())
+AR_SEARCH_FIELDS = frozenset("DIVI CUNO PYNO CINO INYR TRCD IVDT DUDT CUCD RECO LMDT CKNO".split())
+
+
+def _search(call: Call, rows: list[Row], fields: frozenset[str]) -> list[Row]:
+    try:
+        terms = parse_search(call.get("SQRY"))
+    except QueryError as exc:
+        raise BusinessError(f"Invalid search query: {exc}", "SQRY", "XSE0002") from None
+    for term in terms:
+        if term.field not in fields:
+            raise BusinessError(f"Field {term.field} is not in the search index", "SQRY", "XSE0003")
+    return [row for row in rows if all(term.matches(row[term.field]) for term in terms)]
+
+
+def _ap_ledger_rows(data: TenantData) -> list[Row]:
+    """FPLEDG rows without their prefix, with their voucher; the payee (SPYN) is the supplier."""
+    rows = []
+    for key, invoice in data.ap_invoices.items():
+        row = {name[2:]: value for name, value in _ap_row(invoice).items()}
+        yea4, jrno, jsno = data.voucher("FPLEDG", key, row["INYR"])
+        rows.append({**row, "SPYN": row["SUNO"], "YEA4": yea4, "JRNO": jrno, "JSNO": jsno, "IVBL": ""})
+    return rows
+
+
+def _aps200_search(data: TenantData, call: Call) -> list[Row]:
+    rows = _search(call, _ap_ledger_rows(data), AP_SEARCH_FIELDS)
+    return [
+        {**row, "PGNM": "APS200MI", "FILE": "FPLEDG", "KSTR": f"{row['YEA4']}/{row['JRNO']}/{row['JSNO']}"}
+        for row in rows
+    ]
+
+
+def _voucher_key(data: TenantData, call: Call, ledger: str) -> tuple[str, ...]:
+    key = data.voucher_row(ledger, call.get("YEA4"), call.get("JRNO"), call.get("JSNO"))
+    if key is None:
+        raise BusinessError(
+            f"Voucher {call.get('YEA4')}/{call.get('JRNO')}/{call.get('JSNO')} does not exist",
+            "JRNO",
+            "WJR0103",
+        )
+    return key
+
+
+def _aps200_get(data: TenantData, call: Call) -> list[Row]:
+    key = _voucher_key(data, call, "FPLEDG")
+    invoice = data.ap_invoices.get(key)  # type: ignore[arg-type]
+    if invoice is None:
+        raise BusinessError(f"Voucher {call.get('JRNO')} does not exist", "JRNO", "WJR0103")
+    row = {name[2:]: value for name, value in _ap_row(invoice).items()}
+    yea4, jrno, jsno = data.voucher("FPLEDG", key, row["INYR"])
+    return [{**row, "SPYN": row["SUNO"], "YEA4": yea4, "JRNO": jrno, "JSNO": jsno}]
+
+
+AR_LEDGER_KEY = TABLES["FSLEDG"].key
+
+
+def _ar_search_rows(data: TenantData) -> list[Row]:
+    rows = []
+    for ledger_row in _ar_ledger_rows(data):
+        key = tuple(ledger_row[name] for name in AR_LEDGER_KEY)
+        row = {name[2:]: value for name, value in ledger_row.items()}
+        yea4, jrno, jsno = data.voucher("FSLEDG", key, row["INYR"])
+        rows.append({**row, "PYNO": row["CUNO"], "YEA4": yea4, "JRNO": jrno, "JSNO": jsno})
+    return rows
+
+
+def _ars200_search(data: TenantData, call: Call) -> list[Row]:
+    rows = _search(call, _ar_search_rows(data), AR_SEARCH_FIELDS)
+    return [
+        {**row, "PGNM": "ARS200MI", "FILE": "FSLEDG", "KSTR": f"{row['YEA4']}/{row['JRNO']}/{row['JSNO']}"}
+        for row in rows
+    ]
+
+
+def _ars200_get(data: TenantData, call: Call) -> list[Row]:
+    key = _voucher_key(data, call, "FSLEDG")
+    for row in _ar_search_rows(data):
+        if tuple(row[name[2:]] for name in AR_LEDGER_KEY) == key:
+            return [row]
+    raise BusinessError(f"Voucher {call.get('JRNO')} does not exist", "JRNO", "WJR0103")
+
+
+def _po_head_record(p: Record) -> Row:
+    row = {name[2:]: value for name, value in _po_row(p).items()}
+    return {**row, "DIVI": DIVISION, "PUSL": row["PUST"]}
+
+
+def _pps200_search(data: TenantData, call: Call) -> list[Row]:
+    rows = [_po_head_record(p) for p in data.purchase_orders.values()]
+    found = _search(call, rows, PO_SEARCH_FIELDS)
+    return [{**row, "PGNM": "PPS200MI", "FILE": "MPHEAD", "KSTR": row["PUNO"]} for row in found]
+
+
+def _purchase_order(data: TenantData, call: Call) -> Record:
+    order = data.purchase_orders.get(call.get("PUNO"))
+    if order is None:
+        raise BusinessError(f"PO number {call.get('PUNO')} does not exist", "PUNO", "WPU0103")
+    return order
+
+
+def _pps001_head(data: TenantData, call: Call) -> list[Row]:
+    return [_po_head_record(_purchase_order(data, call))]
+
+
+def _pps200_lines(data: TenantData, call: Call) -> list[Row]:
+    order = _purchase_order(data, call)
+    head = _po_head_record(order)
+    return [
+        {
+            **{name[2:]: value for name, value in line.items()},
+            "PNLS": "0",
+            "SUNO": head["SUNO"],
+            "FACI": head["FACI"],
+            "WHLO": head["WHLO"],
+            "PUST": head["PUST"],
+            "PUSL": head["PUSL"],
+        }
+        for line in _po_line_rows(order)
     ]
 
 
@@ -1114,6 +1243,13 @@ TRANSACTIONS: dict[tuple[str, str], Handler] = {
     ("MDBREADMI", "LstCEMAIL00"): _cemail_list,
     ("ARS200MI", "LstInvByDivi"): _ars200_by_division,
     ("ARS200MI", "GetInvTotInfo"): _ars200_totals,
+    ("ARS200MI", "SearchInvoices"): _ars200_search,
+    ("ARS200MI", "GetInvoice"): _ars200_get,
+    ("APS200MI", "SearchSupInvoic"): _aps200_search,
+    ("APS200MI", "GetInvoice"): _aps200_get,
+    ("PPS200MI", "SearchHead"): _pps200_search,
+    ("PPS200MI", "LstLine"): _pps200_lines,
+    ("PPS001MI", "GetHeadBasic"): _pps001_head,
     ("CRS610MI", "LstByNumber"): _crs610_list,
     ("CRS610MI", "GetBasicData"): _crs610_get,
     ("CRS630MI", "LstAccountID"): _crs630_list,

@@ -2,6 +2,9 @@
 
 - EXPORTMI ``QERY``: ``cols from TABLE [where cond (and cond)*] [order by COL]``
 - IDO ``filter``: ``cond (AND cond)*``
+- M3 Enterprise Search ``SQRY`` (the ``Search*`` transactions), a strict subset of its Lucene syntax:
+  ``FIELD:value (AND FIELD:value)*``, a value ending in an unescaped ``*`` matches as a prefix, and
+  ``\\`` escapes the next character. OR, NOT, groups, ranges and bare words are refused [I].
 
 A cond is ``COL op value`` with op in = > >= < <= and value a number or a 'quoted string' ('' escapes
 a quote). Values compare as numbers when both sides are numbers, else as strings; ``sort_key`` encodes
@@ -131,6 +134,56 @@ def parse_select(query: str) -> Select:
             raise QueryError(f"expected WHERE, got {rest[0][1]!r}")
         conditions = _conditions(rest[1:], "upper")
     return Select(tuple(columns), table, conditions, order_by)
+
+
+@dataclass(frozen=True)
+class SearchTerm:
+    field: str
+    value: str
+    prefix: bool  # the value ended in an unescaped *
+
+    def matches(self, text: str) -> bool:
+        return text.startswith(self.value) if self.prefix else text == self.value
+
+
+_SEARCH_FIELD = re.compile(r"[A-Z][A-Z0-9]{3}")
+
+
+def parse_search(query: str) -> tuple[SearchTerm, ...]:
+    """``FIELD:value AND FIELD:value ...``; anything else is a QueryError."""
+    terms: list[SearchTerm] = []
+    i, n = 0, len(query)
+    while True:
+        while i < n and query[i] == " ":
+            i += 1
+        colon = query.find(":", i)
+        if colon < 0 or not _SEARCH_FIELD.fullmatch(query[i:colon]):
+            raise QueryError(f"expected FIELD:value at {query[i:]!r}")
+        field, i = query[i:colon], colon + 1
+        value, prefix = [], False
+        while i < n and query[i] != " ":
+            char = query[i]
+            if char == "\\" and i + 1 < n:
+                value.append(query[i + 1])
+                i += 2
+                continue
+            if char == "*" and (i + 1 == n or query[i + 1] == " "):
+                prefix = True
+            elif char in '+-&|!(){}[]^"~*?:/':
+                raise QueryError(f"unescaped {char!r} in the value of {field}")
+            else:
+                value.append(char)
+            i += 1
+        if not value and not prefix:
+            raise QueryError(f"{field} has no value")
+        terms.append(SearchTerm(field, "".join(value), prefix))
+        while i < n and query[i] == " ":
+            i += 1
+        if i == n:
+            return tuple(terms)
+        if not query.startswith("AND ", i):
+            raise QueryError(f"only AND joins terms, at {query[i:]!r}")
+        i += 4
 
 
 def parse_filter(text: str) -> tuple[Condition, ...]:

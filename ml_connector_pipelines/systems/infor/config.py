@@ -60,6 +60,25 @@ class InforConfig(SystemConfig):
         description="with EXPORTMI locked, AR invoices of a day by change date (one ARS200MI/GetInvTotInfo "
         "per invoice) or by invoice date (cheaper, misses later changes to older invoices)",
     )
+    m3_ap_invoice_search: str = Field(
+        "TRCD:{trcd} AND LMDT:{date}",
+        description="with EXPORTMI locked, the APS200MI/SearchSupInvoic query (M3 Enterprise Search) "
+        "finding a day's AP invoice changes; placeholders {trcd} {date}",
+    )
+    m3_po_search: str = Field(
+        "LMDT:{date}",
+        description="with EXPORTMI locked, the PPS200MI/SearchHead query finding a day's PO changes; {date}",
+    )
+    m3_po_reference_search: str = Field(
+        "YRE1:{reference}",
+        description="with EXPORTMI locked, the PPS200MI/SearchHead query finding a PO by its external "
+        "reference; {reference}",
+    )
+    m3_ar_payment_search: str = Field(
+        "TRCD:{trcd} AND CKNO:{key}",
+        description="with EXPORTMI locked, the ARS200MI/SearchInvoices query finding a posted payment by "
+        "its CKNO key; {trcd} {key}",
+    )
     m3_payee_email_source: Literal["cemail", "reference"] = Field(
         "cemail",
         description="payee emails from MDBREADMI/LstCEMAIL00 once per extract, or CRS620MI/LstSupplierRef "

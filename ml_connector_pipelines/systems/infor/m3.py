@@ -73,6 +73,11 @@ SAFE_TO_RETRY: frozenset[tuple[str, str]] = frozenset(
         ("CRS692MI", "ChgBasicData"),
         ("ARS200MI", "LstInvByDivi"),
         ("ARS200MI", "GetInvTotInfo"),
+        ("ARS200MI", "SearchInvoices"),
+        ("ARS200MI", "GetInvoice"),
+        ("APS200MI", "SearchSupInvoic"),
+        ("APS200MI", "GetInvoice"),
+        ("PPS200MI", "SearchHead"),
         ("PPS200MI", "GetHead"),
         ("PPS200MI", "LstLine"),
         ("PPS001MI", "GetHeadBasic"),
@@ -130,6 +135,15 @@ def m3_literal(value: str) -> str:
     if "'" in value:
         raise ValueError(f"value {value!r} contains a quote, which an EXPORTMI query cannot express")
     return f"'{value}'"
+
+
+# Characters Lucene (M3's Enterprise Search, SQRY) reads as syntax; a value escapes them with "\\".
+_SEARCH_SPECIAL = set('+-&|!(){}[]^"~*?:\\/ ')
+
+
+def search_literal(value: str) -> str:
+    """A value for an M3 Enterprise Search query (SQRY): Lucene syntax characters escaped."""
+    return "".join(f"\\{char}" if char in _SEARCH_SPECIAL else char for char in value)
 
 
 def _clean_message(message: str) -> str:

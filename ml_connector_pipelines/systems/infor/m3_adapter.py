@@ -37,8 +37,13 @@ Tenant config keys (M3), with defaults:
 - m3_exportmi (true): false for a tenant whose MI security locks EXPORTMI. Suppliers, customers,
   AR invoices, accounting identities and single suppliers/customers are then read with CRS620MI /
   CRS610MI / ARS200MI / CRS630MI list and get transactions (same records out); an EXPORTMI refusal
-  switches to them on its own. AP invoices, POs and the AR ledger read (`ar_payments`) need EXPORTMI:
-  no list transaction returns those records (see docs/infor.md).
+  switches to them on its own. AP invoices, POs and posted AR payments have no list transaction by
+  change date: they are found with the Enterprise Search transactions (APS200MI/SearchSupInvoic,
+  PPS200MI/SearchHead, ARS200MI/SearchInvoices), then read by key (APS200MI/GetInvoice,
+  PPS001MI/GetHeadBasic + PPS200MI/LstLine, ARS200MI/GetInvoice). The search queries are tenant
+  config, since which fields a search index holds is the tenant's (see docs/infor.md):
+  m3_ap_invoice_search ("TRCD:{trcd} AND LMDT:{date}"), m3_po_search ("LMDT:{date}"),
+  m3_po_reference_search ("YRE1:{reference}"), m3_ar_payment_search ("TRCD:{trcd} AND CKNO:{key}").
 - m3_locked_ar_invoice_date ("change_date"): without EXPORTMI, which AR invoices get a
   GetInvTotInfo call: every one, kept when its LMDT is the day (exact), or "invoice_date", only
   those dated the day (cheap; later changes to older invoices are not seen).
@@ -78,6 +83,7 @@ from .m3 import (
     m3_literal,
     m3_timestamp,
     parse_m3_date,
+    search_literal,
 )
 from .models import (
     APInvoice,
@@ -105,6 +111,28 @@ M3_SUPPLIER_STATUS = {"10": "inactive", "20": "active", "90": "inactive"}
 PO_BATCH_ORIGIN = "MLCONN"
 # ARS040MI/AddBatchLine CKNO is 15 characters (metadata: ARS300MI GetRemittedLine output length).
 PAYMENT_KEY_LENGTH = 15
+
+
+# Enterprise Search queries (SQRY) for a tenant that locks EXPORTMI, with the placeholders each may use.
+SEARCH_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "m3_ap_invoice_search": ("TRCD:{trcd} AND LMDT:{date}", ("trcd", "date")),
+    "m3_po_search": ("LMDT:{date}", ("date",)),
+    "m3_po_reference_search": ("YRE1:{reference}", ("reference",)),
+    "m3_ar_payment_search": ("TRCD:{trcd} AND CKNO:{key}", ("trcd", "key")),
+}
+
+
+def search_query(config: Mapping[str, Any], key: str) -> str:
+    """The tenant's query template for `key`, checked: an unknown {placeholder} is refused here."""
+    default, names = SEARCH_QUERIES[key]
+    template = str(config.get(key) or default)
+    try:
+        template.format(**dict.fromkeys(names, "x"))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConnectorError(
+            f"{key} {template!r}: only the placeholders {', '.join('{' + n + '}' for n in names)} are known"
+        ) from exc
+    return template
 
 
 def m3_po_status(highest_status: str) -> str:
@@ -320,6 +348,7 @@ class M3Adapter(AdapterBase):
         self.locked_ar_date = str(config.get("m3_locked_ar_invoice_date") or "change_date")
         if self.locked_ar_date not in ("change_date", "invoice_date"):
             raise ConnectorError("m3_locked_ar_invoice_date must be change_date or invoice_date")
+        self.searches = {key: search_query(config, key) for key in SEARCH_QUERIES}
         self.extension_program = str(config.get("extension_program") or "CUGEX1MI")
         self.extension_get = str(config.get("extension_get") or "GetFieldValue")
         self.extension_add = str(config.get("extension_add") or "AddFieldValue")
@@ -478,6 +507,62 @@ class M3Adapter(AdapterBase):
                 "ESCUCD": total["CUCD"],
                 "ESLMDT": total["LMDT"],
                 "OCUA": total["OCUA"],
+            }
+
+    def _search(self, program: str, transaction: str, key: str, **values: str) -> list[dict[str, str]]:
+        """Every hit of the tenant's search query `key` (maxrecs=0: all hits), values escaped."""
+        query = self.searches[key].format(**{name: search_literal(v) for name, v in values.items()})
+        return self.m3.execute(program, transaction, maxrecs=0, SQRY=query)
+
+    def _ap_invoices_searched(self, day: date) -> Iterator[dict[str, str]]:
+        """AP invoices changed on `day` without EXPORTMI: APS200MI/SearchSupInvoic gives the voucher
+        keys (no supplier, amount or currency), APS200MI/GetInvoice each invoice. The query selects
+        the day's changes, so the change date is the day; the transaction code is checked again."""
+        hits = self._search(
+            "APS200MI",
+            "SearchSupInvoic",
+            "m3_ap_invoice_search",
+            trcd=self.ap_invoice_trcd,
+            date=m3_date(day),
+        )
+        for hit in sorted(hits, key=lambda h: (h["SINO"], h["YEA4"], h["JRNO"], h["JSNO"])):
+            [invoice] = self.m3.execute(
+                "APS200MI",
+                "GetInvoice",
+                YEA4=hit["YEA4"],
+                JRNO=hit["JRNO"],
+                JSNO=hit["JSNO"],
+                DIVI=hit["DIVI"],
+            )
+            if invoice["TRCD"] != self.ap_invoice_trcd:
+                continue
+            yield {
+                **{f"EP{name}": invoice[name] for name in ("DIVI", "SUNO", "SINO", "INYR", "IVDT", "DUDT")},
+                **{f"EP{name}": invoice[name] for name in ("CUCD", "CUAM", "RECO")},
+                "EPLMDT": m3_date(day),
+            }
+
+    def _purchase_order_head(self, po_number: str) -> dict[str, str]:
+        """PPS001MI/GetHeadBasic in MPHEAD's columns (it has no change date)."""
+        [head] = self.m3.execute("PPS001MI", "GetHeadBasic", PUNO=po_number)
+        return {
+            f"IA{name}": head[name]
+            for name in ("PUNO", "SUNO", "CUCD", "PUDT", "PUST", "FACI", "WHLO", "YRE1")
+        }
+
+    def _purchase_orders_searched(self, day: date) -> Iterator[dict[str, Any]]:
+        """POs changed on `day` without EXPORTMI: PPS200MI/SearchHead for the numbers, then per order
+        PPS001MI/GetHeadBasic (currency) and PPS200MI/LstLine (lines, under "LINES")."""
+        hits = self._search("PPS200MI", "SearchHead", "m3_po_search", date=m3_date(day))
+        for number in sorted({hit["PUNO"] for hit in hits}):
+            lines = self.m3.execute("PPS200MI", "LstLine", maxrecs=0, PUNO=number)
+            yield {
+                **self._purchase_order_head(number),
+                "IALMDT": m3_date(day),
+                "LINES": [
+                    {f"IB{name}": line[name] for name in ("PUNO", "PNLI", "ITNO", "PITD", "ORQA", "PUPR")}
+                    for line in lines
+                ],
             }
 
     def _bank_accounts(self) -> dict[str, dict[str, str]]:
@@ -662,7 +747,14 @@ class M3Adapter(AdapterBase):
 
     def ap_invoices(self, day: date) -> Iterator[APInvoice]:
         # Keyed on the invoice number: shared by few rows, so pages restart cheaply.
-        rows = self._changed_on("FPLEDG", self.AP_COLUMNS, "EPSINO", day, f"EPTRCD={self.ap_invoice_trcd}")
+        rows = self._changed_on(
+            "FPLEDG",
+            self.AP_COLUMNS,
+            "EPSINO",
+            day,
+            f"EPTRCD={self.ap_invoice_trcd}",
+            fallback=self._ap_invoices_searched,
+        )
         return self._map_rows("ap_invoices", rows, ("EPDIVI", "EPSUNO", "EPSINO", "EPINYR"), m3_ap_invoice)
 
     def ar_invoices(self, day: date) -> Iterator[ARInvoice]:
@@ -706,8 +798,15 @@ class M3Adapter(AdapterBase):
             )
 
     def purchase_orders(self, day: date) -> Iterator[PurchaseOrder]:
-        heads = self._changed_on("MPHEAD", self.PO_COLUMNS, "IAPUNO", day)
+        heads = self._changed_on(
+            "MPHEAD", self.PO_COLUMNS, "IAPUNO", day, fallback=self._purchase_orders_searched
+        )
         for page in batched(heads, self.page_size):
+            if "LINES" in page[0]:  # searched without EXPORTMI: the lines came with each head
+                yield from self._map_rows(
+                    "purchase_orders", page, ("IAPUNO",), lambda head: m3_purchase_order(head, head["LINES"])
+                )
+                continue
             # One call for the lines of the whole page: the heads come in PUNO order.
             numbers = {head["IAPUNO"] for head in page}
             query = (
@@ -740,9 +839,23 @@ class M3Adapter(AdapterBase):
         return records[0]
 
     def find_purchase_order(self, external_ref: str) -> str | None:
-        query = f"IAPUNO from MPHEAD where IAYRE1={m3_literal(external_ref)} order by IAPUNO"
-        rows = self.m3.export(query, ("IAPUNO",), maxrecs=1)
-        return rows[0]["IAPUNO"] if rows else None
+        """The PO carrying this external reference (YRE1), or None. Without EXPORTMI: the search
+        query `m3_po_reference_search`, each hit's YRE1 checked by PPS001MI/GetHeadBasic."""
+        if self.exportmi:
+            query = f"IAPUNO from MPHEAD where IAYRE1={m3_literal(external_ref)} order by IAPUNO"
+            try:
+                rows = self.m3.export(query, ("IAPUNO",), maxrecs=1)
+            except M3TransactionError as exc:
+                if not is_exportmi_refused(exc):
+                    raise
+                self.exportmi = False
+            else:
+                return rows[0]["IAPUNO"] if rows else None
+        hits = self._search("PPS200MI", "SearchHead", "m3_po_reference_search", reference=external_ref)
+        for number in sorted({hit["PUNO"] for hit in hits}):
+            if self._purchase_order_head(number)["IAYRE1"] == external_ref:
+                return number
+        return None
 
     def create_purchase_order(self, order: NewPurchaseOrder) -> str:
         """PPS370MI batch entry; returns PUNO. An order already carrying this external ref is reused."""
@@ -890,32 +1003,35 @@ class M3Adapter(AdapterBase):
                 raise
 
     def find_ar_payment(self, reference: str) -> str | None:
-        """The posting's id, read from the ledger. On a tenant that locks EXPORTMI nothing can be
-        read: None, and `add_ar_payment` (a no-op for a payment already posted) settles it."""
-        if not self.exportmi:
-            return None
-        try:
-            postings = self.ar_payments(reference)
-        except M3TransactionError as exc:
-            if not is_exportmi_refused(exc):
-                raise
-            self.exportmi = False
-            return None
+        """The posting's id, read from the ledger (or its search index without EXPORTMI)."""
+        postings = self.ar_payments(reference)
         return postings[0].id if postings else None
 
     def ar_payments(self, reference: str) -> list[PostedARPayment]:
         """Every FSLEDG payment transaction M3 holds for this reference (its key in the CKNO column).
 
-        No MI transaction lists ARS040MI lines (the metadata has none), so this reads the ledger.
+        No MI transaction lists ARS040MI lines (the metadata has none), so this reads the ledger:
+        EXPORTMI, or without it the search query `m3_ar_payment_search` (ARS200MI/SearchInvoices)
+        and ARS200MI/GetInvoice per hit for the amount and currency.
         """
-        column = self.ar_reference_column
-        columns = ("ESCINO", "ESCUAM", "ESCUCD", column)
-        query = (
-            f"{','.join(columns)} from FSLEDG"
-            f" where {column}={m3_literal(payment_key(reference))} and ESTRCD={self.ar_payment_trcd}"
-            " order by ESCINO"
-        )
         batch, line = payment_batch(reference, self.payment_batch_prefix)
+        rows: list[dict[str, str]] | None = None
+        if self.exportmi:
+            column = self.ar_reference_column
+            columns = ("ESCINO", "ESCUAM", "ESCUCD", column)
+            query = (
+                f"{','.join(columns)} from FSLEDG"
+                f" where {column}={m3_literal(payment_key(reference))} and ESTRCD={self.ar_payment_trcd}"
+                " order by ESCINO"
+            )
+            try:
+                rows = self.m3.export(query, columns, maxrecs=0)
+            except M3TransactionError as exc:
+                if not is_exportmi_refused(exc):
+                    raise
+                self.exportmi = False
+        if rows is None:
+            rows = self._ar_payments_searched(reference)
         return [
             PostedARPayment(
                 id=f"{batch}/{line}",
@@ -924,8 +1040,26 @@ class M3Adapter(AdapterBase):
                 amount=-to_decimal(row["ESCUAM"]),  # the ledger holds payments as credits
                 currency=blank_to_none(row["ESCUCD"]),
             )
-            for row in self.m3.export(query, columns, maxrecs=0)
+            for row in rows
         ]
+
+    def _ar_payments_searched(self, reference: str) -> list[dict[str, str]]:
+        hits = self._search(
+            "ARS200MI",
+            "SearchInvoices",
+            "m3_ar_payment_search",
+            trcd=self.ar_payment_trcd,
+            key=payment_key(reference),
+        )
+        rows = []
+        for hit in sorted(hits, key=lambda h: (h["CINO"], h["YEA4"], h["JRNO"], h["JSNO"])):
+            if hit["TRCD"] != self.ar_payment_trcd:
+                continue
+            [posting] = self.m3.execute(
+                "ARS200MI", "GetInvoice", YEA4=hit["YEA4"], JRNO=hit["JRNO"], JSNO=hit["JSNO"]
+            )
+            rows.append({"ESCINO": posting["CINO"], "ESCUAM": posting["CUAM"], "ESCUCD": posting["CUCD"]})
+        return rows
 
     # Extension records (CUGEX1MI) ---------------------------------------------------------------
 

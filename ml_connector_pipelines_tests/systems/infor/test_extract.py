@@ -26,7 +26,9 @@ from ml_connector_pipelines.systems.infor.models import (
     ARInvoice,
     Customer,
     GLAccount,
+    NewPurchaseOrder,
     PurchaseOrder,
+    PurchaseOrderLine,
     Supplier,
 )
 
@@ -244,10 +246,11 @@ def test_m3_keyset_paging_restarts_inside_a_shared_key(server: SandboxServer, on
 def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
     server: SandboxServer, one_tenant: str, configured: bool
 ) -> None:
-    """Suppliers, customers, AR invoices and accounting identities through CRS620MI / CRS610MI /
-    ARS200MI / CRS630MI list transactions, whether the tenant config says EXPORTMI is locked or M3
-    refuses it; one supplier through CRS620MI/GetBasicData."""
-    entities = ("suppliers", "customers", "ar_invoices", "gl_accounts")
+    """Every extract without EXPORTMI, whether the tenant config says it is locked or M3 refuses it:
+    suppliers, customers, AR invoices and accounting identities through CRS620MI / CRS610MI /
+    ARS200MI / CRS630MI list transactions, AP invoices and POs through the Enterprise Search
+    transactions and their gets; one supplier, one customer and a PO by reference likewise."""
+    entities = tuple(ENTITIES)
     days = window()[:4]
     with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE) as opened:
         through_exportmi = {
@@ -261,8 +264,26 @@ def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
             assert any(through_exportmi[(entity, day)] for day in days), f"the seed holds {entity}"
         for (entity, day), expected in through_exportmi.items():
             assert extracted(locked, entity, day) == expected, f"{entity} on {day}"
-        with pytest.raises(ConnectorError, match="needs EXPORTMI"):
-            list(locked.ap_invoices(days[0]))
+        # A PO created without EXPORTMI is found by its reference (Lucene characters in it), once.
+        seeded = tenant_state(server, one_tenant)["purchase_orders"][0]
+        order = NewPurchaseOrder(
+            supplier_id=seeded["supplier_id"],
+            order_date=days[0],
+            currency=seeded["currency"],
+            facility="A01",
+            warehouse="100",
+            external_ref="PROC-7 (a/b)",
+            lines=(PurchaseOrderLine(line_number=1, item_number="ITEM-1", quantity=2, unit_price=5),),
+        )
+        assert locked.find_purchase_order(order.external_ref) is None
+        created = locked.create_purchase_order(order)
+        assert locked.find_purchase_order(order.external_ref) == created
+        assert locked.create_purchase_order(order) == created
+        assert locked.find_purchase_order("PROC-7") is None
+        held_orders = tenant_state(server, one_tenant)["purchase_orders"]
+        assert [o["po_number"] for o in held_orders if o.get("external_ref") == order.external_ref] == [
+            created
+        ]
         some = next(record for day in days for record in through_exportmi[("customers", day)])
         assert locked.customer(some.customer_id) == some
         assert locked.customer("NO-SUCH-CUSTOMER") is None
@@ -277,6 +298,8 @@ def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
     assert new.get("CRS620MI/LstSuppliers") and new.get("CRS610MI/LstByNumber")
     assert new.get("CRS630MI/LstAccountID")
     assert new.get("ARS200MI/LstInvByDivi") and new.get("ARS200MI/GetInvTotInfo")
+    assert new.get("APS200MI/SearchSupInvoic") and new.get("APS200MI/GetInvoice")
+    assert new.get("PPS200MI/SearchHead") and new.get("PPS001MI/GetHeadBasic") and new.get("PPS200MI/LstLine")
     assert new.get("EXPORTMI/Select", 0) == (0 if configured else 1)  # refused once, then not asked
 
 
