@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from ml_connector_pipelines.core.errors import ConnectorError, HttpError
+from ml_connector_pipelines.core.errors import HttpError
 from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines.sandbox.infor.ido import syteline_payee
 from ml_connector_pipelines.sandbox.infor.m3 import m3_payee
