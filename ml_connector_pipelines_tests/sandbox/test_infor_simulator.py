@@ -334,6 +334,55 @@ def test_purchase_order_entry_and_lookup(gw: Gateway) -> None:
     )
 
 
+def test_enterprise_search_and_the_gets_on_what_it_finds(gw: Gateway) -> None:
+    """Search* (SQRY) find ledger rows and POs by their index fields; answers carry only the
+    metadata's outputs; anything outside the sandbox's Lucene subset, or an unknown field, is NOK."""
+    from ml_connector_pipelines.sandbox.infor.mi_metadata import lookup
+
+    state = gw.state()
+    invoice = next(i for i in state["ap_invoices"] if i["status"] == "open")
+    day = invoice["modified_date"].replace("-", "")
+    hits = gw.ok("APS200MI", "SearchSupInvoic", ";maxrecs=0", SQRY=f"TRCD:40 AND LMDT:{day}")
+    expected = {
+        i["invoice_number"] for i in state["ap_invoices"] if i["modified_date"] == invoice["modified_date"]
+    }
+    assert {hit["SINO"] for hit in hits} == expected
+    outputs = set(lookup("APS200MI", "SearchSupInvoic").outputs)  # type: ignore[union-attr]
+    assert all(set(hit) <= outputs for hit in hits) and "SUNO" not in hits[0]
+    hit = next(h for h in hits if h["SINO"] == invoice["invoice_number"])
+    (got,) = gw.ok("APS200MI", "GetInvoice", YEA4=hit["YEA4"], JRNO=hit["JRNO"], JSNO=hit["JSNO"])
+    assert (got["SUNO"], got["CUAM"], got["TRCD"]) == (invoice["supplier_id"], invoice["amount"], "40")
+    assert set(got) <= set(lookup("APS200MI", "GetInvoice").outputs)  # type: ignore[union-attr]
+    assert (
+        gw.nok("APS200MI", "GetInvoice", YEA4=hit["YEA4"], JRNO="9999999", JSNO="1")["errorField"] == "JRNO"
+    )
+    # Prefix match; escaped syntax characters; refused syntax and fields.
+    prefix = invoice["invoice_number"][:-1].replace("-", "\\-")  # invoice numbers hold "-"
+    assert hit["SINO"] in {h["SINO"] for h in gw.ok("APS200MI", "SearchSupInvoic", SQRY=f"SINO:{prefix}*")}
+    for query in ("TRCD:40 OR LMDT:1", "(TRCD:40)", "TRCD:[1 TO 9]", "SINO:A-B", "invoice", "XXXX:1"):
+        assert gw.nok("APS200MI", "SearchSupInvoic", SQRY=query)["errorField"] == "SQRY", query
+    assert gw.m3("APS200MI", "SearchSupInvoic").status_code == 400  # SQRY is required
+
+    order = state["purchase_orders"][0]
+    (head,) = gw.ok("PPS200MI", "SearchHead", SQRY=f"PUNO:{order['po_number']}")
+    assert (head["SUNO"], head["PUNO"]) == (order["supplier_id"], order["po_number"])
+    assert "CUCD" not in head and set(head) <= set(lookup("PPS200MI", "SearchHead").outputs)  # type: ignore[union-attr]
+    (basic,) = gw.ok("PPS001MI", "GetHeadBasic", PUNO=order["po_number"])
+    assert basic["CUCD"] == order["currency"]
+    lines = gw.ok("PPS200MI", "LstLine", PUNO=order["po_number"])
+    assert [line["ITNO"] for line in lines] == [line["item_number"] for line in order["lines"]]
+    assert gw.nok("PPS001MI", "GetHeadBasic", PUNO="NOSUCH")["errorField"] == "PUNO"
+
+    ar = next(i for i in state["ar_invoices"])
+    number = ar["invoice_number"].replace("-", "\\-")
+    found = gw.ok("ARS200MI", "SearchInvoices", SQRY=f"TRCD:10 AND CINO:{number}")
+    assert [(h["CINO"], h["TRCD"]) for h in found] == [(ar["invoice_number"], "10")]
+    (posting,) = gw.ok(
+        "ARS200MI", "GetInvoice", YEA4=found[0]["YEA4"], JRNO=found[0]["JRNO"], JSNO=found[0]["JSNO"]
+    )
+    assert (posting["CUNO"], posting["CUAM"]) == (ar["customer_id"], ar["amount"])
+
+
 def test_supplier_invoice_batch_validation_and_duplicates(gw: Gateway) -> None:
     invoice = {"DIVI": "AAA", "SUNO": "S00002", "IVDT": "20261115", "SINO": "CLEO-810-1", "CUAM": "150.00"}
     (head,) = gw.ok("APS450MI", "AddHead", **invoice)

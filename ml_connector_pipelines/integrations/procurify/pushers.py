@@ -38,7 +38,7 @@ from ...core.errors import ValidationFailed
 from ...core.ledger import Ledger
 from ...core.sync import SyncResult, SyncSession, content_hash
 from ...systems.infor.adapter import InforAdapter
-from ...systems.infor.models import GLAccount, NewAPInvoice, Supplier
+from ...systems.infor.models import GLAccount, Supplier
 from ...systems.procurify.client import DEFAULT_TIMEZONE, ProcurifyClient
 from ...systems.procurify.models import Bill, PurchaseOrder
 from . import mapping
@@ -273,21 +273,6 @@ class BillPush:
             source_id,
             content_hash(invoice.model_dump(mode="json")),
             create=lambda: self.adapter.create_ap_invoice(invoice),
-            lookup=lambda: self._find(invoice),
+            lookup=lambda: self.adapter.find_ap_invoice(invoice),
             extra={"procurify_uuid": bill.uuid, "invoice_number": invoice.invoice_number},
         )
-
-    def _find(self, invoice: NewAPInvoice) -> str | None:
-        finder = getattr(self.adapter, "find_ap_invoice", None)  # added to the adapter by the Infor work
-        if finder is not None:
-            found: str | None = finder(invoice)
-            return found
-        # Until then: an invoice this connector just recorded was modified today in Infor.
-        for existing in self.adapter.ap_invoices(datetime.now(UTC).date()):
-            if (existing.division, existing.supplier_id, existing.invoice_number) == (
-                invoice.division,
-                invoice.supplier_id,
-                invoice.invoice_number,
-            ):
-                return existing.invoice_key
-        return None

@@ -53,7 +53,9 @@ class InforConfig(SystemConfig):
         "accounting rules",
     )
     m3_exportmi: bool = Field(
-        True, description="false for a tenant whose MI security locks EXPORTMI (list transactions instead)"
+        True,
+        description="false for a tenant whose MI security locks EXPORTMI (list and search transactions "
+        "instead)",
     )
     m3_locked_ar_invoice_date: Literal["change_date", "invoice_date"] = Field(
         "change_date",

@@ -509,9 +509,11 @@ class M3Adapter(AdapterBase):
                 "OCUA": total["OCUA"],
             }
 
-    def _search(self, program: str, transaction: str, key: str, **values: str) -> list[dict[str, str]]:
-        """Every hit of the tenant's search query `key` (maxrecs=0: all hits), values escaped."""
-        query = self.searches[key].format(**{name: search_literal(v) for name, v in values.items()})
+    def _search(
+        self, program: str, transaction: str, query_key: str, /, **values: str
+    ) -> list[dict[str, str]]:
+        """Every hit of the tenant's search query `query_key` (maxrecs=0: all hits), values escaped."""
+        query = self.searches[query_key].format(**{name: search_literal(v) for name, v in values.items()})
         return self.m3.execute(program, transaction, maxrecs=0, SQRY=query)
 
     def _ap_invoices_searched(self, day: date) -> Iterator[dict[str, str]]:

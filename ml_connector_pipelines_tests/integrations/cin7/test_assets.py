@@ -58,9 +58,16 @@ def tenant(cin7_sandbox: SandboxServer, connector: Any) -> TenantEnv:
     return make_tenant(cin7_sandbox, connector)
 
 
-def test_cin7_accounting_pushes_a_tenant_day(tenant: TenantEnv) -> None:
-    credentials = on_cin7(tenant, cin7_chart_policy="create", cin7_invoice_match="supplier")
+@pytest.mark.parametrize("exportmi", ["open", "locked"])
+def test_cin7_accounting_pushes_a_tenant_day(tenant: TenantEnv, exportmi: str) -> None:
+    """Also on an M3 tenant that locks EXPORTMI (issue 9): POs through PPS200MI/SearchHead,
+    PPS001MI/GetHeadBasic and PPS200MI/LstLine, AP invoices through APS200MI; no EXPORTMI call."""
+    locked = {"m3_exportmi": False} if exportmi == "locked" else {}
+    credentials = on_cin7(tenant, cin7_chart_policy="create", cin7_invoice_match="supplier", **locked)
     orders = infor_records(tenant, "purchase_orders")
+    url = f"{tenant.sandbox.url}/_sandbox/infor/tenants/{tenant.name}/config"
+    httpx.put(url, json={"exportmi": not locked}, timeout=30).raise_for_status()
+    exported_before = tenant.infor_state()["m3_calls"].get("EXPORTMI/Select", 0)
     day = busiest_day(orders)
     result = tenant.run("cin7_accounting", day)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
@@ -71,7 +78,13 @@ def test_cin7_accounting_pushes_a_tenant_day(tenant: TenantEnv) -> None:
     day_suppliers = [s for s in infor_records(tenant, "suppliers") if s["modified_date"] == day.isoformat()]
     vendor_ids = Counter(s["AdditionalAttribute1"] for s in held["suppliers"])
     assert set(vendor_ids.values()) == {1}  # no duplicates
-    assert {s["supplier_id"] for s in day_suppliers} <= set(vendor_ids)
+    # Every supplier of the day is in Cin7, or flagged because another vendor there has its name
+    # (the seed repeats a few names; which ones depends on the tenant name).
+    ledger = {e.source_id: e for e in tenant.connector.state.ledger.entries(tenant.name, "cin7_suppliers")}
+    for supplier in day_suppliers:
+        entry = ledger[supplier["supplier_id"]]
+        if supplier["supplier_id"] not in vendor_ids:
+            assert entry.status == "flagged" and "has the same name but vendor id" in (entry.reason or "")
     # Each PO of the day is one purchase whose supplier is the PO's vendor (synced on the spot if needed).
     day_orders = [o for o in orders if o["modified_date"] == day.isoformat() and o["status"] == "open"]
     assert day_orders and day_suppliers
@@ -106,6 +119,12 @@ def test_cin7_accounting_pushes_a_tenant_day(tenant: TenantEnv) -> None:
         day_orders
     )
     assert metadata(again)["cin7_purchases"]["created"] == 0
+    calls = tenant.infor_state()["m3_calls"]
+    if locked:
+        assert calls.get("EXPORTMI/Select", 0) == exported_before
+        assert calls.get("PPS200MI/SearchHead") and calls.get("APS200MI/SearchSupInvoic")
+    else:
+        assert calls.get("EXPORTMI/Select", 0) > exported_before
 
 
 def test_tenant_without_cin7_is_skipped_with_the_reason(tenant: TenantEnv) -> None:

@@ -21,7 +21,9 @@ from ml_connector_pipelines_tests.conftest import TenantEnv, make_tenant
 from .conftest import sandbox_credentials
 
 
-def cleo_tenant_env(sandbox: Any, connector: Any, transport: str = "rest") -> tuple[TenantEnv, dict, date]:
+def cleo_tenant_env(
+    sandbox: Any, connector: Any, transport: str = "rest", exportmi_locked: bool = False
+) -> tuple[TenantEnv, dict, date]:
     env = make_tenant(sandbox, connector)
     # The Infor sandbox seeds a tenant on first use; its open POs of one supplier and one day.
     httpx.post(f"{sandbox.url}/infor/{env.name}/as/token.oauth2", timeout=30)
@@ -41,6 +43,10 @@ def cleo_tenant_env(sandbox: Any, connector: Any, transport: str = "rest") -> tu
         # APS450MI/AddLine takes no accounting dimensions: M3 codes PO-matched lines from the PO.
         "m3_ap_line_accounting": "derive",
     }
+    if exportmi_locked:
+        config["m3_exportmi"] = False
+        url = f"{sandbox.url}/_sandbox/infor/tenants/{env.name}/config"
+        httpx.put(url, json={"exportmi": False}, timeout=30).raise_for_status()
     cleo = sandbox_credentials(sandbox.simulator("cleo").credentials(), env.name)
     register_tenant(
         connector,
@@ -57,8 +63,13 @@ def mailbox(env: TenantEnv, alias: str) -> dict[str, list[dict[str, Any]]]:
     return env.sandbox.get_state("cleo")["accounts"][env.name]["mailboxes"][alias]
 
 
-def test_cleo_edi_sends_the_days_purchase_orders_once(sandbox_server: Any, connector: Any) -> None:
-    env, partner, day = cleo_tenant_env(sandbox_server, connector)
+@pytest.mark.parametrize("exportmi", ["open", "locked"])
+def test_cleo_edi_sends_the_days_purchase_orders_once(
+    sandbox_server: Any, connector: Any, exportmi: str
+) -> None:
+    """Also on an M3 tenant that locks EXPORTMI (issue 9): the POs come from PPS200MI/SearchHead."""
+    env, partner, day = cleo_tenant_env(sandbox_server, connector, exportmi_locked=exportmi == "locked")
+    exported_before = env.infor_state()["m3_calls"].get("EXPORTMI/Select", 0)
     result = env.run("cleo_edi", day)
     assert result.success
     supplier = partner["supplier_id"]
@@ -75,10 +86,18 @@ def test_cleo_edi_sends_the_days_purchase_orders_once(sandbox_server: Any, conne
     # Replaying the partition uploads nothing new.
     assert env.run("cleo_edi", day).success
     assert Counter(f["name"].split("_")[1] for f in mailbox(env, partner["alias"])["upload"]) == sent
+    calls = env.infor_state()["m3_calls"]
+    if exportmi == "locked":
+        assert calls.get("EXPORTMI/Select", 0) == exported_before and calls.get("PPS200MI/SearchHead")
 
 
-def test_mailbox_sensor_and_inbound_job_book_each_810_once(sandbox_server: Any, connector: Any) -> None:
-    env, partner, day = cleo_tenant_env(sandbox_server, connector, transport="sftp")
+@pytest.mark.parametrize("exportmi", ["open", "locked"])
+def test_mailbox_sensor_and_inbound_job_book_each_810_once(
+    sandbox_server: Any, connector: Any, exportmi: str
+) -> None:
+    env, partner, day = cleo_tenant_env(
+        sandbox_server, connector, transport="sftp", exportmi_locked=exportmi == "locked"
+    )
     assert env.run("cleo_edi", day).success
     order = partner["order"]
     lines = [{"quantity": li["quantity"], "unit_price": li["unit_price"], "buyer_part": li["item_number"]}

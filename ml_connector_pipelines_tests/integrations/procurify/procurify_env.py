@@ -52,15 +52,20 @@ class Pairing:
     store: StateStore
     tenant: str
     product: str
+    exportmi_locked: bool = False  # M3 only: the tenant refuses EXPORTMI, and its config says so
 
     def __post_init__(self) -> None:
         # Create (and seed) the Procurify domain now, so its state can be read before any run.
         url = f"{self.sandbox.url}/_sandbox/procurify/tenants/{self.tenant}/seed"
         httpx.put(url, json={}, timeout=30).raise_for_status()
+        if self.exportmi_locked:
+            url = f"{self.sandbox.url}/_sandbox/infor/tenants/{self.tenant}/config"
+            httpx.put(url, json={"exportmi": False}, timeout=30).raise_for_status()
 
     @property
     def config(self) -> dict[str, Any]:
-        return config_for(self.product, self.tenant)
+        config = config_for(self.product, self.tenant)
+        return {**config, "m3_exportmi": False} if self.exportmi_locked else config
 
     def procurify(self) -> ProcurifyClient:
         base = f"{self.sandbox.url}/procurify/{self.tenant}"

@@ -4,6 +4,7 @@ invoices, asserted on what the Infor simulator holds (M3 and SyteLine), each exa
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,11 +25,20 @@ def store(state_db_url: str) -> StateStore:
     return store
 
 
-@pytest.fixture(params=["m3", "syteline"])
-def pairing(request: pytest.FixtureRequest, sandbox_server: SandboxServer, tmp_path) -> Pairing:
+@pytest.fixture(params=["m3", "m3 with EXPORTMI locked", "syteline"])
+def pairing(request: pytest.FixtureRequest, sandbox_server: SandboxServer, tmp_path) -> Iterator[Pairing]:
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     store.migrate()
-    return Pairing(sandbox_server, store, new_tenant(request.param.upper()), request.param)
+    product = request.param.split()[0]
+    locked = request.param != product
+    tenant = new_tenant(("L" if locked else "") + product.upper())
+    pairing = Pairing(sandbox_server, store, tenant, product, exportmi_locked=locked)
+    if locked:
+        before = pairing.infor_state()["m3_calls"].get("EXPORTMI/Select", 0)
+        yield pairing
+        assert pairing.infor_state()["m3_calls"].get("EXPORTMI/Select", 0) == before
+        return
+    yield pairing
 
 
 def expected(pairing: Pairing) -> tuple[set[str], set[str], set[str], set[str]]:

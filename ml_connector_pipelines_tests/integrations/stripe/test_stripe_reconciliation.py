@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -141,12 +142,19 @@ def _paid_by_hand(tenant: TenantEnv, customer: str) -> str:
     return invoice["id"]
 
 
-@pytest.mark.parametrize("product", ["m3", "syteline"])
+@pytest.mark.parametrize("product", ["m3", "m3 with EXPORTMI locked", "syteline"])
 def test_reconciliation_names_every_mismatch_infor_holds(
     product: str, sandbox_server: Any, connector: Any
 ) -> None:
-    tenant = make_tenant(sandbox_server, connector, product=product)
+    locked = product == "m3 with EXPORTMI locked"
+    product = "m3" if locked else product
+    tenant = make_tenant(
+        sandbox_server, connector, product=product, config={"m3_exportmi": False} if locked else {}
+    )
     day = busiest_day(tenant)
+    if locked:  # M3 refuses EXPORTMI: postings are found through ARS200MI/SearchInvoices
+        url = f"{tenant.sandbox.url}/_sandbox/infor/tenants/{tenant.name}/config"
+        httpx.put(url, json={"exportmi": False}, timeout=30).raise_for_status()
     assert tenant.materialize(PUSH_ASSETS, day).success
     records = open_invoices_of(tenant, day)
     assert len(records) >= 5
@@ -219,3 +227,7 @@ def test_reconciliation_names_every_mismatch_infor_holds(
     mismatched = sorted([twice, wrong, missing, forged, by_hand])
     assert check.metadata["mismatched_references"].value == mismatched
     assert all(f"{ref} ({rows[ref]['status']})" in (check.description or "") for ref in mismatched)
+    if locked:
+        calls = tenant.infor_state()["m3_calls"]
+        assert calls.get("EXPORTMI/Select", 0) == 0
+        assert calls.get("ARS200MI/SearchInvoices", 0) and calls.get("ARS200MI/GetInvoice", 0)

@@ -389,9 +389,12 @@ def test_m3_ar_payment_posts_once_on_a_tenant_that_locks_exportmi(
             payment_date=today(),
             reference=f"in_locked_{one_tenant}",
         )
-        assert adapter.find_ar_payment(payment.reference) is None  # nothing to read it with
-        posted = adapter.add_ar_payment(payment)
         assert adapter.find_ar_payment(payment.reference) is None
-        assert adapter.add_ar_payment(payment) == posted  # what a caller does next: posts nothing
+        posted = adapter.add_ar_payment(payment)
+        # Found through ARS200MI/SearchInvoices + GetInvoice, with what M3 holds.
+        assert adapter.find_ar_payment(payment.reference) == posted
+        [held_posting] = adapter.ar_payments(payment.reference)
+        assert (held_posting.amount, held_posting.invoice_number) == (Decimal(1), invoice["invoice_number"])
+        assert adapter.add_ar_payment(payment) == posted  # a repeat after a lost answer posts nothing
     held = tenant_state(server, one_tenant)["ar_payments"]
     assert len([p for p in held if p["reference"] == payment_key(payment.reference)]) == 1
