@@ -353,3 +353,15 @@ def test_m3_locked_ar_invoices_by_invoice_date(server: SandboxServer, one_tenant
             calls = tenant_state(server, one_tenant)["m3_calls"].get("ARS200MI/GetInvTotInfo", 0) - before
             assert calls == len(expected)
     control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=True)
+
+
+def test_a_search_query_template_with_an_unknown_placeholder_is_refused_naming_the_key() -> None:
+    from ml_connector_pipelines.core.errors import ConnectorError
+    from ml_connector_pipelines.systems.infor.m3_adapter import search_query
+
+    assert search_query({}, "m3_po_search") == "LMDT:{date}"
+    assert search_query({"m3_po_search": "LMDT:{date} AND FACI:A01"}, "m3_po_search").endswith("A01")
+    with pytest.raises(
+        ConnectorError, match=r"m3_po_search 'PUNO:\{number\}': only the placeholders \{date\}"
+    ):
+        search_query({"m3_po_search": "PUNO:{number}"}, "m3_po_search")
