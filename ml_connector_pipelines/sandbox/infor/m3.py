@@ -537,22 +537,24 @@ def _search(call: Call, rows: list[Row], fields: frozenset[str]) -> list[Row]:
     return [row for row in rows if all(term.matches(row[term.field]) for term in terms)]
 
 
-def _ap_ledger_rows(data: TenantData) -> list[Row]:
-    """FPLEDG rows without their prefix, with their voucher; the payee (SPYN) is the supplier."""
-    rows = []
-    for key, invoice in data.ap_invoices.items():
-        row = {name[2:]: value for name, value in _ap_row(invoice).items()}
-        yea4, jrno, jsno = data.voucher("FPLEDG", key, row["INYR"])
-        rows.append({**row, "SPYN": row["SUNO"], "YEA4": yea4, "JRNO": jrno, "JSNO": jsno, "IVBL": ""})
-    return rows
+def _hits(rows: list[Row], program: str, file: str) -> list[Row]:
+    """Search hits with the index's own columns: program, file, key string [I]."""
+    return [
+        {**row, "PGNM": program, "FILE": file, "KSTR": f"{row['YEA4']}/{row['JRNO']}/{row['JSNO']}"}
+        for row in rows
+    ]
+
+
+def _ap_ledger_row(data: TenantData, key: tuple[str, ...], invoice: Record) -> Row:
+    """An FPLEDG row without its prefix, with its voucher; the payee (SPYN) is the supplier."""
+    row = {name[2:]: value for name, value in _ap_row(invoice).items()}
+    yea4, jrno, jsno = data.voucher("FPLEDG", key, row["INYR"])
+    return {**row, "SPYN": row["SUNO"], "YEA4": yea4, "JRNO": jrno, "JSNO": jsno, "IVBL": ""}
 
 
 def _aps200_search(data: TenantData, call: Call) -> list[Row]:
-    rows = _search(call, _ap_ledger_rows(data), AP_SEARCH_FIELDS)
-    return [
-        {**row, "PGNM": "APS200MI", "FILE": "FPLEDG", "KSTR": f"{row['YEA4']}/{row['JRNO']}/{row['JSNO']}"}
-        for row in rows
-    ]
+    rows = [_ap_ledger_row(data, key, invoice) for key, invoice in data.ap_invoices.items()]
+    return _hits(_search(call, rows, AP_SEARCH_FIELDS), "APS200MI", "FPLEDG")
 
 
 def _voucher_key(data: TenantData, call: Call, ledger: str) -> tuple[str, ...]:
@@ -571,9 +573,7 @@ def _aps200_get(data: TenantData, call: Call) -> list[Row]:
     invoice = data.ap_invoices.get(key)  # type: ignore[arg-type]
     if invoice is None:
         raise BusinessError(f"Voucher {call.get('JRNO')} does not exist", "JRNO", "WJR0103")
-    row = {name[2:]: value for name, value in _ap_row(invoice).items()}
-    yea4, jrno, jsno = data.voucher("FPLEDG", key, row["INYR"])
-    return [{**row, "SPYN": row["SUNO"], "YEA4": yea4, "JRNO": jrno, "JSNO": jsno}]
+    return [_ap_ledger_row(data, key, invoice)]
 
 
 AR_LEDGER_KEY = TABLES["FSLEDG"].key
@@ -590,11 +590,7 @@ def _ar_search_rows(data: TenantData) -> list[Row]:
 
 
 def _ars200_search(data: TenantData, call: Call) -> list[Row]:
-    rows = _search(call, _ar_search_rows(data), AR_SEARCH_FIELDS)
-    return [
-        {**row, "PGNM": "ARS200MI", "FILE": "FSLEDG", "KSTR": f"{row['YEA4']}/{row['JRNO']}/{row['JSNO']}"}
-        for row in rows
-    ]
+    return _hits(_search(call, _ar_search_rows(data), AR_SEARCH_FIELDS), "ARS200MI", "FSLEDG")
 
 
 def _ars200_get(data: TenantData, call: Call) -> list[Row]:
