@@ -361,6 +361,11 @@ class WiseClient:
         """Requests this client may have in flight at once: the push factory's worker count."""
         return self.http.max_concurrency
 
+    def server_now(self) -> datetime | None:
+        """Wise's clock as of the latest answer (its Date header), or None before any answer:
+        what a quote's `expirationTime` is judged against, whatever this machine's clock says."""
+        return self.http.server_now()
+
     @property
     def requests_made(self) -> int:
         """API calls plus token requests, for the "requests used" run metadata."""
