@@ -12,7 +12,6 @@
 The inbound side (`wise_payout_status`, Wise transfer states back to Infor) lives in `payout_status.py`.
 """
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -125,8 +124,6 @@ class QuoteSync:
         self.dependencies = ctx.dependencies
         self.ledger: Ledger = self.quotes.ledger
         self.tenant = self.quotes.tenant
-        # Until some answer has told us Wise's time, one worker asks (and learns it), the rest wait.
-        self._clock_lock = threading.Lock()
 
     def sync(self, invoice: APInvoice) -> SyncResult:
         key = invoice.invoice_key
@@ -202,16 +199,10 @@ class QuoteSync:
         quote past its time may also be ACCEPTED by a transfer and must then be kept."""
         quote_id = current.target_id or ""
         expires = _stored_expiry(current)
-        if expires is None:
-            return self._ask(quote_id)
-        now = self.client.server_now()
-        if now is None:
-            with self._clock_lock:
-                now = self.client.server_now()
-                if now is None:  # no answer from Wise yet in this run: this read tells its time
-                    return self._ask(quote_id)
-        if expires - now > EXPIRY_MARGIN:
-            return False
+        if expires is not None:
+            now = self.client.wise_now()
+            if now is not None and expires - now > EXPIRY_MARGIN:
+                return False
         return self._ask(quote_id)
 
     def _ask(self, quote_id: str) -> bool:

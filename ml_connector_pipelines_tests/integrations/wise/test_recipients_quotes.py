@@ -273,11 +273,11 @@ def test_a_repoll_judges_quote_expiry_by_the_stored_time_on_wises_clock(
     def quote_calls() -> Counter[str]:
         return Counter({route: n for route, n in wise_user(tenant)["calls"].items() if "/quotes" in route})
 
-    # Unchanged, 30 minutes to go: at most one read (the run's first answer tells Wise's time).
+    # Unchanged, 30 minutes to go: no quote is read (the profile lookup's Date tells Wise's time).
     before = quote_calls()
     result = run_day(tenant, day)["wise_quotes"]
     sent = quote_calls() - before
-    assert sent[QUOTE_READ] <= 1 and not any(sent[route] for route in QUOTE_WRITES)
+    assert sent[QUOTE_READ] == 0 and not any(sent[route] for route in QUOTE_WRITES)
     assert result.get("recreated", 0) == 0
 
     # 29 minutes later by Wise's clock (this machine's has not moved): near expiry, so each quote is
@@ -303,7 +303,7 @@ def test_a_repoll_judges_quote_expiry_by_the_stored_time_on_wises_clock(
         assert renewed[key].extra["expires_at"] != quotes[key].extra["expires_at"]
     before = quote_calls()
     run_day(tenant, day)
-    assert (quote_calls() - before)[QUOTE_READ] <= 1
+    assert (quote_calls() - before)[QUOTE_READ] == 0
 
 
 def test_syteline_invoices_get_recipients_made_on_the_spot(
