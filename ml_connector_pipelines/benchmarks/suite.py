@@ -7,7 +7,8 @@
 - each flow at 0 ms and 150 ms latency with each system's default limit: seconds, requests/s
   against the limit.
 - database commits per pushed record (a SQLAlchemy `commit` listener on the state store engine).
-- re-poll of the unchanged records: requests, commits and audit rows per stream.
+- re-poll of the unchanged records: requests, commits and audit rows per stream (wise_quotes too,
+  its quotes still inside their rate lock).
 - memory: peak RSS of a 100k-record push (in-process target, no HTTP) / a 1k-record push, each in
   its own child process.
 - webhook receiver: verified (Stripe signatures) and stored (SQLite inbox) events/s with p50/p99,
@@ -42,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +52,13 @@ import sqlalchemy as sa
 
 from ..core.store import StateStore
 from ..core.sync import SyncSession, content_hash
-from ..integrations.kit.pushers import Pusher, push_all
+from ..integrations.kit.dependencies import Dependencies
+from ..integrations.kit.pushers import PushContext, Pusher, push_all
 from ..integrations.stripe.assets import CustomerSync
-from ..integrations.wise.assets import RecipientSync
+from ..integrations.wise.assets import QUOTES, RECIPIENTS, QuoteSync, RecipientSync
 from ..sandbox.stripe.simulator import StripeSimulator
 from ..sandbox.wise.simulator import WiseSimulator
+from ..systems.infor.models import APInvoice
 from ..systems.stripe.client import TEST_MODE_RATE, StripeGateway
 from ..systems.wise.client import DEFAULT_RATE_LIMIT, WiseClient
 from .infor_extract import private_sandbox
@@ -295,6 +299,67 @@ def bench_pushes(report: Report, records: int, home: str) -> None:
                     report.raw[f"{flow.flow}_{latency}ms"] = asdict(run)
                 client.close()
                 store.dispose()
+
+
+def open_invoices(suppliers_: Sequence[Any]) -> list[APInvoice]:
+    """One open EUR invoice per supplier: each becomes one Wise quote."""
+    return [
+        APInvoice(
+            division="100",
+            supplier_id=s.supplier_id,
+            invoice_number=f"INV{n:06d}",
+            invoice_year=s.modified_date.year,
+            invoice_date=s.modified_date,
+            currency="EUR",
+            amount=Decimal("100.00") + n,
+            status="open",
+            modified_date=s.modified_date,
+        )
+        for n, s in enumerate(suppliers_)
+    ]
+
+
+def bench_quote_repoll(report: Report, records: int, home: str) -> None:
+    """wise_quotes pushed once (recipients first), then re-polled unchanged with a fresh client:
+    quotes still inside their rate lock are judged from the stored expiry, not read one by one."""
+    store = StateStore(f"sqlite:///{home}/wise-quotes.db")
+    store.migrate()
+
+    def quote_sync(session: SyncSession, client: WiseClient) -> QuoteSync:
+        def open_session(flow: str) -> SyncSession:
+            return SyncSession(store, tenant=session.tenant, flow=flow, run_id=session.run_id, partition=None)
+
+        dependencies = Dependencies(session.ledger, session.tenant)
+        context = PushContext(session.tenant, session, client, {}, dependencies, open_session=open_session)
+        return QuoteSync(context)
+
+    token = f"wise-sandbox-bench-{uuid.uuid4().hex[:8]}"
+    batch = suppliers(records, "Q")
+    invoices = open_invoices(batch)
+    with private_sandbox(7, (WiseSimulator,)) as sandbox:
+        with _wise(sandbox, token) as client:
+            client.http.bucket = None  # not what is measured here
+            workers = int(client.max_concurrency)
+            run_push(store, RECIPIENTS, batch, lambda s: s.supplier_id, client, RecipientSync, workers)
+            first = run_push(store, QUOTES, invoices, lambda i: i.invoice_key, client, quote_sync, workers)
+        with _wise(sandbox, token) as fresh:  # a re-poll is a new run with a new client
+            fresh.http.bucket = None
+            again = run_push(store, QUOTES, invoices, lambda i: i.invoice_key, fresh, quote_sync, workers)
+    store.dispose()
+    report.add(
+        Figure(
+            "re-poll unchanged wise_quotes: requests / writes / audit rows",
+            again.requests,
+            "~1 / 0 / 0",
+            again.requests <= 1 and again.commits == 0 and again.audit_rows == 0,
+            "",
+            f"{again.requests} requests, {again.commits} commits, {again.audit_rows} audit rows for "
+            f"{again.records} unexpired quotes (the profile lookup; its Date header is Wise's clock); "
+            f"the first push sent {first.requests} requests for {first.records} quotes "
+            f"(failed {first.failed})",
+        )
+    )
+    report.raw["wise_quotes_repoll"] = {"push": asdict(first), "repoll": asdict(again)}
 
 
 # Infor extract ----------------------------------------------------------------------------------------
@@ -621,6 +686,7 @@ def main(argv: list[str] | None = None) -> None:
         bench_limits(report)
         bench_infor(report, 2000)  # the figure is per record; 10k would mostly wait on the 500/min budget
         bench_pushes(report, records, home)
+        bench_quote_repoll(report, records, home)
         bench_memory(report, 1000, large, home)
         bench_receiver(report, events, home)
     write(report, Path(args.out), args.quick, time.perf_counter() - started)
