@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -390,13 +391,18 @@ def bench_infor(report: Report, records: int) -> None:
             )
             today = reseed(sandbox, tenant, records)
             days = [today - timedelta(days=back) for back in range(SEED_DAYS)]
+            before = _m3_counts(sandbox, tenant)
             started = time.perf_counter()
             got, requests = through_adapter(resources["infor"], tenant, "suppliers", days)  # type: ignore[arg-type]
             seconds = time.perf_counter() - started
+            sent = _m3_counts(sandbox, tenant) - before  # what the simulator answered, per transaction
         finally:
             os.environ.clear()
             os.environ.update(saved)
     per_record = requests / got if got else float("nan")
+    per_payee = sent["CRS620MI/LstAddresses"]
+    fixed = requests - per_payee
+    counted = ", ".join(f"{n} {name}" for name, n in sent.most_common())
     report.add(
         Figure(
             "M3 supplier extract, requests per record",
@@ -404,11 +410,25 @@ def bench_infor(report: Report, records: int) -> None:
             "<= 0.01",
             per_record <= 0.01,
             "",
-            f"{requests} requests (token calls included) for {got} suppliers over {SEED_DAYS} days, "
-            f"{seconds:.1f} s; a day's page of 500 suppliers + one bulk bank read per page",
+            f"{requests} requests for {got} suppliers in {SEED_DAYS} daily extracts ({got // SEED_DAYS} a "
+            f"day), {seconds:.1f} s: {counted}. The LstAddresses are one per supplier paid in USD, "
+            f"{per_payee / got:.3f} per record; the other "
+            f"{fixed} are fixed per daily extract (a 500-row EXPORTMI page, the bulk bank, branch and "
+            f"e-mail reads, the token), {fixed / got:.3f} per record at this seed's daily volume",
         )
     )
-    report.raw["infor_suppliers"] = {"records": got, "requests": requests, "seconds": seconds}
+    report.raw["infor_suppliers"] = {
+        "records": got,
+        "requests": requests,
+        "seconds": seconds,
+        "by_transaction": dict(sent),
+    }
+
+
+def _m3_counts(sandbox: str, tenant: str) -> Counter[str]:
+    """The M3 transactions the Infor simulator answered for `tenant`, plus its token grants."""
+    held = httpx.get(f"{sandbox}/_sandbox/infor/state", timeout=120).json()["tenants"].get(tenant, {})
+    return Counter({**held.get("m3_calls", {}), "token": held.get("tokens_issued", 0)})
 
 
 def bench_limits(report: Report) -> None:
@@ -624,9 +644,15 @@ def bench_receiver(report: Report, events: int, home: str, workers: int = 2) -> 
 
 # Why a goal is out of reach on this machine, shown beside a figure that misses it.
 NOT_MET_REASONS = {
-    "M3 supplier extract": "bank accounts come in bulk (CRS692MI/LstByType, CRS691MI/LstByNumber per "
-    "extract); most other requests are one CRS620MI/LstSupplierRef per supplier without a bank account "
-    "(its email payee: SUNO is required by the metadata, there is no bulk list), plus a token per day",
+    "M3 supplier extract": "bank accounts, branches and payee e-mails come in bulk, once per extract "
+    "(CRS692MI/LstByType, CRS691MI/LstByNumber, MDBREADMI/LstCEMAIL00); what remains per record is the "
+    "address Wise needs for a USD recipient (tenant key m3_payee_address_currencies, default USD): "
+    "CRS620MI/LstAddresses requires SUNO, and no transaction in the M3 MI metadata lists supplier "
+    "addresses in bulk (GetAddress needs SUNO too; LstSuppliers, LstByNumber and LstByName return only "
+    "CSCD/ECAR; APS130MI's payee lists need a payment proposal, ARS300MI's a remittance). So the figure "
+    "is the share of USD payees (20% in this seed; a tenant's own share decides it) plus the fixed reads "
+    "spread over a day's changed suppliers (200 a day here; <= 0.01 needs about 500 a day and no USD "
+    "payees). Not done: reading the address at push time, only for a USD recipient being created",
     "push ": "each record still needs its own claim committed before its call (exactly-once), about 1 ms "
     "of SQLAlchemy + SQLite under the GIL per record against ~0.6 ms of loopback HTTP per request at 0 ms; "
     "claiming a page of records in one transaction is the next step (not done)",
