@@ -534,7 +534,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served(factory: str, workers: int, env: dict[str, str]) -> Iterator[str]:
+def served(factory: str, workers: int, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """The app served by uvicorn in a child process: (its URL, the process id)."""
     port = _free_port()
     command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
@@ -550,7 +551,7 @@ def served(factory: str, workers: int, env: dict[str, str]) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"{factory} did not start") from None
                 time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -590,6 +591,21 @@ async def _load(url: str, events: int, concurrency: int, time_limit: float) -> t
     return seconds, latencies, errors
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process and its direct children (uvicorn's workers), from /proc;
+    None where there is no /proc. Unlike events/s, it hardly depends on what else the cores run."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for each in [pid, *map(int, children)]:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / tick
+
+
 def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
@@ -602,15 +618,19 @@ def bench_receiver(report: Report, events: int, home: str, workers: int = 2) -> 
         ("bare", "ml_connector_pipelines.benchmarks.suite:bare_app"),
         ("receiver", "ml_connector_pipelines.benchmarks.suite:receiver_app"),
     ):
-        with served(factory, workers, {"BENCH_DB": db}) as url:
+        with served(factory, workers, {"BENCH_DB": db}) as (url, pid):
             asyncio.run(_load(url, min(200, events), 32, 30))  # warm-up
+            cpu_before = _cpu_seconds(pid)
             seconds, latencies, errors = asyncio.run(_load(url, events, 64, 120))
+            cpu_after = _cpu_seconds(pid)
+        cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
         measured[name] = {
             "events": len(latencies),
             "per_second": len(latencies) / seconds,
             "p50_ms": _percentile(latencies, 50) * 1000,
             "p99_ms": _percentile(latencies, 99) * 1000,
             "errors": errors,
+            "server_cpu_ms_per_event": float("nan") if cpu is None else cpu / len(latencies) * 1000,
         }
     with StateStore(db).read() as conn:
         stored = int(conn.execute(sa.text("SELECT count(*) FROM inbox")).scalar_one())
@@ -624,7 +644,9 @@ def bench_receiver(report: Report, events: int, home: str, workers: int = 2) -> 
             receiver["per_second"] >= 1000,
             "/s",
             f"p50 {receiver['p50_ms']:.1f} ms, {receiver['errors']:.0f} errors, {stored} stored; "
-            f"{ratio:.2f} of a bare Starlette app ({bare['per_second']:.0f}/s, p99 {bare['p99_ms']:.1f} ms)",
+            f"{ratio:.2f} of a bare Starlette app ({bare['per_second']:.0f}/s, p99 {bare['p99_ms']:.1f} ms); "
+            f"server CPU per event {receiver['server_cpu_ms_per_event']:.2f} ms vs "
+            f"{bare['server_cpu_ms_per_event']:.2f} ms bare (verifying and storing: the receiver's own cost)",
         )
     )
     report.add(
