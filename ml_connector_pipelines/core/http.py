@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any, Protocol, Self, TypeVar
@@ -309,6 +309,8 @@ class HttpClient:
         self._random = random.Random()
         self._lock = threading.Lock()
         self._in_flight = threading.BoundedSemaphore(max_concurrency)
+        # The latest response's Date header and the monotonic time it arrived: the target's clock.
+        self._server_date: tuple[str, float] | None = None
         self._client = httpx.Client(
             base_url=base_url, headers=headers, timeout=httpx.Timeout(timeout), transport=transport
         )
@@ -435,7 +437,25 @@ class HttpClient:
             self._log(request, type(exc).__name__, began, attempt)
             return None, exc
         self._log(request, response.status_code, began, attempt)
+        date = response.headers.get("date")
+        if date:
+            self._server_date = (date, time.monotonic())
         return response, None
+
+    def server_now(self) -> datetime | None:
+        """The target's clock, not ours: the ``Date`` header of the latest response (RFC 9110: whole
+        seconds, so up to a second plus the answer's transit behind) advanced by the monotonic time
+        since it arrived. None before any response carried a usable one."""
+        seen = self._server_date
+        if seen is None:
+            return None
+        try:
+            when = parsedate_to_datetime(seen[0])
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # an HTTP-date is always GMT
+            when = when.replace(tzinfo=UTC)
+        return when + timedelta(seconds=time.monotonic() - seen[1])
 
     def _log(self, request: httpx.Request, outcome: int | str, began: float, attempt: int) -> None:
         elapsed_ms = round((time.perf_counter() - began) * 1000)

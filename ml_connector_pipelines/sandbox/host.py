@@ -5,7 +5,9 @@
 - ``GET|PUT /_sandbox/faults``: read or switch the fault profile at run time.
 - ``/_sandbox/<system>/...``: each simulator's control routes (simulate a payment, move a transfer).
 
-Faults and latency apply to simulator routes only, never to ``/_sandbox``.
+Faults and latency apply to simulator routes only, never to ``/_sandbox``. Every response carries a
+``Date`` header, as any HTTP server's does (RFC 9110 6.6.1): a simulator with its own clock (``now()``,
+e.g. Wise's, which tests move forward) dates its answers by that clock, everything else by the real one.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any, Protocol
 
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -90,6 +95,33 @@ class FaultMiddleware:
         await response(scope, receive, send)
 
 
+class DateMiddleware:
+    """Sets the ``Date`` response header from `clock` unless the app already set one."""
+
+    def __init__(self, app: ASGIApp, clock: Callable[[], datetime]) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"date" for name, _ in headers):
+                    stamp = format_datetime(self.clock().astimezone(UTC), usegmt=True)
+                    message = {**message, "headers": [*headers, (b"date", stamp.encode("latin-1"))]}
+            await send(message)
+
+        await self.app(scope, receive, dated)
+
+
+def _real_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _fault_body(status: int, message: str) -> bytes:
     # An error object (not a bare string): the shape Stripe's SDK insists on, readable by any client.
     return json.dumps({"error": {"type": "api_error", "message": message}}).encode()
@@ -133,8 +165,10 @@ def build_app(simulators: list[Any], ctx: SandboxContext) -> Starlette:
     for sim in simulators:
         routes.append(Mount(f"/_sandbox/{sim.name}", routes=sim.control_routes()))
         inner = Starlette(routes=sim.routes())
-        routes.append(Mount(f"/{sim.name}", app=FaultMiddleware(inner, sim.name, ctx, sim)))
-    return Starlette(routes=routes)
+        # Outside the faults: an injected 429 or 503 is dated by the system's clock too.
+        dated = DateMiddleware(FaultMiddleware(inner, sim.name, ctx, sim), getattr(sim, "now", _real_now))
+        routes.append(Mount(f"/{sim.name}", app=dated))
+    return Starlette(routes=routes, middleware=[Middleware(DateMiddleware, clock=_real_now)])
 
 
 class SandboxServer:
@@ -161,7 +195,10 @@ class SandboxServer:
         )
         self.simulators = [cls(self.ctx) for cls in (simulators or default_simulators())]
         self.app = build_app(self.simulators, self.ctx)
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, timeout_keep_alive=30)
+        # The app dates its own answers (by each simulator's clock), so uvicorn must not add a second.
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, timeout_keep_alive=30, date_header=False
+        )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -191,6 +191,22 @@ def make_client(
         client.close()
 
 
+# --- The target's clock ---------------------------------------------------------------------------
+
+
+def test_server_now_follows_the_latest_date_header_not_our_clock(make_client, sim) -> None:
+    client = make_client()
+    assert client.server_now() is None  # nothing answered yet
+    client.get("/scripted")  # dated by the sandbox host, with the real clock
+    assert abs(client.server_now() - datetime.now(UTC)) < timedelta(seconds=5)
+    # A server whose clock is years behind ours, answering an error: its time is what counts.
+    skewed = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
+    sim.script = [{"status": 404, "headers": {"Date": format_datetime(skewed, usegmt=True)}}]
+    with pytest.raises(TargetRejected):
+        client.get("/scripted")
+    assert skewed <= client.server_now() < skewed + timedelta(seconds=5)
+
+
 # --- Retry-After and backoff ---------------------------------------------------------------------
 
 

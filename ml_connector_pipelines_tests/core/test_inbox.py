@@ -16,6 +16,26 @@ def test_put_stores_each_event_once(state_store: StateStore) -> None:
     assert [e.event_id for e in inbox.pending("stripe")] == ["evt_1"]
 
 
+def test_put_many_stores_each_event_once_in_one_transaction(state_store: StateStore) -> None:
+    inbox = Inbox(state_store)
+    assert inbox.put("stripe", "acme", "evt_old", "{}") is True
+    batch = [
+        ("stripe", "acme", "evt_1", '{"id": "evt_1"}'),
+        ("stripe", "acme", "evt_old", "{}"),  # stored before: a redelivery
+        ("stripe", "acme", "evt_1", '{"id": "evt_1"}'),  # twice in one batch: stored once
+        ("wise", "acme", "evt_1", "{}"),  # another source's event of the same id
+        ("stripe", "other", "evt_1", "{}"),  # another tenant's
+    ]
+    assert inbox.put_many(batch) == [True, False, False, True, True]
+    assert inbox.put_many([]) == []
+    stored = [(e.tenant, e.event_id, e.payload) for e in inbox.pending("stripe")]
+    assert stored == [
+        ("acme", "evt_old", "{}"),
+        ("acme", "evt_1", '{"id": "evt_1"}'),
+        ("other", "evt_1", "{}"),
+    ]
+
+
 def test_claim_process_release(state_store: StateStore) -> None:
     inbox = Inbox(state_store)
     at = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)

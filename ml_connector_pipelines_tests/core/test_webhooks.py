@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ from ml_connector_pipelines.core.inbox import Inbox
 from ml_connector_pipelines.core.store import StateStore
 from ml_connector_pipelines.core.webhooks import (
     InvalidWebhook,
+    LookupWouldBlock,
     UnknownTenant,
     VerifiedEvent,
     WebhookServer,
@@ -219,3 +221,52 @@ def test_a_rotated_secret_takes_effect_within_the_cache_ttl(inbox: Inbox) -> Non
         assert post(http, "evt_2", b"new-secret") == 200
         assert post(http, "evt_3", b"old-secret") == 400
     assert [event_id for event_id, _ in stored(inbox)] == ["evt_1", "evt_2"]
+
+
+def test_cached_lookups_never_read_the_vault_on_the_event_loop() -> None:
+    reads: list[str] = []
+    lookup = cached_per_tenant(lambda tenant: reads.append(tenant) or f"secret-{tenant}")
+
+    async def on_the_loop() -> str:
+        return lookup("acme")
+
+    with pytest.raises(LookupWouldBlock):  # cold: the receiver must run it in a worker thread
+        asyncio.run(on_the_loop())
+    assert reads == []
+    assert lookup("acme") == "secret-acme"  # off the loop it reads, and caches
+    assert asyncio.run(on_the_loop()) == "secret-acme"  # warm: answered on the loop
+    assert reads == ["acme"]
+
+
+def test_the_receiver_verifies_on_the_loop_once_credentials_are_cached(inbox: Inbox) -> None:
+    reads: list[bool] = []  # per vault read: whether it ran on an event loop
+
+    def read_secret(tenant: str) -> bytes:
+        try:
+            asyncio.get_running_loop()
+            reads.append(True)
+        except RuntimeError:
+            reads.append(False)
+        return SECRETS[tenant]
+
+    class CachedVerifier(HmacVerifier):
+        secret_for = staticmethod(cached_per_tenant(read_secret))
+
+        def __call__(self, tenant: str, headers: Mapping[str, str], body: bytes) -> VerifiedEvent:
+            expected = hmac.new(self.secret_for(tenant), body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(headers.get("x-test-signature", ""), expected):
+                raise InvalidWebhook("bad signature")
+            return VerifiedEvent(event_id=json.loads(body)["id"])
+
+    bodies = [json.dumps({"id": f"evt_{n}"}).encode() for n in range(20)]
+    with (
+        WebhookServer(create_webhook_app(inbox, {"test": CachedVerifier()})) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        answers = [
+            http.post("/webhooks/test/acme", content=body, headers=signed(body)).json()["status"]
+            for body in bodies
+        ]
+    assert answers == ["stored"] * 20
+    assert reads == [False]  # one read, in a worker thread; the other 19 from the cache on the loop
+    assert [event_id for event_id, _ in stored(inbox)] == sorted(f"evt_{n}" for n in range(20))

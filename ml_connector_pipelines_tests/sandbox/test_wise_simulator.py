@@ -9,7 +9,8 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -584,6 +585,25 @@ def test_quote_expires_after_30_minutes_and_cannot_be_used(wise: SandboxServer, 
     response = api.post("/v1/transfers", json=transfer_body(created["id"], recipient["id"]))
     assert response.status_code == 422 and response.json()["errors"][0]["path"] == "quoteUuid"
     assert user_state(wise, api)["transfers"] == []
+
+
+def test_answers_are_dated_by_the_simulator_clock_and_counted_per_route(
+    wise: SandboxServer, api: httpx.Client
+) -> None:
+    profile_id = profiles(api)["BUSINESS"]
+    created = quote(api, profile_id)
+    httpx.post(f"{wise.url}/_sandbox/wise/clock", json={"advance_seconds": 3600}).raise_for_status()
+    read = api.get(f"/v3/profiles/{profile_id}/quotes/{created['id']}")
+    missing = api.get(f"/v3/profiles/{profile_id}/quotes/{uuid.uuid4()}")
+    # One Date per answer (errors too), an hour ahead of the real clock like the simulator's.
+    for response in (read, missing):
+        assert len(response.headers.get_list("date")) == 1
+        dated = parsedate_to_datetime(response.headers["date"])
+        assert abs((dated - datetime.now(UTC)) - timedelta(hours=1)) < timedelta(seconds=5)
+    assert "date" in httpx.get(f"{wise.url}/_sandbox/health").headers
+    calls = user_state(wise, api)["calls"]
+    assert calls["POST /v3/profiles/{profile_id}/quotes"] == 1
+    assert calls["GET /v3/profiles/{profile_id}/quotes/{quote_id}"] == 2
 
 
 # ------------------------------------------------------------------------------------- transfers

@@ -3,13 +3,16 @@
 - `wise_recipients`: suppliers with bank details -> Wise recipients. Recipients are immutable, so
   changed bank details mean delete + recreate (the ledger keeps the old and new ids).
 - `wise_quotes`: each open AP invoice -> one quote in the invoice currency, funded from the tenant's
-  `wise_source_currency`, with the supplier's recipient attached. Expired quotes are renewed.
+  `wise_source_currency`, with the supplier's recipient attached. Expired quotes are renewed. The
+  ledger keeps each quote's `expirationTime`; a re-poll asks Wise about a quote only once it is
+  near or past that time by Wise's clock (the Date of its answers), never by this machine's.
 - `wise_transfers`: only for tenants with `wise_create_transfers: true`: an unfunded transfer per
   quoted invoice. Funding moves money and stays a human action in Wise; nothing here funds.
 
 The inbound side (`wise_payout_status`, Wise transfer states back to Infor) lives in `payout_status.py`.
 """
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ...core.errors import TargetRejected, ValidationFailed
@@ -32,6 +35,9 @@ RECIPIENTS = "wise_recipients"
 QUOTES = "wise_quotes"
 TRANSFERS = "wise_transfers"
 DEFAULT_SOURCE_CURRENCY = "EUR"
+# A quote whose stored expiry is less than this ahead of Wise's clock is asked about: that clock is
+# read from whole-second Date headers that arrive a request late, so a near one is checked, not assumed.
+EXPIRY_MARGIN = timedelta(minutes=2)
 
 
 # Recipients -------------------------------------------------------------------------------------------
@@ -135,15 +141,26 @@ class QuoteSync:
         renews = current.extra.get("renews") if current else None
         digest = _quote_hash(request, recipient_id, renews)
         if current is not None and current.status == "done" and current.content_hash == digest:
-            if not self._expired(current.target_id or ""):
+            if not self._expired(current):
                 return self.quotes.note(key, "skipped", target_id=current.target_id, reason="unchanged")
             # Same invoice, but the locked rate ran out: a new hash makes the session replace it.
             renews = current.target_id
             digest = _quote_hash(request, recipient_id, renews)
 
+        extra: dict[str, Any] = {
+            "invoice_key": key,
+            "supplier_id": invoice.supplier_id,
+            "recipient_id": recipient_id,
+            "renews": renews,
+            "expires_at": None,  # set by create(): never the replaced quote's expiry
+        }
+
         def create() -> str:
             quote = self.client.create_quote(**request)
-            self.client.attach_recipient(quote.id, int(recipient_id))
+            attached = self.client.attach_recipient(quote.id, int(recipient_id))
+            expires = attached.expiration_time or quote.expiration_time
+            # The session writes `extra` once the call returned, so the new quote's expiry goes with it.
+            extra["expires_at"] = expires.isoformat() if expires else None
             return quote.id
 
         return self.quotes.sync(
@@ -152,12 +169,7 @@ class QuoteSync:
             create=create,
             # A quote cannot change its amount: a changed invoice or recipient gets a new quote.
             recreate=lambda old_id: create(),
-            extra={
-                "invoice_key": key,
-                "supplier_id": invoice.supplier_id,
-                "recipient_id": recipient_id,
-                "renews": renews,
-            },
+            extra=extra,
         )
 
     def _recipient(self, key: str, supplier_id: str) -> str:
@@ -181,7 +193,19 @@ class QuoteSync:
         )
         return entry.target_id or ""
 
-    def _expired(self, quote_id: str) -> bool:
+    def _expired(self, current: LedgerEntry) -> bool:
+        """Whether the quote's rate lock ran out. Judged from its stored expiry while that is clearly
+        ahead of Wise's clock; otherwise (near or past it, or no expiry stored) Wise is asked, since a
+        quote past its time may also be ACCEPTED by a transfer and must then be kept."""
+        quote_id = current.target_id or ""
+        expires = _stored_expiry(current)
+        if expires is not None:
+            now = self.client.wise_now()
+            if now is not None and expires - now > EXPIRY_MARGIN:
+                return False
+        return self._ask(quote_id)
+
+    def _ask(self, quote_id: str) -> bool:
         """Ask Wise: a quote past its 30-minute rate lock reads EXPIRED, and 404 after ~48 h."""
         try:
             quote = self.client.get_quote(quote_id)
@@ -190,6 +214,14 @@ class QuoteSync:
                 return True
             raise
         return quote.status == "EXPIRED"
+
+
+def _stored_expiry(entry: LedgerEntry) -> datetime | None:
+    value = entry.extra.get("expires_at")
+    if not value:
+        return None  # a quote created before expiries were stored
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _quote_hash(request: dict[str, Any], recipient_id: str, renews: str | None) -> str:

@@ -59,6 +59,11 @@ Webhooks
   every attempt (status code or error) is recorded in ``state()``. A delivery counts as delivered only
   on a 200.
 
+Every answer carries a ``Date`` header by the simulator clock (below), as Wise's servers date theirs.
+``state()`` counts, per user, the authenticated API requests answered per method and route template
+(``"calls": {"GET /v3/profiles/{profile_id}/quotes/{quote_id}": 3, ...}``), so a test can assert on
+what a client sent.
+
 Control routes, under ``/_sandbox/wise`` (no auth, no faults)
 - ``POST /clock {"advance_seconds": N}``: moves the simulator clock forward (quote and token expiry).
 - ``POST /transfers/{id}/state {"status": "...", "occurred_at": optional ISO time}``: a state move, same
@@ -76,6 +81,7 @@ import re
 import threading
 import uuid
 from base64 import b64decode
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -289,6 +295,7 @@ class WiseSimulator:
         self.ctx = ctx
         self._lock = threading.RLock()
         self._clock_offset = timedelta(0)
+        self._calls: dict[int, Counter[str]] = {}  # user id -> "METHOD /route" -> requests answered
         self._users: dict[int, User] = {}
         self._personal_users: dict[str, int] = {}  # token -> user id
         self._oauth_tokens: dict[str, OAuthToken] = {}
@@ -394,6 +401,7 @@ class WiseSimulator:
                         if s.user_id == user.id
                     ],
                     "deliveries": [dict(d) for d in self._deliveries if d["user_id"] == user.id],
+                    "calls": dict(self._calls.get(user.id, {})),
                 }
             return {
                 "now": _iso(now),
@@ -419,20 +427,29 @@ class WiseSimulator:
         *,
         authenticated: bool = True,
     ) -> Route:
+        template = re.sub(r":\w+}", "}", path)  # "/v3/profiles/{profile_id}/quotes", for the counts
+
         async def endpoint(request: Request) -> Response:
             raw_body = await request.body()
             # Handlers block (lock, webhook deliveries), so they run off the event loop.
-            return await run_in_threadpool(self._handle, handler, request, raw_body, authenticated)
+            return await run_in_threadpool(self._handle, handler, request, raw_body, authenticated, template)
 
         return Route(path, endpoint, methods=methods)
 
     def _handle(
-        self, handler: Callable[[Call], Response], request: Request, raw_body: bytes, authenticated: bool
+        self,
+        handler: Callable[[Call], Response],
+        request: Request,
+        raw_body: bytes,
+        authenticated: bool,
+        template: str,
     ) -> Response:
         call = Call(request, raw_body)
         try:
             if authenticated:
                 call.user = self._authenticate(request)
+                with self._lock:
+                    self._calls.setdefault(call.user.id, Counter())[f"{request.method} {template}"] += 1
             response = handler(call)
         except ApiError as error:
             response = JSONResponse(error.body, status_code=error.status, headers=error.headers)

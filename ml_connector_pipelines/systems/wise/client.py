@@ -184,6 +184,7 @@ class WiseClient:
         # Requirements per (source, target) route, asked once per client (one client per run).
         self._requirements: dict[tuple[str, str], list[AccountRequirement]] = {}
         self._requirements_lock = threading.Lock()
+        self._clock_lock = threading.Lock()
 
     # Profiles ------------------------------------------------------------------------------------
 
@@ -360,6 +361,23 @@ class WiseClient:
     def max_concurrency(self) -> int:
         """Requests this client may have in flight at once: the push factory's worker count."""
         return self.http.max_concurrency
+
+    def wise_now(self) -> datetime | None:
+        """Wise's clock (the Date header of its latest answer, advanced by the time since), which a
+        quote's `expirationTime` is judged against whatever this machine's clock says. With no answer
+        yet, asks once: the profile lookup profile-scoped calls need anyway, else the profile list.
+        None only if Wise's answers carry no Date."""
+        now = self.http.server_now()
+        if now is None:
+            with self._clock_lock:  # a pool of workers starting at once asks once, not each
+                now = self.http.server_now()
+                if now is None:
+                    if self._profile_id is None:
+                        self.business_profile_id()
+                    else:
+                        self.profiles()
+                    now = self.http.server_now()
+        return now
 
     @property
     def requests_made(self) -> int:

@@ -45,7 +45,7 @@ def iban_is_valid(value: str) -> bool:
 
 
 # Reads move these (tokens, request and per-transaction call counts, the Wise clock); nothing else may.
-CALL_COUNTERS = {"infor": ("tokens_issued", "requests", "m3_calls"), "wise": ("now",)}
+CALL_COUNTERS = {"infor": ("tokens_issued", "requests", "m3_calls"), "wise": ("now", "calls")}
 
 
 def _without_call_counters(system: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +54,11 @@ def _without_call_counters(system: str, state: dict[str, Any]) -> dict[str, Any]
         state["tenants"] = {
             name: {k: v for k, v in held.items() if k not in CALL_COUNTERS["infor"]}
             for name, held in state["tenants"].items()
+        }
+    if system == "wise":  # reads are counted per user
+        state["users"] = {
+            user_id: {k: v for k, v in held.items() if k not in CALL_COUNTERS["wise"]}
+            for user_id, held in state["users"].items()
         }
     return state
 

@@ -253,6 +253,59 @@ def test_expired_quotes_are_renewed_and_paid_invoices_get_none(
     assert Counter(q["status"] for q in wise_user(tenant)["quotes"])["PENDING"] == len(before) - 1
 
 
+QUOTE_READ = "GET /v3/profiles/{profile_id}/quotes/{quote_id}"
+QUOTE_WRITES = ("POST /v3/profiles/{profile_id}/quotes", "PATCH /v3/profiles/{profile_id}/quotes/{quote_id}")
+
+
+def test_a_repoll_judges_quote_expiry_by_the_stored_time_on_wises_clock(
+    private_sandbox: SandboxServer, connector: Any, request: pytest.FixtureRequest
+) -> None:
+    tenant = make_tenant(private_sandbox, connector, name=tenant_name(request))
+    day = today()
+    run_day(tenant, day)
+    quotes = {k: e for k, e in ledger(tenant, "wise_quotes").items() if e.status == "done"}
+    assert quotes
+    held = {q["id"]: q for q in wise_user(tenant)["quotes"]}
+    for entry in quotes.values():  # the expiry Wise gave, kept with the ledger entry
+        expires = datetime.fromisoformat(entry.extra["expires_at"])
+        assert expires == datetime.fromisoformat(held[entry.target_id]["expirationTime"])
+
+    def quote_calls() -> Counter[str]:
+        return Counter({route: n for route, n in wise_user(tenant)["calls"].items() if "/quotes" in route})
+
+    # Unchanged, 30 minutes to go: no quote is read (the profile lookup's Date tells Wise's time).
+    before = quote_calls()
+    result = run_day(tenant, day)["wise_quotes"]
+    sent = quote_calls() - before
+    assert sent[QUOTE_READ] == 0 and not any(sent[route] for route in QUOTE_WRITES)
+    assert result.get("recreated", 0) == 0
+
+    # 29 minutes later by Wise's clock (this machine's has not moved): near expiry, so each quote is
+    # asked about, and kept, since Wise still reads it PENDING.
+    clock = f"{private_sandbox.url}/_sandbox/wise/clock"
+    httpx.post(clock, json={"advance_seconds": 29 * 60}).raise_for_status()
+    before = quote_calls()
+    result = run_day(tenant, day)["wise_quotes"]
+    sent = quote_calls() - before
+    assert sent[QUOTE_READ] == len(quotes) and not any(sent[route] for route in QUOTE_WRITES)
+    assert result.get("recreated", 0) == 0
+
+    # Past the expiry: each is read (EXPIRED) and renewed; the renewed quotes are not read again.
+    httpx.post(clock, json={"advance_seconds": 2 * 60}).raise_for_status()
+    before = quote_calls()
+    assert run_day(tenant, day)["wise_quotes"]["recreated"] == len(quotes)
+    sent = quote_calls() - before
+    assert sent[QUOTE_READ] == len(quotes) and sent[QUOTE_WRITES[0]] == len(quotes)
+    renewed = ledger(tenant, "wise_quotes")
+    held = {q["id"]: q for q in wise_user(tenant)["quotes"]}
+    for key in quotes:
+        assert held[renewed[key].target_id]["status"] == "PENDING"
+        assert renewed[key].extra["expires_at"] != quotes[key].extra["expires_at"]
+    before = quote_calls()
+    run_day(tenant, day)
+    assert (quote_calls() - before)[QUOTE_READ] == 0
+
+
 def test_syteline_invoices_get_recipients_made_on_the_spot(
     sandbox_server: SandboxServer, connector: Any, request: pytest.FixtureRequest
 ) -> None:
