@@ -21,9 +21,15 @@ ledger and one audit row per outcome:
 Writes: a record that is done with the same hash costs one read and no write at all; it is
 counted (`counts["skipped"]`, `unchanged`), not audited one by one. Every other outcome writes
 its ledger change and audit row in one transaction. Inside `batched()` (the push factory uses it)
-the completion of a pushed record rides in the transaction of the next claim, so a push costs one
-commit per record; a crash before that commit leaves the record pending, which the next run looks
-up first (the same as a crash between the call and its completion).
+the completion of a pushed record rides in the transaction of the next claim; a crash before that
+commit leaves the record pending, which the next run looks up first (the same as a crash between
+the call and its completion).
+
+Claims go through a group commit: a worker's claim joins those of the other workers waiting at
+that moment, one of them writes them all (and the completions waiting) in one transaction, and
+each worker returns only once that transaction is committed, so every claim is still durable
+before its record's call. Sequentially that is one transaction per record, as before; with W
+workers a transaction carries up to W claims, so a push costs at most one commit per record.
 
 Pass `lookup` (find the record in the target by the external reference stored there) unless
 `create` is idempotent on its own (Stripe Idempotency-Key, Wise customerTransactionId).
@@ -46,7 +52,7 @@ from sqlalchemy.engine import Connection
 from ml_connector_pipelines.core.alerts import Alerts
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.errors import OutcomeUnknown, TargetRejected, ValidationFailed
-from ml_connector_pipelines.core.ledger import ClaimLost, Ledger, LedgerEntry, RunFinished
+from ml_connector_pipelines.core.ledger import Completion, Ledger, LedgerEntry, RunFinished
 
 if TYPE_CHECKING:
     from ml_connector_pipelines.core.store import StateStore
@@ -68,6 +74,24 @@ class SyncResult:
     target_id: str | None
     reason: str | None
     in_progress: bool = False  # skipped only because another live run holds the record
+
+
+@dataclass
+class _Pushed:
+    """A pushed record whose completion and audit row are waiting to be written."""
+
+    result: SyncResult
+    completion: Completion
+
+
+@dataclass
+class _ClaimRequest:
+    """One worker's claim waiting in the group commit (`SyncSession._claim`)."""
+
+    source_id: str
+    settled: bool = False
+    entry: LedgerEntry | None = None
+    error: BaseException | None = None
 
 
 class SessionResults:
@@ -112,8 +136,11 @@ class SyncSession(SessionResults):
         self.results: list[SyncResult] = []
         self.store = store
         # Writes waiting for the next transaction of this session (see batched()).
-        self._deferred: list[Callable[[Connection], None]] = []
+        self._deferred: list[_Pushed] = []
         self._deferred_lock = threading.Lock()
+        # The group commit of claims (module docstring): who waits, and who is writing.
+        self._claims: list[_ClaimRequest] = []
+        self._committer = threading.Lock()
         self._batching = 0
         self._prefetched: dict[str, LedgerEntry | None] = {}
 
@@ -200,33 +227,14 @@ class SyncSession(SessionResults):
                 return self._outcome(source_id, action, entry.target_id, reason, conn=conn)
         result = SyncResult(source_id=source_id, action=action, target_id=target_id, reason=reason)
         ledger_extra = {**(extra or {}), **_previous_ids(entry, target_id)}
-
-        def complete(conn: Connection) -> None:
-            try:
-                self.ledger.complete(
-                    self.tenant,
-                    self.flow,
-                    source_id,
-                    self.run_id,
-                    target_id,
-                    content_hash,
-                    ledger_extra,
-                    conn,
-                    claimed=entry,
-                )
-            except ClaimLost as exc:
-                # This run outlived its lease and another took the record over; that run's lookup
-                # will find what was just written, so only report it.
-                result.action, result.reason = "failed", str(exc)
-            self._audit(result, None, conn)
-
+        pushed = _Pushed(result, Completion(entry, target_id, content_hash, ledger_extra))
         self.results.append(result)
         if self._batching:
             with self._deferred_lock:
-                self._deferred.append(complete)
+                self._deferred.append(pushed)
         else:
-            with self._writes() as conn:
-                complete(conn)
+            with self._writes([pushed]):
+                pass
         return result
 
     def skip_if_unchanged(self, source_id: str, content_hash: str) -> SyncResult | None:
@@ -299,26 +307,58 @@ class SyncSession(SessionResults):
         return self.ledger.get(self.tenant, self.flow, source_id)
 
     @contextmanager
-    def _writes(self) -> Iterator[Connection]:
-        """One transaction for this session's next writes, with the deferred ones written first."""
+    def _writes(self, pushed: list[_Pushed] | None = None) -> Iterator[Connection]:
+        """One transaction for this session's next writes, with the deferred ones (and `pushed`)
+        written first."""
         with self._deferred_lock:
             deferred, self._deferred = self._deferred, []
+        deferred += pushed or []
         with self.store.session() as conn:
-            for write in deferred:
-                write(conn)
+            self._complete(deferred, conn)
             yield conn
 
+    def _complete(self, pushed: list[_Pushed], conn: Connection) -> None:
+        """Pushed records' completions, then their audit rows: one statement each for the lot."""
+        if not pushed:
+            return
+        lost = self.ledger.complete_many(self.run_id, [p.completion for p in pushed], conn)
+        for p, exc in zip(pushed, lost, strict=True):
+            if exc is not None:
+                # This run outlived its lease and another took the record over; that run's lookup
+                # will find what was just written, so only report it.
+                p.result.action, p.result.reason = "failed", str(exc)
+        self.audit.record_many([self._audit_row(p.result, None) for p in pushed], conn)
+
     def _claim(self, source_id: str) -> LedgerEntry | None:
-        with self._writes() as conn:
-            return self.ledger.claim(
-                self.tenant,
-                self.flow,
-                source_id,
-                self.run_id,
-                lease_seconds=self.lease_seconds,
-                run_finished=self.run_finished,
-                conn=conn,
-            )
+        """Claim one record through the group commit (module docstring); returns once committed."""
+        request = _ClaimRequest(source_id)
+        with self._deferred_lock:
+            self._claims.append(request)
+        with self._committer:
+            if not request.settled:
+                # Nobody wrote it yet: write every claim waiting now, this one included.
+                with self._deferred_lock:
+                    batch, self._claims = self._claims, []
+                try:
+                    with self._writes() as conn:
+                        entries = self.ledger.claim_many(
+                            self.tenant,
+                            self.flow,
+                            [r.source_id for r in batch],
+                            self.run_id,
+                            lease_seconds=self.lease_seconds,
+                            run_finished=self.run_finished,
+                            conn=conn,
+                        )
+                except BaseException as exc:  # nothing of the transaction was written
+                    for r in batch:
+                        r.error, r.settled = exc, True
+                else:
+                    for r, claimed in zip(batch, entries, strict=True):
+                        r.entry, r.settled = claimed, True
+        if request.error is not None:
+            raise request.error
+        return request.entry
 
     def _in_progress(self, source_id: str) -> SyncResult:
         holder = self.ledger.get(self.tenant, self.flow, source_id)
@@ -358,18 +398,20 @@ class SyncSession(SessionResults):
         return result
 
     def _audit(self, result: SyncResult, details: dict[str, Any] | None, conn: Connection) -> None:
-        self.audit.record(
-            self.tenant,
-            self.flow,
-            result.source_id,
-            result.action,
-            run_id=self.run_id,
-            partition=self.partition,
-            target_id=result.target_id,
-            reason=result.reason,
-            details=details,
-            conn=conn,
-        )
+        self.audit.record_many([self._audit_row(result, details)], conn)
+
+    def _audit_row(self, result: SyncResult, details: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "flow": self.flow,
+            "source_id": result.source_id,
+            "action": result.action,
+            "run_id": self.run_id,
+            "partition": self.partition,
+            "target_id": result.target_id,
+            "reason": result.reason,
+            "details": details,
+        }
 
 
 def _with_recovery(

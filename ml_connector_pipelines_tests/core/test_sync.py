@@ -5,6 +5,8 @@ real on SQLite and Postgres, and the assertions are on what the target holds aft
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -299,3 +301,73 @@ def test_batched_push_commits_once_per_record_and_writes_everything(state_store:
             push(rerun, target, f"S{n}", {"name": f"Acme {n}"})
     assert next(commits) - before - 1 == 0  # an unchanged re-poll writes nothing
     assert rerun.unchanged == 10 and len(target.records) == 10
+
+
+def _sync_together(run: SyncSession, refs: list[str], sync_one) -> dict[str, object]:
+    """Call `sync_one(ref)` from one thread per record, all claiming at once: while the test holds
+    the session's committer (a transaction in progress), every claim queues up behind it."""
+    outcomes: dict[str, object] = {}
+
+    def work(ref: str) -> None:
+        try:
+            outcomes[ref] = sync_one(ref)
+        except Exception as exc:
+            outcomes[ref] = exc
+
+    threads = [threading.Thread(target=work, args=(ref,)) for ref in refs]
+    with run._committer:
+        for thread in threads:
+            thread.start()
+        while len(run._claims) < len(refs):  # wait for every claim to queue (not a timing check)
+            time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_claims_waiting_together_share_one_commit_and_each_is_durable_before_its_call(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+    run = session(state_store, "run-1")
+    seen_at_call = {}
+    commits = itertools.count()
+    sa.event.listen(state_store.engine, "commit", lambda _conn: next(commits))
+    refs = [f"S{n}" for n in range(6)]
+
+    def create(ref: str) -> str:
+        # Read on another connection, which sees committed rows only: the claim is durable.
+        seen_at_call[ref] = ledger.get(TENANT, FLOW, ref)
+        return target.create(ref, {"n": ref})
+
+    start = next(commits)
+    with run.batched():
+        outcomes = _sync_together(
+            run,
+            refs,
+            lambda ref: run.sync(ref, "h", create=lambda: create(ref), lookup=lambda: target.lookup(ref)),
+        )
+    assert next(commits) - start - 1 == 2  # the six claims, then the six completions with their audit rows
+    assert all(seen_at_call[ref].status == "pending" and seen_at_call[ref].run_id == "run-1" for ref in refs)
+    assert {outcomes[ref].action for ref in refs} == {"created"}
+    assert all(ledger.get(TENANT, FLOW, ref).status == "done" for ref in refs)
+    assert len(AuditWriter(state_store).history(TENANT, FLOW)) == 6 and len(target.records) == 6
+
+
+def test_a_claim_transaction_that_fails_fails_every_record_in_it_before_any_call(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+    ledger.claim(TENANT, FLOW, "held", "other-run")
+
+    def run_finished(_run_id: str) -> bool:
+        raise RuntimeError("the orchestrator cannot be asked")
+
+    run = session(state_store, "run-1", run_finished=run_finished)
+    outcomes = _sync_together(run, ["held", "S1", "S2"], lambda ref: push(run, target, ref, {"n": ref}))
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes.values())
+    assert target.records == {}  # no call without its claim committed
+    assert ledger.get(TENANT, FLOW, "S1") is None and ledger.get(TENANT, FLOW, "S2") is None
+    assert ledger.get(TENANT, FLOW, "held").run_id == "other-run"
