@@ -14,9 +14,10 @@
   against a bare Starlette app answering 200, each served by uvicorn in a child process, driven by
   the same bounded asyncio + httpx load generator on loopback.
 
-Writes docs/performance.md (the table) and docs/performance.json.
+Writes docs/performance.md (the table) and docs/performance.json; `--only` runs some sections and
+only prints their figures (the table stays whole).
 
-    python -m ml_connector_pipelines.benchmarks.suite [--quick] [--out docs]
+    python -m ml_connector_pipelines.benchmarks.suite [--quick] [--out docs] [--only pushes ...]
 """
 
 from __future__ import annotations
@@ -603,11 +604,20 @@ def write(report: Report, out: Path, quick: bool, seconds: float) -> None:
     print(f"wrote {out / 'performance.md'} and {out / 'performance.json'}", flush=True)
 
 
+SECTIONS = ("limits", "infor", "pushes", "memory", "receiver")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer records and events (about a minute)")
     parser.add_argument("--out", default="docs")
     parser.add_argument("--render", action="store_true", help="rewrite the table from <out>/performance.json")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (repeatable); prints its figures, writes nothing",
+    )
     args = parser.parse_args(argv)
     if args.render:
         saved = json.loads((Path(args.out) / "performance.json").read_text())
@@ -617,13 +627,20 @@ def main(argv: list[str] | None = None) -> None:
     records, events, large = (200, 1000, 20_000) if args.quick else (1000, 5000, 100_000)
     started = time.perf_counter()
     report = Report()
+    sections = args.only or SECTIONS
     with tempfile.TemporaryDirectory() as home:
-        bench_limits(report)
-        bench_infor(report, 2000)  # the figure is per record; 10k would mostly wait on the 500/min budget
-        bench_pushes(report, records, home)
-        bench_memory(report, 1000, large, home)
-        bench_receiver(report, events, home)
-    write(report, Path(args.out), args.quick, time.perf_counter() - started)
+        if "limits" in sections:
+            bench_limits(report)
+        if "infor" in sections:
+            bench_infor(report, 2000)  # the figure is per record; 10k would mostly wait on the 500/min budget
+        if "pushes" in sections:
+            bench_pushes(report, records, home)
+        if "memory" in sections:
+            bench_memory(report, 1000, large, home)
+        if "receiver" in sections:
+            bench_receiver(report, events, home)
+    if args.only is None:
+        write(report, Path(args.out), args.quick, time.perf_counter() - started)
 
 
 if __name__ == "__main__":
