@@ -360,6 +360,20 @@ class Ledger:
                 applied.add(n)
         return applied
 
+    def release_unused(
+        self, run_id: str, claimed: Sequence[LedgerEntry], conn: Connection | None = None
+    ) -> None:
+        """Give back claims that created their row and were never used (claimed ahead, see sync.py):
+        each row is deleted if it is still exactly as this run's claim left it."""
+        rows = [
+            {"b_id": e.id, "b_version": e.version, "b_run_id": run_id}
+            for e in claimed
+            if e.id is not None and e.previous_status is None and e.run_id == run_id
+        ]
+        if rows:
+            with self._write(conn) as conn:
+                conn.execute(_RELEASE_UNUSED, rows)
+
     def flag(
         self,
         tenant: str,
@@ -439,6 +453,15 @@ _COMPLETE = (
         version=sa.bindparam("b_new_version"),
         updated_at=sa.bindparam("b_updated_at", type_=ledger.c.updated_at.type),
     )
+)
+
+
+# `release_unused`: a claim's own row, deleted only if nobody changed it since.
+_RELEASE_UNUSED = sa.delete(ledger).where(
+    ledger.c.id == sa.bindparam("b_id"),
+    ledger.c.version == sa.bindparam("b_version"),
+    ledger.c.run_id == sa.bindparam("b_run_id"),
+    ledger.c.status == "pending",
 )
 
 
