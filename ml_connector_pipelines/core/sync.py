@@ -169,8 +169,8 @@ class SyncSession(SessionResults):
 
     @contextmanager
     def batched(self) -> Iterator[SyncSession]:
-        """Defer each completion to the next write of this session (one commit per pushed record);
-        everything is written by the time the block ends."""
+        """Defer each completion to the next write of this session (it rides in the next claim's
+        transaction); everything is written, and unused claims given back, by the time it ends."""
         self._batching += 1
         try:
             yield self
