@@ -46,6 +46,9 @@ class AuditEvent:
     details: dict[str, Any] | None
 
 
+_INSERT = sa.insert(audit_events)  # built once: record_many runs for every pushed page
+
+
 class AuditWriter:
     """Writes and reads audit rows. There is deliberately no way to change or delete one."""
 
@@ -89,6 +92,31 @@ class AuditWriter:
             with self.store.session() as own:
                 event_id = own.execute(statement).inserted_primary_key[0]
         return AuditEvent(id=event_id, **values)
+
+    def record_many(self, rows: list[dict[str, Any]], conn: Connection) -> None:
+        """Append several rows (each the keyword arguments of `record`) with one executemany
+        INSERT inside `conn`'s transaction; their ids are not read back."""
+        values = []
+        for row in rows:
+            if row["action"] not in ACTIONS:
+                raise ValueError(f"unknown audit action {row['action']!r}; expected one of {ACTIONS}")
+            reason = row.get("reason")
+            values.append(
+                {
+                    "at": utcnow(),
+                    "tenant": row["tenant"],
+                    "flow": row["flow"],
+                    "source_id": row["source_id"],
+                    "action": row["action"],
+                    "target_id": row.get("target_id"),
+                    "run_id": row.get("run_id"),
+                    "partition": row.get("partition"),
+                    "reason": redact(reason) if reason is not None else None,
+                    "details": row.get("details"),
+                }
+            )
+        if values:
+            conn.execute(_INSERT, values)
 
     def history(self, tenant: str, flow: str | None = None, record: str | None = None) -> list[AuditEvent]:
         """Oldest first. `record` is a source id."""

@@ -9,11 +9,16 @@ A claim held by another run blocks until its lease runs out, unless the caller p
 died, or the orchestrator marked it failed or canceled) is taken over at once. The lease stays the
 fallback for holders nobody can vouch for. Core knows no orchestrator: integrations/runs.py supplies
 the Dagster check.
+
+`claim_many` and `complete_many` do the same for several records inside one transaction (the
+push's group commit, see sync.py): one INSERT and one UPDATE statement for the lot, each record
+still decided on its own exactly as `claim` and `complete` decide it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,6 +59,16 @@ class LedgerEntry:
     previous_status: Status | None = None
     claimed_at: datetime | None = None
     id: int | None = None  # the row's key
+
+
+@dataclass
+class Completion:
+    """One record for `complete_many`: what `complete` is given for it."""
+
+    claimed: LedgerEntry  # the entry this run's claim returned
+    target_id: str
+    content_hash: str | None
+    extra: dict[str, Any]
 
 
 def _entry(row: RowMapping) -> LedgerEntry:
@@ -158,6 +173,74 @@ class Ledger:
                 conn, row, status="pending", previous_status=row["status"], run_id=run_id, claimed_at=now
             )
 
+    def claim_many(
+        self,
+        tenant: str,
+        flow: str,
+        source_ids: Sequence[str],
+        run_id: str,
+        lease_seconds: int = 900,
+        run_finished: RunFinished | None = None,
+        conn: Connection | None = None,
+    ) -> list[LedgerEntry | None]:
+        """`claim` each record, in one transaction: the entries in the order of `source_ids`.
+
+        Records without a row are inserted by one INSERT ... ON CONFLICT DO NOTHING; the others are
+        read in one query and each claimed as `claim` would. A record named twice is claimed twice,
+        in order, as two calls of `claim` would."""
+        now = utcnow()
+        with self._write(conn) as conn:
+            # Sorted: concurrent batches on Postgres then take their row locks in one order.
+            unique = sorted(set(source_ids))
+            new = [
+                {
+                    "tenant": tenant,
+                    "flow": flow,
+                    "source_id": source_id,
+                    "status": "pending",
+                    "run_id": run_id,
+                    "extra": {},
+                    "version": 1,
+                    "claimed_at": now,
+                    "updated_at": now,
+                }
+                for source_id in unique
+            ]
+            claimed: dict[str, LedgerEntry | None] = {}
+            if new:
+                # executemany with RETURNING (SQLAlchemy's insertmanyvalues): the rows inserted.
+                for row in conn.execute(_claim_insert(conn.dialect.name), new).mappings():
+                    claimed[row["source_id"]] = _entry(row)
+            existing = [source_id for source_id in unique if source_id not in claimed]
+            if existing:
+                query = sa.select(ledger).where(
+                    ledger.c.tenant == tenant, ledger.c.flow == flow, ledger.c.source_id.in_(existing)
+                )
+                cutoff = now - timedelta(seconds=lease_seconds)
+                for row in conn.execute(query.order_by(ledger.c.id)).mappings().all():
+                    if not _claimable(row, run_id, cutoff, run_finished):
+                        claimed[row["source_id"]] = None
+                        continue
+                    claimed[row["source_id"]] = _change(
+                        conn,
+                        row,
+                        status="pending",
+                        previous_status=row["status"],
+                        run_id=run_id,
+                        claimed_at=now,
+                    )
+            entries: list[LedgerEntry | None] = []
+            seen: set[str] = set()
+            for source_id in source_ids:
+                if source_id in seen:
+                    entries.append(
+                        self.claim(tenant, flow, source_id, run_id, lease_seconds, run_finished, conn)
+                    )
+                else:
+                    seen.add(source_id)
+                    entries.append(claimed.get(source_id))
+            return entries
+
     def complete(
         self,
         tenant: str,
@@ -193,6 +276,103 @@ class Ledger:
                     return entry
             row = _held(conn, tenant, flow, source_id, run_id)
             return _change_held(conn, row, **done(row))
+
+    def complete_many(
+        self, run_id: str, completions: Sequence[Completion], conn: Connection | None = None
+    ) -> list[ClaimLost | None]:
+        """`complete` each record (with its `claimed` entry), in one transaction: per record None,
+        or the ClaimLost that `complete` would have raised for it.
+
+        One executemany UPDATE conditional on each row's version; the rows it did not change (a
+        claim lost, or a row this run changed since) go through `complete`, which decides them."""
+        if not completions:
+            return []
+        now = utcnow()
+        with self._write(conn) as conn:
+            fast = [
+                n
+                for n, c in enumerate(completions)
+                if c.claimed.run_id == run_id and c.claimed.status == "pending" and c.claimed.id is not None
+            ]
+            applied = self._complete_fast(conn, run_id, [completions[n] for n in fast], now)
+            applied = {fast[k] for k in applied}
+            outcomes: list[ClaimLost | None] = []
+            for n, c in enumerate(completions):
+                if n in applied:
+                    outcomes.append(None)
+                    continue
+                entry = c.claimed
+                try:
+                    self.complete(
+                        entry.tenant,
+                        entry.flow,
+                        entry.source_id,
+                        run_id,
+                        c.target_id,
+                        c.content_hash,
+                        c.extra,
+                        conn,
+                    )
+                    outcomes.append(None)
+                except ClaimLost as exc:
+                    outcomes.append(exc)
+            return outcomes
+
+    @staticmethod
+    def _complete_fast(
+        conn: Connection, run_id: str, completions: list[Completion], now: datetime
+    ) -> set[int]:
+        """The UPDATE of `complete_many` for claims still as this run took them: the positions of
+        the rows it changed."""
+        if not completions:
+            return set()
+        values = [
+            {
+                "b_id": c.claimed.id,
+                "b_version": c.claimed.version,
+                "b_new_version": c.claimed.version + 1,
+                "b_target_id": c.target_id,
+                "b_content_hash": c.content_hash,
+                "b_extra": {**c.claimed.extra, **c.extra},
+                "b_updated_at": now,
+            }
+            for c in completions
+        ]
+        changed = conn.execute(_COMPLETE, values[0] if len(values) == 1 else values).rowcount
+        if changed == len(values) and (len(values) == 1 or conn.dialect.supports_sane_multi_rowcount):
+            return set(range(len(values)))
+        # Some row was changed by someone else (or the driver counts no executemany rows:
+        # psycopg2): read back which rows now carry this run's completion.
+        query = sa.select(
+            ledger.c.id, ledger.c.version, ledger.c.run_id, ledger.c.status, ledger.c.target_id
+        ).where(ledger.c.id.in_([c.claimed.id for c in completions]))
+        rows = {row.id: row for row in conn.execute(query)}
+        applied = set()
+        for n, c in enumerate(completions):
+            row = rows.get(c.claimed.id)
+            if (
+                row is not None
+                and row.version == c.claimed.version + 1
+                and row.run_id == run_id
+                and row.status == "done"
+                and row.target_id == c.target_id
+            ):
+                applied.add(n)
+        return applied
+
+    def release_unused(
+        self, run_id: str, claimed: Sequence[LedgerEntry], conn: Connection | None = None
+    ) -> None:
+        """Give back claims that created their row and were never used (claimed ahead, see sync.py):
+        each row is deleted if it is still exactly as this run's claim left it."""
+        rows = [
+            {"b_id": e.id, "b_version": e.version, "b_run_id": run_id}
+            for e in claimed
+            if e.id is not None and e.previous_status is None and e.run_id == run_id
+        ]
+        if rows:
+            with self._write(conn) as conn:
+                conn.execute(_RELEASE_UNUSED, rows)
 
     def flag(
         self,
@@ -246,6 +426,43 @@ class Ledger:
             return _change_held(
                 conn, row, status=row["previous_status"], previous_status=None, claimed_at=None
             )
+
+
+@functools.cache
+def _claim_insert(backend: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING of `claim_many`, built once per backend."""
+    return (
+        dialect_insert(backend, ledger)
+        .on_conflict_do_nothing(index_elements=["tenant", "flow", "source_id"])
+        .returning(*ledger.c)
+    )
+
+
+# `complete` of many rows at once (complete_many): built once, executed with one row of values each.
+_COMPLETE = (
+    sa.update(ledger)
+    .where(ledger.c.id == sa.bindparam("b_id"), ledger.c.version == sa.bindparam("b_version"))
+    .values(
+        status="done",
+        previous_status=None,
+        target_id=sa.bindparam("b_target_id"),
+        content_hash=sa.bindparam("b_content_hash"),
+        reason=None,
+        extra=sa.bindparam("b_extra", type_=ledger.c.extra.type),
+        claimed_at=None,
+        version=sa.bindparam("b_new_version"),
+        updated_at=sa.bindparam("b_updated_at", type_=ledger.c.updated_at.type),
+    )
+)
+
+
+# `release_unused`: a claim's own row, deleted only if nobody changed it since.
+_RELEASE_UNUSED = sa.delete(ledger).where(
+    ledger.c.id == sa.bindparam("b_id"),
+    ledger.c.version == sa.bindparam("b_version"),
+    ledger.c.run_id == sa.bindparam("b_run_id"),
+    ledger.c.status == "pending",
+)
 
 
 def _change(conn: Connection, row: RowMapping, **changes: Any) -> LedgerEntry | None:

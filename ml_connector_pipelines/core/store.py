@@ -4,12 +4,16 @@
 SQLite runs in WAL mode with a busy timeout and `synchronous=NORMAL` (SQLite's advice for WAL: a
 killed process loses no commit; a power cut may lose the last ones, never corrupt the file).
 Every write transaction starts with BEGIN IMMEDIATE: writers queue up on the lock instead of
-failing half-way when two processes read then write. `read()` is for reads only: a deferred
-BEGIN that takes no write lock and ends in a rollback, so a lookup costs no commit.
+failing half-way when two processes read then write. Within one process, writers also queue on a
+Python lock first: SQLite's busy handler polls with sleeps of up to 100 ms, so threads of one
+process contending for the write lock wasted most of a push's time waiting (issue 13).
+`read()` is for reads only: a deferred BEGIN that takes no write lock and ends in a rollback, so a
+lookup costs no commit.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,8 +38,12 @@ _MIGRATION_LOCK_ID = 7_340_117
 class StateStore:
     def __init__(self, url: str) -> None:
         self.url = sa.make_url(url)
+        # One writer at a time on SQLite anyway; a thread waits here, woken as soon as the last
+        # writer commits (reentrant: a nested session behaves as it would without the lock).
+        self._writer: threading.RLock | None = None
         if self.url.get_backend_name() == "sqlite":
             self.engine = _sqlite_engine(self.url)
+            self._writer = threading.RLock()
         else:
             # pre_ping: long-lived Dagster processes outlive server-side idle timeouts.
             self.engine = sa.create_engine(self.url, pool_pre_ping=True)
@@ -51,8 +59,18 @@ class StateStore:
     @contextmanager
     def session(self) -> Iterator[Connection]:
         """A connection inside one transaction: committed on exit, rolled back on error."""
-        with self.engine.begin() as conn:
-            yield conn
+        if self._writer is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        if not self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            # As SQLite's own busy timeout would have: the writer ahead never finished.
+            raise TimeoutError(f"state store: no write lock within {SQLITE_BUSY_TIMEOUT_MS} ms")
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            self._writer.release()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -21,9 +21,26 @@ ledger and one audit row per outcome:
 Writes: a record that is done with the same hash costs one read and no write at all; it is
 counted (`counts["skipped"]`, `unchanged`), not audited one by one. Every other outcome writes
 its ledger change and audit row in one transaction. Inside `batched()` (the push factory uses it)
-the completion of a pushed record rides in the transaction of the next claim, so a push costs one
-commit per record; a crash before that commit leaves the record pending, which the next run looks
-up first (the same as a crash between the call and its completion).
+the completion of a pushed record rides in the transaction of the next claim; a crash before that
+commit leaves the record pending, which the next run looks up first (the same as a crash between
+the call and its completion).
+
+Claims go through a group commit: a worker's claim joins those of the other workers waiting at
+that moment, one of them writes them all (and the completions waiting) in one transaction, and
+each worker returns only once that transaction is committed, so every claim is still durable
+before its record's call. Sequentially that is one transaction per record, as before.
+
+Claiming ahead (`prefetch(..., claim_ahead=n, will_claim=ids)`, from the push factory with its
+worker count, for the records its pusher says it certainly claims): that transaction also claims
+the next n of those records that have no ledger row yet, so their workers find their claim
+committed already and write nothing. Only records that will be claimed anyway qualify: a claim
+left by a crash on a record that is then never synced would stay pending for good. A claim taken
+ahead is used only while it is young (a tenth of the lease: the call still starts well inside the
+lease, as after a claim of its own); an older one is given back and claimed afresh. Claims nobody
+used (a failure before `sync`, a spent time budget) are given back (the row deleted, as `release`
+does) in the next transaction, at the latest when `batched()` ends. A crash leaves them pending,
+so the next run looks those records up before creating them, as after any crash between a claim
+and its call.
 
 Pass `lookup` (find the record in the target by the external reference stored there) unless
 `create` is idempotent on its own (Stripe Idempotency-Key, Wise customerTransactionId).
@@ -34,8 +51,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,7 +64,7 @@ from sqlalchemy.engine import Connection
 from ml_connector_pipelines.core.alerts import Alerts
 from ml_connector_pipelines.core.audit import AuditWriter
 from ml_connector_pipelines.core.errors import OutcomeUnknown, TargetRejected, ValidationFailed
-from ml_connector_pipelines.core.ledger import ClaimLost, Ledger, LedgerEntry, RunFinished
+from ml_connector_pipelines.core.ledger import Completion, Ledger, LedgerEntry, RunFinished
 
 if TYPE_CHECKING:
     from ml_connector_pipelines.core.store import StateStore
@@ -68,6 +86,24 @@ class SyncResult:
     target_id: str | None
     reason: str | None
     in_progress: bool = False  # skipped only because another live run holds the record
+
+
+@dataclass
+class _Pushed:
+    """A pushed record whose completion and audit row are waiting to be written."""
+
+    result: SyncResult
+    completion: Completion
+
+
+@dataclass
+class _ClaimRequest:
+    """One worker's claim waiting in the group commit (`SyncSession._claim`)."""
+
+    source_id: str
+    settled: bool = False
+    entry: LedgerEntry | None = None
+    error: BaseException | None = None
 
 
 class SessionResults:
@@ -112,15 +148,29 @@ class SyncSession(SessionResults):
         self.results: list[SyncResult] = []
         self.store = store
         # Writes waiting for the next transaction of this session (see batched()).
-        self._deferred: list[Callable[[Connection], None]] = []
+        self._deferred: list[_Pushed] = []
         self._deferred_lock = threading.Lock()
+        # The group commit of claims (module docstring): who waits, and who is writing.
+        self._claims: list[_ClaimRequest] = []
+        self._committer = threading.Lock()
         self._batching = 0
         self._prefetched: dict[str, LedgerEntry | None] = {}
+        # Claiming ahead (module docstring): the page's records without a row, in order, the next
+        # to look at, how many to claim ahead, the claims taken (entry, when), the records whose
+        # claim is being written ahead (-> the request of a worker that came for it meanwhile),
+        # the records already claimed by their worker, and claims to give back.
+        self._candidates: list[str] = []
+        self._next_candidate = 0
+        self._claim_ahead = 0
+        self._ahead: dict[str, tuple[LedgerEntry, float]] = {}
+        self._ahead_writing: dict[str, _ClaimRequest | None] = {}
+        self._started: set[str] = set()
+        self._give_back: list[LedgerEntry] = []
 
     @contextmanager
     def batched(self) -> Iterator[SyncSession]:
-        """Defer each completion to the next write of this session (one commit per pushed record);
-        everything is written by the time the block ends."""
+        """Defer each completion to the next write of this session (it rides in the next claim's
+        transaction); everything is written, and unused claims given back, by the time it ends."""
         self._batching += 1
         try:
             yield self
@@ -129,16 +179,34 @@ class SyncSession(SessionResults):
             if not self._batching:
                 self.flush()
 
-    def prefetch(self, source_ids: list[str]) -> None:
+    def prefetch(
+        self, source_ids: list[str], *, claim_ahead: int = 0, will_claim: Collection[str] = ()
+    ) -> None:
         """Read the ledger rows of these records in one query; each `sync` of one of them then
-        starts from it instead of a read of its own (the claim re-checks, so a stale row is safe)."""
+        starts from it instead of a read of its own (the claim re-checks, so a stale row is safe).
+
+        `claim_ahead`: each claim's transaction also claims up to this many of the next records of
+        `will_claim` (those whose push certainly claims them: `sync` or `flag`) that have no row
+        yet (module docstring); the records are then pushed in this order."""
         found = self.ledger.get_many(self.tenant, self.flow, source_ids)
         with self._deferred_lock:
             self._prefetched = {source_id: found.get(source_id) for source_id in source_ids}
+            self._give_back_unused()
+            # Only while a claim taken ahead is sure to be used well inside the lease.
+            self._claim_ahead = claim_ahead if self._ahead_max_age >= 1 else 0
+            self._started.clear()  # the records of the pages before are done
+            certain = set(will_claim)
+            self._candidates = [
+                source_id for source_id in source_ids if source_id in certain and found.get(source_id) is None
+            ]
+            self._next_candidate = 0
 
     def flush(self) -> None:
-        """Write what batched() deferred."""
-        if self._deferred:
+        """Write what batched() deferred, and give back claims taken ahead that nobody used."""
+        with self._deferred_lock:
+            self._give_back_unused()
+            self._candidates, self._next_candidate = [], 0
+        if self._deferred or self._give_back:
             with self._writes():
                 pass
 
@@ -200,33 +268,14 @@ class SyncSession(SessionResults):
                 return self._outcome(source_id, action, entry.target_id, reason, conn=conn)
         result = SyncResult(source_id=source_id, action=action, target_id=target_id, reason=reason)
         ledger_extra = {**(extra or {}), **_previous_ids(entry, target_id)}
-
-        def complete(conn: Connection) -> None:
-            try:
-                self.ledger.complete(
-                    self.tenant,
-                    self.flow,
-                    source_id,
-                    self.run_id,
-                    target_id,
-                    content_hash,
-                    ledger_extra,
-                    conn,
-                    claimed=entry,
-                )
-            except ClaimLost as exc:
-                # This run outlived its lease and another took the record over; that run's lookup
-                # will find what was just written, so only report it.
-                result.action, result.reason = "failed", str(exc)
-            self._audit(result, None, conn)
-
+        pushed = _Pushed(result, Completion(entry, target_id, content_hash, ledger_extra))
         self.results.append(result)
         if self._batching:
             with self._deferred_lock:
-                self._deferred.append(complete)
+                self._deferred.append(pushed)
         else:
-            with self._writes() as conn:
-                complete(conn)
+            with self._writes([pushed]):
+                pass
         return result
 
     def skip_if_unchanged(self, source_id: str, content_hash: str) -> SyncResult | None:
@@ -298,27 +347,102 @@ class SyncSession(SessionResults):
                 return self._prefetched.pop(source_id)
         return self.ledger.get(self.tenant, self.flow, source_id)
 
+    @property
+    def _ahead_max_age(self) -> float:
+        """Seconds a claim taken ahead may wait for its worker (module docstring)."""
+        return self.lease_seconds / 10
+
+    def _give_back_unused(self) -> None:
+        """Claims taken ahead and not used (yet) go back in the next transaction (lock held)."""
+        self._give_back.extend(entry for entry, _ in self._ahead.values())
+        self._ahead.clear()
+
     @contextmanager
-    def _writes(self) -> Iterator[Connection]:
-        """One transaction for this session's next writes, with the deferred ones written first."""
+    def _writes(self, pushed: list[_Pushed] | None = None) -> Iterator[Connection]:
+        """One transaction for this session's next writes, with the deferred ones (and `pushed`)
+        written first."""
         with self._deferred_lock:
             deferred, self._deferred = self._deferred, []
+            give_back, self._give_back = self._give_back, []
+        deferred += pushed or []
         with self.store.session() as conn:
-            for write in deferred:
-                write(conn)
+            self._complete(deferred, conn)
+            self.ledger.release_unused(self.run_id, give_back, conn)
             yield conn
 
+    def _complete(self, pushed: list[_Pushed], conn: Connection) -> None:
+        """Pushed records' completions, then their audit rows: one statement each for the lot."""
+        if not pushed:
+            return
+        lost = self.ledger.complete_many(self.run_id, [p.completion for p in pushed], conn)
+        for p, exc in zip(pushed, lost, strict=True):
+            if exc is not None:
+                # This run outlived its lease and another took the record over; that run's lookup
+                # will find what was just written, so only report it.
+                p.result.action, p.result.reason = "failed", str(exc)
+        self.audit.record_many([self._audit_row(p.result, None) for p in pushed], conn)
+
     def _claim(self, source_id: str) -> LedgerEntry | None:
-        with self._writes() as conn:
-            return self.ledger.claim(
-                self.tenant,
-                self.flow,
-                source_id,
-                self.run_id,
-                lease_seconds=self.lease_seconds,
-                run_finished=self.run_finished,
-                conn=conn,
-            )
+        """Claim one record through the group commit (module docstring); returns once committed:
+        a claim taken ahead for it, or one written now together with every claim waiting."""
+        request = _ClaimRequest(source_id)
+        with self._deferred_lock:
+            self._started.add(source_id)
+            taken = self._ahead.pop(source_id, None)
+            if taken is not None:
+                entry, at = taken
+                if time.monotonic() - at < self._ahead_max_age:
+                    return entry
+                self._give_back.append(entry)  # too old to rely on: claimed afresh below
+            if source_id in self._ahead_writing:
+                self._ahead_writing[source_id] = request  # settled by the transaction writing it
+            else:
+                self._claims.append(request)
+        with self._committer:
+            if not request.settled:
+                self._write_claims()
+        if request.error is not None:
+            raise request.error
+        return request.entry
+
+    def _write_claims(self) -> None:
+        """One transaction: every claim waiting, and the next records' claims taken ahead."""
+        with self._deferred_lock:
+            batch, self._claims = self._claims, []
+            ahead: list[str] = []
+            while len(ahead) < self._claim_ahead and self._next_candidate < len(self._candidates):
+                candidate = self._candidates[self._next_candidate]
+                self._next_candidate += 1
+                if candidate not in self._started and candidate not in self._ahead:
+                    ahead.append(candidate)
+                    self._ahead_writing[candidate] = None
+        try:
+            with self._writes() as conn:
+                entries = self.ledger.claim_many(
+                    self.tenant,
+                    self.flow,
+                    [r.source_id for r in batch] + ahead,
+                    self.run_id,
+                    lease_seconds=self.lease_seconds,
+                    run_finished=self.run_finished,
+                    conn=conn,
+                )
+        except BaseException as exc:  # nothing of the transaction was written
+            with self._deferred_lock:
+                waiting = [self._ahead_writing.pop(source_id) for source_id in ahead]
+            for r in [*batch, *(w for w in waiting if w is not None)]:
+                r.error, r.settled = exc, True
+            return
+        now = time.monotonic()
+        for r, claimed in zip(batch, entries, strict=False):
+            r.entry, r.settled = claimed, True
+        with self._deferred_lock:
+            for source_id, claimed in zip(ahead, entries[len(batch) :], strict=True):
+                worker = self._ahead_writing.pop(source_id)
+                if worker is not None:  # its worker came while this was written: it is its claim
+                    worker.entry, worker.settled = claimed, True
+                elif claimed is not None:
+                    self._ahead[source_id] = (claimed, now)
 
     def _in_progress(self, source_id: str) -> SyncResult:
         holder = self.ledger.get(self.tenant, self.flow, source_id)
@@ -358,18 +482,20 @@ class SyncSession(SessionResults):
         return result
 
     def _audit(self, result: SyncResult, details: dict[str, Any] | None, conn: Connection) -> None:
-        self.audit.record(
-            self.tenant,
-            self.flow,
-            result.source_id,
-            result.action,
-            run_id=self.run_id,
-            partition=self.partition,
-            target_id=result.target_id,
-            reason=result.reason,
-            details=details,
-            conn=conn,
-        )
+        self.audit.record_many([self._audit_row(result, details)], conn)
+
+    def _audit_row(self, result: SyncResult, details: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "flow": self.flow,
+            "source_id": result.source_id,
+            "action": result.action,
+            "run_id": self.run_id,
+            "partition": self.partition,
+            "target_id": result.target_id,
+            "reason": result.reason,
+            "details": details,
+        }
 
 
 def _with_recovery(

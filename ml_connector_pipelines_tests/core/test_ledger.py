@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml_connector_pipelines.core.ledger import ClaimLost, Ledger
+from ml_connector_pipelines.core.ledger import ClaimLost, Completion, Ledger
 from ml_connector_pipelines.core.store import StateStore
 
 KEY = ("acme", "suppliers", "S1")
@@ -86,3 +86,48 @@ def test_entries_are_separate_per_tenant_and_flow(state_store: StateStore) -> No
     ledger.claim("globex", "suppliers", "S1", "run-3")
     assert [e.run_id for e in ledger.entries("acme", "suppliers")] == ["run-1"]
     assert ledger.get("globex", "suppliers", "S1").run_id == "run-3"
+
+
+def test_claim_many_decides_each_record_as_claim_does(state_store: StateStore) -> None:
+    ledger = Ledger(state_store)
+    ledger.claim("acme", "suppliers", "held", "run-1")
+    ledger.claim("acme", "suppliers", "done", "run-1")
+    ledger.complete("acme", "suppliers", "done", "run-1", "T1", "h1", extra={"ref": "x"})
+    ledger.claim("acme", "suppliers", "mine", "run-2")
+    names = ["new", "held", "done", "mine", "new"]  # "new" twice: claimed twice, in order
+    entries = ledger.claim_many("acme", "suppliers", names, "run-2")
+    by_name = dict(zip(names[:4], entries[:4], strict=True))
+    assert by_name["held"] is None  # run-1's lease still runs
+    assert (by_name["new"].previous_status, by_name["new"].version) == (None, 1)
+    assert (by_name["done"].previous_status, by_name["done"].target_id) == ("done", "T1")
+    assert by_name["done"].extra == {"ref": "x"} and by_name["done"].status == "pending"
+    assert by_name["mine"].previous_status == "pending" and by_name["mine"].run_id == "run-2"
+    assert entries[4].previous_status == "pending" and entries[4].version == 2  # the second claim
+    assert ledger.get("acme", "suppliers", "held").run_id == "run-1"
+    assert ledger.claim_many("acme", "suppliers", [], "run-2") == []
+
+
+def test_complete_many_completes_each_claim_and_reports_only_the_lost_one(state_store: StateStore) -> None:
+    ledger = Ledger(state_store)
+    claimed = ledger.claim_many("acme", "suppliers", ["S1", "S2", "S3"], "run-1")
+    ledger.claim("acme", "suppliers", "S2", "run-2", lease_seconds=0)  # run-1 outlived its lease on S2
+    completions = [
+        Completion(entry, f"T{n}", f"h{n}", {"n": n}) for n, entry in enumerate(claimed, start=1) if entry
+    ]
+    lost = ledger.complete_many("run-1", completions)
+    assert [exc is None for exc in lost] == [True, False, True]
+    assert "not claimed by run run-1" in str(lost[1])
+    for name, target in (("S1", "T1"), ("S3", "T3")):
+        entry = ledger.get("acme", "suppliers", name)
+        assert (entry.status, entry.target_id, entry.extra, entry.claimed_at) == (
+            "done",
+            target,
+            {"n": int(target[1])},
+            None,
+        )
+    assert ledger.get("acme", "suppliers", "S2").run_id == "run-2"
+    # One completion alone, and one whose claim this run renewed since: decided like `complete`.
+    again = ledger.claim("acme", "suppliers", "S1", "run-3")
+    ledger.claim("acme", "suppliers", "S1", "run-3")
+    assert ledger.complete_many("run-3", [Completion(again, "T9", "h9", {})]) == [None]
+    assert ledger.get("acme", "suppliers", "S1").target_id == "T9"

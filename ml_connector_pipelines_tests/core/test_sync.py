@@ -5,6 +5,8 @@ real on SQLite and Postgres, and the assertions are on what the target holds aft
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -299,3 +301,205 @@ def test_batched_push_commits_once_per_record_and_writes_everything(state_store:
             push(rerun, target, f"S{n}", {"name": f"Acme {n}"})
     assert next(commits) - before - 1 == 0  # an unchanged re-poll writes nothing
     assert rerun.unchanged == 10 and len(target.records) == 10
+
+
+def _sync_together(run: SyncSession, refs: list[str], sync_one) -> dict[str, object]:
+    """Call `sync_one(ref)` from one thread per record, all claiming at once: while the test holds
+    the session's committer (a transaction in progress), every claim queues up behind it."""
+    outcomes: dict[str, object] = {}
+
+    def work(ref: str) -> None:
+        try:
+            outcomes[ref] = sync_one(ref)
+        except Exception as exc:
+            outcomes[ref] = exc
+
+    threads = [threading.Thread(target=work, args=(ref,)) for ref in refs]
+    with run._committer:
+        for thread in threads:
+            thread.start()
+        while len(run._claims) < len(refs):  # wait for every claim to queue (not a timing check)
+            time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_claims_waiting_together_share_one_commit_and_each_is_durable_before_its_call(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+    run = session(state_store, "run-1")
+    seen_at_call = {}
+    commits = itertools.count()
+    sa.event.listen(state_store.engine, "commit", lambda _conn: next(commits))
+    refs = [f"S{n}" for n in range(6)]
+
+    def create(ref: str) -> str:
+        # Read on another connection, which sees committed rows only: the claim is durable.
+        seen_at_call[ref] = ledger.get(TENANT, FLOW, ref)
+        return target.create(ref, {"n": ref})
+
+    start = next(commits)
+    with run.batched():
+        outcomes = _sync_together(
+            run,
+            refs,
+            lambda ref: run.sync(ref, "h", create=lambda: create(ref), lookup=lambda: target.lookup(ref)),
+        )
+    assert next(commits) - start - 1 == 2  # the six claims, then the six completions with their audit rows
+    assert all(seen_at_call[ref].status == "pending" and seen_at_call[ref].run_id == "run-1" for ref in refs)
+    assert {outcomes[ref].action for ref in refs} == {"created"}
+    assert all(ledger.get(TENANT, FLOW, ref).status == "done" for ref in refs)
+    assert len(AuditWriter(state_store).history(TENANT, FLOW)) == 6 and len(target.records) == 6
+
+
+def test_a_claim_transaction_that_fails_fails_every_record_in_it_before_any_call(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+    ledger.claim(TENANT, FLOW, "held", "other-run")
+
+    def run_finished(_run_id: str) -> bool:
+        raise RuntimeError("the orchestrator cannot be asked")
+
+    run = session(state_store, "run-1", run_finished=run_finished)
+    outcomes = _sync_together(run, ["held", "S1", "S2"], lambda ref: push(run, target, ref, {"n": ref}))
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes.values())
+    assert target.records == {}  # no call without its claim committed
+    assert ledger.get(TENANT, FLOW, "S1") is None and ledger.get(TENANT, FLOW, "S2") is None
+    assert ledger.get(TENANT, FLOW, "held").run_id == "other-run"
+
+
+def test_claims_taken_ahead_are_durable_before_their_calls_and_unused_ones_are_given_back(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+    run = session(state_store, "run-1")
+    refs = ["S0", "S1", "no-bank", "S2", "S3", "S4", "S5", "S6", "broken"]
+    seen_at_call = {}
+    commits = itertools.count()
+    sa.event.listen(state_store.engine, "commit", lambda _conn: next(commits))
+
+    def create(ref: str) -> str:
+        seen_at_call[ref] = ledger.get(TENANT, FLOW, ref)  # another connection: committed rows only
+        return target.create(ref, {"n": ref})
+
+    start = next(commits)
+    with run.batched():
+        # The pusher says every record but "no-bank" will be claimed ("broken" then fails first).
+        run.prefetch(refs, claim_ahead=3, will_claim=[ref for ref in refs if ref != "no-bank"])
+        for ref in refs:
+            if ref == "no-bank":  # skipped before `sync`: never claimed, not even ahead
+                assert ref not in run._ahead
+                run.note(ref, "skipped", reason="supplier has no bank details")
+            elif ref == "broken":  # claimed ahead, but its push fails before `sync`
+                assert ref in run._ahead
+                run.note(ref, "failed", reason="RetryExhausted: account requirements")
+            else:
+                run.sync(
+                    ref, "h", create=lambda ref=ref: create(ref), lookup=lambda ref=ref: target.lookup(ref)
+                )
+    # S0 with S1-S3 ahead; no-bank's audit row; S4 with S5, S6, broken ahead; broken's audit row;
+    # the final flush (the last completions, broken's claim given back).
+    assert next(commits) - start - 1 == 5
+    pushed = [ref for ref in refs if ref not in ("no-bank", "broken")]
+    assert all(
+        seen_at_call[ref].status == "pending" and seen_at_call[ref].run_id == "run-1" for ref in pushed
+    )
+    assert all(ledger.get(TENANT, FLOW, ref).status == "done" for ref in pushed)
+    assert ledger.get(TENANT, FLOW, "broken") is None and ledger.get(TENANT, FLOW, "no-bank") is None
+    assert len(target.records) == 7 and len(AuditWriter(state_store).history(TENANT, FLOW)) == 9
+
+
+def test_a_claim_taken_ahead_that_waited_too_long_is_given_back_and_claimed_afresh(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+    run = session(state_store, "run-1")
+    at_call = {}
+
+    def create(ref: str) -> str:
+        at_call[ref] = ledger.get(TENANT, FLOW, ref)
+        return target.create(ref, {"n": ref})
+
+    with run.batched():
+        run.prefetch(["S0", "S1"], claim_ahead=1, will_claim=["S0", "S1"])
+        run.sync("S0", "h", create=lambda: create("S0"), lookup=lambda: target.lookup("S0"))
+        early, _ = run._ahead["S1"]
+        run._ahead["S1"] = (early, float("-inf"))  # as if its worker came only after a tenth of the lease
+        result = run.sync("S1", "h", create=lambda: create("S1"), lookup=lambda: target.lookup("S1"))
+    assert (result.action, result.reason) == ("created", None)  # a fresh claim: no lookup first
+    fresh = at_call["S1"]
+    assert (fresh.status, fresh.previous_status, fresh.version) == ("pending", None, 1)
+    assert fresh.claimed_at > early.claimed_at  # the old claim was given back, a new one taken
+    assert ledger.get(TENANT, FLOW, "S1").status == "done" and len(target.holding("S1")) == 1
+
+
+def test_a_run_that_dies_holding_claims_taken_ahead_leaves_them_for_the_rerun_to_look_up(
+    state_store: StateStore,
+) -> None:
+    target = FakeTarget()
+    ledger = Ledger(state_store)
+    refs = ["S0", "S1", "S2", "S3"]
+    dead = session(state_store, "dead-run")
+    dying = dead.batched()
+    dying.__enter__()  # never left: the process dies inside the push
+    dead.prefetch(refs, claim_ahead=3, will_claim=refs)
+    push(dead, target, "S0", {"n": "S0"})  # claims S1-S3 ahead
+    push(dead, target, "S1", {"n": "S1"})  # sent; its completion (like S0's) never written
+    assert [ledger.get(TENANT, FLOW, ref).status for ref in refs] == ["pending"] * 4
+    rerun = session(state_store, "rerun", run_finished=lambda run_id: run_id == "dead-run")
+    with rerun.batched():
+        rerun.prefetch(refs, claim_ahead=3, will_claim=refs)
+        results = [push(rerun, target, ref, {"n": ref}) for ref in refs]
+    assert [(r.action, r.reason) for r in results] == [
+        ("created", "recovered"),
+        ("created", "recovered"),
+        ("created", None),
+        ("created", None),
+    ]
+    assert all(len(target.holding(ref)) == 1 for ref in refs)
+    assert all(ledger.get(TENANT, FLOW, ref).status == "done" for ref in refs)
+
+
+def test_a_worker_arriving_while_its_claim_is_written_ahead_gets_that_claim(state_store: StateStore) -> None:
+    target = FakeTarget()
+    run = session(state_store, "run-1")
+    refs = [f"S{n}" for n in range(4)]
+    writing, proceed = threading.Event(), threading.Event()
+    original, written = run.ledger.claim_many, []
+
+    def claim_many(*args, **kwargs):
+        written.append(args[2])  # the records of this claim transaction
+        writing.set()
+        proceed.wait()
+        return original(*args, **kwargs)
+
+    run.ledger.claim_many = claim_many
+    results = {}
+
+    def worker(ref: str) -> threading.Thread:
+        thread = threading.Thread(target=lambda: results.__setitem__(ref, push(run, target, ref, {"n": ref})))
+        thread.start()
+        return thread
+
+    with run.batched():
+        run.prefetch(refs, claim_ahead=3, will_claim=refs)
+        first = worker("S0")
+        writing.wait()  # S0's transaction, claiming S1-S3 ahead, is being written
+        second = worker("S1")
+        while run._ahead_writing.get("S1") is None:  # S1's worker waits for that transaction
+            time.sleep(0.001)
+        proceed.set()
+        first.join()
+        second.join()
+        for ref in refs[2:]:
+            results[ref] = push(run, target, ref, {"n": ref})
+    assert written == [["S0", "S1", "S2", "S3"]]  # one claim transaction for all four
+    assert all((results[ref].action, results[ref].reason) == ("created", None) for ref in refs)
+    assert all(len(target.holding(ref)) == 1 for ref in refs)

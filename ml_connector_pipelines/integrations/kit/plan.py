@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -179,8 +179,11 @@ class PreviewSession(SessionResults):
         """SyncSession's write batching; a preview writes nothing, so there is nothing to batch."""
         yield self
 
-    def prefetch(self, source_ids: list[str]) -> None:
-        """SyncSession reads a page of ledger rows at once; a preview reads each as it goes."""
+    def prefetch(
+        self, source_ids: list[str], *, claim_ahead: int = 0, will_claim: Collection[str] = ()
+    ) -> None:
+        """SyncSession reads a page of ledger rows at once (and claims ahead); a preview reads each
+        as it goes and claims nothing."""
 
     def skip_if_unchanged(self, source_id: str, content_hash: str) -> SyncResult | None:
         current = self.ledger.get(self.tenant, self.flow, source_id)

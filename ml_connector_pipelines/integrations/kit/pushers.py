@@ -13,8 +13,9 @@ A run never stops halfway because of one record. Its time is bounded: given `tim
 record starts once the budget is spent; those left are failed ("not attempted") for the next run,
 so a push ends within the budget plus one record's worst case (its requests times the HTTP
 client's retry budget, see `core.http.HttpClient`). Several threads share one SyncSession: each
-record is claimed in the ledger before any call, the audit rows are separate transactions, and
-`SyncSession.results` only grows by `list.append` (atomic), read once the pool is done.
+record is claimed in the ledger before any call (its claim committed in a transaction shared with
+other workers' claims, or ahead, see `Pusher`), and `SyncSession.results` only grows by
+`list.append` (atomic), read once the pool is done.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ R_contra = TypeVar("R_contra", contravariant=True)
 
 
 class Pusher(Protocol[R_contra]):
+    """A pair's pusher. It may also define `will_claim(record) -> bool`: True only when `sync` of
+    that record, while the ledger has no row for it, certainly claims it in the flow's session
+    (`session.sync` or `session.flag`, no skip before them; an exception is fine); `push_all` then
+    claims such records ahead, a page of workers' worth in one transaction (sync.py). Without it
+    every record is claimed by its own worker."""
+
     def sync(self, record: R_contra) -> SyncResult:
         """Bring the target in line with one source record (through `PushContext.session`)."""
         ...
@@ -162,15 +169,19 @@ def push_all(
 
     size = max(1, min(workers, len(groups)))
     items = list(groups.items())
+    will_claim: Callable[[R], bool] | None = getattr(pusher, "will_claim", None)
     batches: list[list[SyncResult]] = []
-    # One commit per record: each completion rides in the next claim's transaction, and the ledger
-    # rows of a page of records are read in one query (sync.py).
+    # The ledger rows of a page of records are read in one query; each claim's transaction carries
+    # the completions waiting, and claims ahead the next records the pusher will claim (sync.py).
     with (
         session.batched(),
         ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"push-{session.flow}") as pool,
     ):
         for start in range(0, len(items), PAGE_SIZE):
             page = items[start : start + PAGE_SIZE]
-            session.prefetch([key for key, _ in page])
+            certain = (
+                [key for key, members in page if will_claim(members[0])] if will_claim and size > 1 else []
+            )
+            session.prefetch([key for key, _ in page], claim_ahead=size, will_claim=certain)
             batches.extend(map(push_group, page) if size == 1 else pool.map(push_group, page))
     return [result for batch in batches for result in batch]

@@ -86,6 +86,10 @@ class CustomerSync:
         self.session = session
         self.gateway = gateway
 
+    def will_claim(self, customer: Customer) -> bool:
+        """Every customer is flagged or synced (see `Pusher`)."""
+        return True
+
     def sync(self, customer: Customer) -> SyncResult:
         return sync_customer(self.session, self.gateway, customer)
 

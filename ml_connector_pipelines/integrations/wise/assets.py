@@ -51,6 +51,10 @@ class RecipientSync:
         self.session = session
         self.client = client
 
+    def will_claim(self, supplier: Supplier) -> bool:
+        """A new supplier is flagged or synced unless it has no bank details (see `Pusher`)."""
+        return supplier.bank_account is not None
+
     def sync(self, supplier: Supplier) -> SyncResult:
         supplier_id = supplier.supplier_id
         if supplier.bank_account is None:

@@ -14,8 +14,10 @@ import pytest
 from ml_connector_pipelines.core.errors import ValidationFailed
 from ml_connector_pipelines.core.ledger import Ledger
 from ml_connector_pipelines.core.store import StateStore
+from ml_connector_pipelines.core.sync import SyncResult, SyncSession
 from ml_connector_pipelines.integrations.infor.assets import infor_extracts
 from ml_connector_pipelines.integrations.kit.dependencies import Dependencies
+from ml_connector_pipelines.integrations.kit.pushers import push_all
 from ml_connector_pipelines.integrations.stripe.assets import (
     CUSTOMERS_FLOW,
     INVOICES_FLOW,
@@ -178,4 +180,47 @@ def test_a_dependency_that_cannot_exist_flags_every_record_needing_it_with_one_l
             dependencies.resolve(invoice, "customer_id", CUSTOMERS_FLOW, "C1", not_in_infor, "the customer")
         assert (raised.value.record_id, raised.value.reason) == (invoice, "customer C1 not found in Infor")
     assert lookups == ["C1"]
+    store.dispose()
+
+
+def test_workers_claim_ahead_only_the_records_the_pusher_will_claim(tmp_path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    ledger = Ledger(store)
+    session = SyncSession(store, tenant="ACME", flow="things", run_id="run-1", partition=None)
+    created: Counter[str] = Counter()
+    claim_writes: list[list[str]] = []
+    original = session.ledger.claim_many
+
+    def claim_many(*args: Any, **kwargs: Any) -> Any:
+        claim_writes.append(list(args[2]))
+        return original(*args, **kwargs)
+
+    session.ledger.claim_many = claim_many  # type: ignore[method-assign]
+
+    class Pusher:
+        def will_claim(self, record: str) -> bool:
+            return not record.startswith("skip")
+
+        def sync(self, record: str) -> SyncResult:
+            if record.startswith("skip"):  # skipped before `sync`, as will_claim says
+                return session.note(record, "skipped", reason="nothing to push")
+
+            def create() -> str:
+                # Its claim is committed (another connection sees it) before the call.
+                assert ledger.get("ACME", "things", record).status == "pending"
+                created[record] += 1
+                return f"T-{record}"
+
+            return session.sync(record, "h", create=create)
+
+    records = [f"skip{n}" if n % 5 == 0 else f"r{n}" for n in range(40)]
+    results = push_all(Pusher(), session, records, lambda r: r, workers=4)
+    assert [r.action for r in results] == ["skipped" if r.startswith("skip") else "created" for r in records]
+    assert created == Counter(r for r in records if not r.startswith("skip"))
+    claimed = [source_id for write in claim_writes for source_id in write]
+    assert not any(source_id.startswith("skip") for source_id in claimed)  # never claimed, not even ahead
+    assert len(claim_writes) <= len(records) // 2  # workers found their claims taken ahead
+    assert all(ledger.get("ACME", "things", r).status == "done" for r in records if not r.startswith("skip"))
+    assert all(ledger.get("ACME", "things", r) is None for r in records if r.startswith("skip"))
     store.dispose()
