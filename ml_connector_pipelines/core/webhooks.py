@@ -24,14 +24,15 @@ nested thousands of levels deep, however well signed, is a clean 400 and never a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import queue
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -114,12 +115,17 @@ class LookupWouldBlock(BaseException):
     `except Exception` can turn it into a rejected event."""
 
 
-def _on_event_loop() -> bool:
+# Set by the receiver around a verifier call on its event loop: lookups answer from the cache only.
+_CACHE_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("webhook_cache_only", default=False)
+
+
+@contextmanager
+def _cache_only() -> Iterator[None]:
+    token = _CACHE_ONLY.set(True)
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+        yield
+    finally:
+        _CACHE_ONLY.reset(token)
 
 
 def cached_per_tenant(
@@ -128,8 +134,9 @@ def cached_per_tenant(
     """`lookup(tenant)` remembered for `ttl_seconds`, errors included (an unknown tenant's flood
     does not hit the vault either). A rotated secret is used at the latest `ttl_seconds` later.
 
-    Called on an event loop, it answers only from the cache and raises `LookupWouldBlock` instead of
-    reading the vault there, so the receiver verifies on the loop while the credentials are cached."""
+    Called by the receiver on its event loop (`_cache_only`), it answers only from the cache and raises
+    `LookupWouldBlock` instead of reading the vault there, so the receiver verifies on the loop while
+    the credentials are cached. Any other caller (a thread, a CLI, a test) reads the vault as needed."""
     lock = threading.Lock()
     cache: dict[str, tuple[float, T | None, Exception | None]] = {}
 
@@ -138,7 +145,7 @@ def cached_per_tenant(
         with lock:
             hit = cache.get(tenant)
         if hit is None or now - hit[0] >= ttl_seconds:
-            if _on_event_loop():
+            if _CACHE_ONLY.get():
                 raise LookupWouldBlock
             try:
                 hit = (now, lookup(tenant), None)
@@ -318,7 +325,8 @@ def create_webhook_app(
         try:
             try:
                 # Cached credentials: a few microseconds of CPU, cheaper than a thread hop.
-                event = verifier(tenant, headers, body)
+                with _cache_only():
+                    event = verifier(tenant, headers, body)
             except LookupWouldBlock:
                 # The vault must be read (first event of a tenant, or the cache expired): off the loop.
                 event = await run_in_threadpool(verifier, tenant, headers, body)

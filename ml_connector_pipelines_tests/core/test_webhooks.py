@@ -223,19 +223,27 @@ def test_a_rotated_secret_takes_effect_within_the_cache_ttl(inbox: Inbox) -> Non
     assert [event_id for event_id, _ in stored(inbox)] == ["evt_1", "evt_2"]
 
 
-def test_cached_lookups_never_read_the_vault_on_the_event_loop() -> None:
+def test_cached_lookups_never_read_the_vault_in_the_receivers_cache_only_mode() -> None:
+    from ml_connector_pipelines.core.webhooks import _cache_only
+
     reads: list[str] = []
     lookup = cached_per_tenant(lambda tenant: reads.append(tenant) or f"secret-{tenant}")
 
-    async def on_the_loop() -> str:
-        return lookup("acme")
-
-    with pytest.raises(LookupWouldBlock):  # cold: the receiver must run it in a worker thread
-        asyncio.run(on_the_loop())
+    with pytest.raises(LookupWouldBlock), _cache_only():  # cold: the receiver runs it in a thread
+        lookup("acme")
     assert reads == []
-    assert lookup("acme") == "secret-acme"  # off the loop it reads, and caches
-    assert asyncio.run(on_the_loop()) == "secret-acme"  # warm: answered on the loop
+    assert lookup("acme") == "secret-acme"  # outside that mode it reads, and caches
+    with _cache_only():
+        assert lookup("acme") == "secret-acme"  # warm: answered from the cache
     assert reads == ["acme"]
+
+    # Any other caller reads as needed, even one with an event loop running (a CLI, a test, a UI
+    # driver): only the receiver asks for cache-only answers.
+    async def on_some_loop() -> str:
+        return lookup("globex")
+
+    assert asyncio.run(on_some_loop()) == "secret-globex"
+    assert reads == ["acme", "globex"]
 
 
 def test_the_receiver_verifies_on_the_loop_once_credentials_are_cached(inbox: Inbox) -> None:
