@@ -141,17 +141,7 @@ class Ledger:
         """
         now = utcnow()
         with self._write(conn) as conn:
-            new = {
-                "tenant": tenant,
-                "flow": flow,
-                "source_id": source_id,
-                "status": "pending",
-                "run_id": run_id,
-                "extra": {},
-                "version": 1,
-                "claimed_at": now,
-                "updated_at": now,
-            }
+            new = _pending_row(tenant, flow, source_id, run_id, now)
             # ON CONFLICT DO NOTHING RETURNING: the new row, or nothing when the row existed.
             insert = dialect_insert(conn.dialect.name, ledger).values(**new)
             inserted = (
@@ -192,20 +182,7 @@ class Ledger:
         with self._write(conn) as conn:
             # Sorted: concurrent batches on Postgres then take their row locks in one order.
             unique = sorted(set(source_ids))
-            new = [
-                {
-                    "tenant": tenant,
-                    "flow": flow,
-                    "source_id": source_id,
-                    "status": "pending",
-                    "run_id": run_id,
-                    "extra": {},
-                    "version": 1,
-                    "claimed_at": now,
-                    "updated_at": now,
-                }
-                for source_id in unique
-            ]
+            new = [_pending_row(tenant, flow, source_id, run_id, now) for source_id in unique]
             claimed: dict[str, LedgerEntry | None] = {}
             if new:
                 # executemany with RETURNING (SQLAlchemy's insertmanyvalues): the rows inserted.
@@ -487,6 +464,21 @@ def _change_held(conn: Connection, row: RowMapping, **changes: Any) -> LedgerEnt
     if entry is None:
         raise ClaimLost(f"{row['tenant']}/{row['flow']}/{row['source_id']} was taken by another run")
     return entry
+
+
+def _pending_row(tenant: str, flow: str, source_id: str, run_id: str, now: datetime) -> dict[str, Any]:
+    """A new ledger row claimed by `run_id`."""
+    return {
+        "tenant": tenant,
+        "flow": flow,
+        "source_id": source_id,
+        "status": "pending",
+        "run_id": run_id,
+        "extra": {},
+        "version": 1,
+        "claimed_at": now,
+        "updated_at": now,
+    }
 
 
 def _claimable(
