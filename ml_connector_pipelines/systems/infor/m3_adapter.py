@@ -315,6 +315,8 @@ class M3Adapter(AdapterBase):
     PO_COLUMNS = tuple("IAPUNO IASUNO IACUCD IAPUDT IAPUST IAFACI IAWHLO IALMDT".split())
     PO_LINE_COLUMNS = tuple("IBPUNO IBPNLI IBITNO IBPITD IBORQA IBPUPR".split())
     GL_COLUMNS = tuple("EAAITP EAAITM EATX40 EALMDT".split())
+    # The AP_COLUMNS an APS200MI/GetInvoice answer holds under their unprefixed names (all but LMDT).
+    AP_COLUMNS_SEARCHED = tuple(column[2:] for column in AP_COLUMNS if column != "EPLMDT")
 
     def __init__(self, http: HttpClient, auth: IonApiAuth, config: Mapping[str, Any]) -> None:
         super().__init__(http, auth, config)
@@ -367,10 +369,10 @@ class M3Adapter(AdapterBase):
         key: str,
         day: date,
         *where: str,
-        fallback: Callable[[date], Iterator[dict[str, str]]] | None = None,
-    ) -> Iterator[dict[str, str]]:
+        fallback: Callable[[date], Iterator[dict[str, Any]]],
+    ) -> Iterator[dict[str, Any]]:
         """A table's rows changed on `day` through EXPORTMI, or through `fallback` (rows in the same
-        columns, from list transactions) when the tenant locks EXPORTMI."""
+        columns, from list or search transactions) when the tenant locks EXPORTMI."""
         if self.exportmi:
             prefix = columns[0][:2]  # M3 columns carry the table's two-letter prefix
             rows = self.m3.select(
@@ -383,7 +385,7 @@ class M3Adapter(AdapterBase):
             try:
                 first = next(rows, None)  # a locked EXPORTMI refuses the first page
             except M3TransactionError as exc:
-                if fallback is None or not is_exportmi_refused(exc):
+                if not is_exportmi_refused(exc):
                     raise
                 self.exportmi = False
             else:
@@ -391,11 +393,6 @@ class M3Adapter(AdapterBase):
                     yield first
                     yield from rows
                 return
-        if fallback is None:
-            raise ConnectorError(
-                f"reading {table} needs EXPORTMI, which this tenant locks (no MI list transaction returns"
-                " its change date)"
-            )
         yield from fallback(day)
 
     def _changed_since(
@@ -539,8 +536,7 @@ class M3Adapter(AdapterBase):
             if invoice["TRCD"] != self.ap_invoice_trcd:
                 continue
             yield {
-                **{f"EP{name}": invoice[name] for name in ("DIVI", "SUNO", "SINO", "INYR", "IVDT", "DUDT")},
-                **{f"EP{name}": invoice[name] for name in ("CUCD", "CUAM", "RECO")},
+                **{f"EP{name}": invoice[name] for name in self.AP_COLUMNS_SEARCHED},
                 "EPLMDT": m3_date(day),
             }
 
