@@ -7,7 +7,7 @@ across many small pages, through token expiry, revocation and 429 storms.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -242,9 +242,17 @@ def test_m3_keyset_paging_restarts_inside_a_shared_key(server: SandboxServer, on
     assert max(suppliers.count(supplier) for supplier in suppliers) >= 5
 
 
+@pytest.fixture
+def exportmi_refused(server: SandboxServer, one_tenant: str) -> Iterator[Callable[[], None]]:
+    """Call it to make the shared tenant refuse EXPORTMI; it is open again after the test, whatever
+    the outcome, so the module's other tests still read through EXPORTMI."""
+    yield lambda: control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=False)
+    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=True)
+
+
 @pytest.mark.parametrize("configured", [True, False])
 def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
-    server: SandboxServer, one_tenant: str, configured: bool
+    server: SandboxServer, one_tenant: str, configured: bool, exportmi_refused: Callable[[], None]
 ) -> None:
     """Every extract without EXPORTMI, whether the tenant config says it is locked or M3 refuses it:
     suppliers, customers, AR invoices and accounting identities through CRS620MI / CRS610MI /
@@ -257,7 +265,7 @@ def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
         through_exportmi = {
             (entity, day): extracted(opened, entity, day) for entity in entities for day in days
         }
-    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=False)
+    exportmi_refused()
     before = tenant_state(server, one_tenant)["m3_calls"]
     config = {"m3_exportmi": False} if configured else {}
     with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE, **config) as locked:
@@ -336,9 +344,11 @@ def test_m3_account_kinds_from_the_real_crs692mi_fields() -> None:
     assert (irish_gbp.address_line, irish_gbp.city, irish_gbp.post_code) == ("1 Quay St", "Dublin", "D02")
 
 
-def test_m3_locked_ar_invoices_by_invoice_date(server: SandboxServer, one_tenant: str) -> None:
+def test_m3_locked_ar_invoices_by_invoice_date(
+    server: SandboxServer, one_tenant: str, exportmi_refused: Callable[[], None]
+) -> None:
     """m3_locked_ar_invoice_date=invoice_date: the invoices dated the day (one GetInvTotInfo each)."""
-    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=False)
+    exportmi_refused()
     config = {"m3_exportmi": False, "m3_locked_ar_invoice_date": "invoice_date"}
     with open_for(server, one_tenant, "m3", page_size=PAGE_SIZE, **config) as locked:
         state = tenant_state(server, one_tenant)
@@ -354,7 +364,6 @@ def test_m3_locked_ar_invoices_by_invoice_date(server: SandboxServer, one_tenant
             assert got == expected and got, day
             calls = tenant_state(server, one_tenant)["m3_calls"].get("ARS200MI/GetInvTotInfo", 0) - before
             assert calls == len(expected)
-    control(server, "PUT", f"tenants/{one_tenant}/config", exportmi=True)
 
 
 def test_a_search_query_template_with_an_unknown_placeholder_is_refused_naming_the_key() -> None:
