@@ -272,6 +272,16 @@ def test_draft_invoice_needs_an_explicit_pending_items_choice(gateway: StripeGat
         gateway.create_customer({"name": "no key"}, "")
 
 
+def test_ids_are_one_path_segment_and_params_never_pass_as_sdk_options(gateway: StripeGateway) -> None:
+    customer = gateway.create_customer({"name": "Quoted"}, "k-quoted")
+    # An id carrying a slash stays one segment: Stripe's 404 names it, no other object is read.
+    with pytest.raises(TargetRejected) as caught:
+        gateway.retrieve_customer(f"{customer.id}/../{customer.id}")
+    assert caught.value.status == 404
+    with pytest.raises(ValueError, match="headers"):
+        gateway.create_customer({"name": "X", "headers": {"a": "b"}}, "k-clash")
+
+
 def test_bad_api_key_is_authentication_failed(server: SandboxServer, gateway: StripeGateway) -> None:
     gateway.ping()
     with StripeGateway("sk_live_not_a_test_key", f"{server.url}/stripe") as client:
