@@ -224,6 +224,10 @@ FLOWS = (
 )
 
 
+PUSH_ROUNDS = 3
+WARM_UP = 50
+
+
 def bench_pushes(report: Report, records: int, home: str) -> None:
     for latency in (0, 150):
         with private_sandbox(7, (WiseSimulator, StripeSimulator), latency) as sandbox:
@@ -239,9 +243,28 @@ def bench_pushes(report: Report, records: int, home: str) -> None:
                 if latency == 0:
                     flow.http_of(client).bucket = None  # the limit lifted: the pipeline's own cost
                     sent = recorded(flow.http_of(client))
-                    run = run_push(store, flow.flow, batch, flow.record_id, client, flow.pusher, workers)
-                    bare = bare_loop(list(sent), workers, flow.strip_headers)
-                    ratio = run.seconds / bare
+                    # Warm both sides first (one-time loads: IBAN and country registries, compiled
+                    # SQL, first connections), then alternate push and bare loop: the median of
+                    # the rounds' ratios, as the machine's load drifts between rounds.
+                    run_push(
+                        store,
+                        flow.flow,
+                        flow.records(WARM_UP, "WARM"),
+                        flow.record_id,
+                        client,
+                        flow.pusher,
+                        workers,
+                    )
+                    bare_loop(list(sent), workers, flow.strip_headers)
+                    rounds: list[tuple[PushRun, float]] = []
+                    for n in range(PUSH_ROUNDS):
+                        sent.clear()
+                        batch = flow.records(count, f"L{latency}R{n}")
+                        run = run_push(store, flow.flow, batch, flow.record_id, client, flow.pusher, workers)
+                        rounds.append((run, bare_loop(list(sent), workers, flow.strip_headers)))
+                    ratios = sorted(r.seconds / bare for r, bare in rounds)
+                    ratio = statistics.median(ratios)
+                    run, bare = min(rounds, key=lambda rb: abs(rb[0].seconds / rb[1] - ratio))
                     report.add(
                         Figure(
                             f"push {count} {flow.system} / bare httpx loop, 0 ms",
@@ -249,8 +272,9 @@ def bench_pushes(report: Report, records: int, home: str) -> None:
                             "<= 1.3x",
                             ratio <= 1.3,
                             "x",
-                            f"{run.seconds:.2f} s vs {bare:.2f} s, {run.requests} requests, "
-                            f"{workers} threads",
+                            f"median of {PUSH_ROUNDS} rounds ({', '.join(f'{r:.2f}' for r in ratios)}); "
+                            f"its round {run.seconds:.2f} s vs {bare:.2f} s, {run.requests} requests, "
+                            f"{workers} threads, after a {WARM_UP}-record warm-up",
                         )
                     )
                     per_record = run.commits / run.records
