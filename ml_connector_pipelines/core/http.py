@@ -30,6 +30,7 @@ caller says otherwise with ``writes=`` (an RPC-style API may run its writes as G
 from __future__ import annotations
 
 import functools
+import http.cookiejar
 import logging
 import random
 import threading
@@ -262,6 +263,18 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: every system authenticates each request with its own credential,
+    so a cookie a target sets (a load balancer's, a session's) is never sent back, and a client
+    carries no state between requests. Reading Set-Cookie was also a third of httpx's own cost."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+
 class HttpClient:
     """A thread-safe client for one system and one credential. Use one per tenant and system.
 
@@ -313,7 +326,11 @@ class HttpClient:
         # The latest response's Date header and the monotonic time it arrived: the target's clock.
         self._server_date: tuple[str, float] | None = None
         self._client = httpx.Client(
-            base_url=base_url, headers=headers, timeout=httpx.Timeout(timeout), transport=transport
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            cookies=_NoCookies(),
         )
         # httpx parses a relative path against the base twice per request (a tenth of its cost);
         # the joined URL of a path is the same every time, so it is parsed once.

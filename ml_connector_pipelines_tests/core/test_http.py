@@ -14,6 +14,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -208,6 +209,19 @@ def test_server_now_follows_the_latest_date_header_not_our_clock(make_client, si
 
 
 # --- Retry-After and backoff ---------------------------------------------------------------------
+
+
+def test_a_cookie_a_target_sets_is_never_sent_back() -> None:
+    seen: list[str | None] = []
+
+    def target(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, json={}, headers={"set-cookie": "AWSALB=sticky; Path=/"})
+
+    with HttpClient(SYSTEM, "http://target.test", transport=httpx.MockTransport(target)) as client:
+        client.get("/a")
+        client.get("/b")
+    assert seen == [None, None]
 
 
 def test_parse_retry_after_forms() -> None:
