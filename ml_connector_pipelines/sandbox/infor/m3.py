@@ -268,6 +268,18 @@ TABLES: dict[str, Table] = {
         "IDSUNO",
         lambda d: [_supplier_row(r) for r in d.suppliers.values()],
     ),
+    # The supplier address file [I: M3's CIDADR, prefix SA]: the address CRS620MI/LstAddresses lists.
+    "CIDADR": _table(
+        "suppliers",
+        "SACONO SASUNO SAADTE SAADID SASUNM SAADR1 SATOWN SAECAR SAPONO SACSCD SALMDT",
+        "SASUNO SAADTE SAADID",
+        lambda d: [
+            {"SA" + name: value for name, value in row.items()}
+            | {"SALMDT": m3_date(supplier["modified_date"])}
+            for supplier in d.suppliers.values()
+            for row in _supplier_addresses(supplier)
+        ],
+    ),
     "OCUSMA": _table(
         "customers",
         "OKCONO OKCUNO OKCUNM OKCUCD OKSTAT OKCSCD OKMAIL OKCUA1 OKTOWN OKPONO OKLMDT",
@@ -704,10 +716,14 @@ def m3_payee(supplier: Record, address_currencies: tuple[str, ...] = ("USD",)) -
 
 
 def _crs620_addresses(data: TenantData, call: Call) -> list[Row]:
-    """The supplier's own address (the seed keeps it with the payee details): ADTE 1, ADID 1."""
     supplier = data.suppliers.get(call.get("SUNO"))
     if supplier is None:
         raise BusinessError(f"Supplier {call.get('SUNO')} does not exist", "SUNO", "WSU0103")
+    return _supplier_addresses(supplier)
+
+
+def _supplier_addresses(supplier: Record) -> list[Row]:
+    """The supplier's own address (the seed keeps it with the payee details): ADTE 1, ADID 1."""
     account = supplier.get("bank_account") or {}
     if not (account.get("address_line") or account.get("city")):
         return []

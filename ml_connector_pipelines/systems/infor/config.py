@@ -94,10 +94,16 @@ class InforConfig(SystemConfig):
     )
     m3_payee_address_currencies: list[str] = Field(
         ["USD"],
-        description="payee currencies whose address is read (CRS620MI/LstAddresses, one call per payee); "
-        '["*"] for all',
+        description="payee currencies whose address is read (in bulk from m3_payee_address_table with "
+        'EXPORTMI, else CRS620MI/LstAddresses per payee); ["*"] for all',
     )
     m3_payee_address_type: str = Field("1", description="CRS620MI address type (ADTE) of the payee address")
+    m3_payee_address_table: str = Field(
+        "CIDADR",
+        description="M3 supplier address file read by EXPORTMI for a page of payees [I]; empty: one "
+        "CRS620MI/LstAddresses call per payee",
+    )
+    m3_payee_address_prefix: str = Field("SA", description="column prefix of m3_payee_address_table [I]")
     ar_dimensions: list[str] = Field(
         ["1000"],
         min_length=1,

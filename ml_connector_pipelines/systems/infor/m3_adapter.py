@@ -22,8 +22,11 @@ Tenant config keys (M3), with defaults:
   (transit number, Zengin branch code) [I]; m3_clearing_number_field (none): the field holding a
   Swedish clearing number, for tenants that pay SEK to local accounts.
 - m3_payee_address_currencies ("USD"; "*" for all, "" for none) and m3_payee_address_type ("1"):
-  payees paid in these currencies get their supplier address of this type (CRS620MI/LstAddresses,
-  one call each; Wise asks an address for USD) [I].
+  payees paid in these currencies get their supplier address of this type (Wise asks an address
+  for USD) [I]. No MI transaction lists addresses in bulk: with EXPORTMI they are read once per
+  extract from the supplier address file m3_payee_address_table ("CIDADR", columns prefixed
+  m3_payee_address_prefix "SA") [I]; "" for the table, or without EXPORTMI, reads each payee's with
+  CRS620MI/LstAddresses (one call each).
 - m3_ap_invoice_trcd ("40"), m3_ar_invoice_trcd ("10"): ledger transaction codes of invoices;
   m3_ar_payment_trcd ("20"): of customer payments (M3 convention [I]).
 - m3_ar_payment_reference_column ("ESCKNO"): the FSLEDG column that holds ARS040MI's CKNO [I].
@@ -54,6 +57,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -111,6 +115,8 @@ M3_SUPPLIER_STATUS = {"10": "inactive", "20": "active", "90": "inactive"}
 PO_BATCH_ORIGIN = "MLCONN"
 # ARS040MI/AddBatchLine CKNO is 15 characters (metadata: ARS300MI GetRemittedLine output length).
 PAYMENT_KEY_LENGTH = 15
+
+logger = logging.getLogger("ml_connector.infor")
 
 
 # Enterprise Search queries (SQRY) for a tenant that locks EXPORTMI, with the placeholders each may use.
@@ -329,6 +335,7 @@ class M3Adapter(AdapterBase):
             raise ConnectorError("m3_payee_email_source must be cemail or reference")
         self.payee_email_type = str(config.get("m3_payee_email_type") or "02")
         self._payee_emails: dict[str, str] | None = None  # read once per supplier extract
+        self._addresses: dict[str, dict[str, str]] | None = None  # likewise
         self.account_type_field = str(config.get("m3_account_type_field") or "BAF1")
         self.bank_code_field = str(config.get("m3_bank_code_field") or "BKNO")
         self.branch_code_field = str(config.get("m3_branch_code_field") or "BBRN")
@@ -338,6 +345,9 @@ class M3Adapter(AdapterBase):
             currencies = currencies.replace(",", " ").split()
         self.address_currencies = {str(currency).upper() for currency in currencies or ()}
         self.address_type = str(config.get("m3_payee_address_type") or "1")
+        # The supplier address file and its column prefix, for EXPORTMI [I] ("" table: per payee).
+        self.address_table = str(config.get("m3_payee_address_table", "CIDADR") or "")
+        self.address_prefix = str(config.get("m3_payee_address_prefix") or "SA")
         self.ap_invoice_trcd = str(config.get("m3_ap_invoice_trcd") or "40")
         self.ar_invoice_trcd = str(config.get("m3_ar_invoice_trcd") or "10")
         self.ar_payment_trcd = str(config.get("m3_ar_payment_trcd") or "20")
@@ -610,20 +620,80 @@ class M3Adapter(AdapterBase):
             }
         return self._payee_emails.get(supplier_id)
 
-    def _payee_address(self, supplier_id: str, currency: str) -> dict[str, str] | None:
+    def _needs_address(self, currency: str) -> bool:
+        """Whether payees in `currency` get their address (`m3_payee_address_currencies`)."""
+        return "*" in self.address_currencies or currency.upper() in self.address_currencies
+
+    def _payee_address(self, supplier_id: str) -> dict[str, str] | None:
         """The supplier's address of `m3_payee_address_type` (CRS620MI/LstAddresses: ADR1 TOWN PONO
-        ECAR CSCD), read for payees in `m3_payee_address_currencies` only: CRS692MI has no address and
-        no MI transaction lists supplier addresses in bulk, so each read is one call."""
-        if "*" not in self.address_currencies and currency.upper() not in self.address_currencies:
+        ECAR CSCD), the one with the lowest ADID: one call (CRS692MI has no address)."""
+        addresses = [
+            address
+            for address in self.m3.execute("CRS620MI", "LstAddresses", maxrecs=0, SUNO=supplier_id)
+            if address.get("ADTE") == self.address_type
+        ]
+        return min(addresses, key=lambda address: address.get("ADID", "")) if addresses else None
+
+    ADDRESS_FIELDS = ("SUNO", "ADID", "ADR1", "TOWN", "ECAR", "PONO", "CSCD")
+    ADDRESS_PAGE = 10_000  # rows per EXPORTMI call of the address file [I: Infor's list limit]
+
+    def _payee_addresses(self, supplier_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The `m3_payee_address_type` address of each of these suppliers that has one, by supplier.
+
+        No MI transaction lists supplier addresses in bulk. With EXPORTMI, the supplier address
+        file (`m3_payee_address_table`, CIDADR [I]) is read once per extract, as the bank accounts
+        are (CRS692MI/LstByType), in pages of ADDRESS_PAGE rows; else, or for a lone payee, each
+        payee's is read with CRS620MI/LstAddresses."""
+        wanted = sorted(set(supplier_ids))
+        if self._addresses is None and len(wanted) > 1 and self.exportmi and self.address_table:
+            self._addresses = self._address_file()
+        if self._addresses is not None:
+            return {s: self._addresses[s] for s in wanted if s in self._addresses}
+        return {s: address for s in wanted if (address := self._payee_address(s)) is not None}
+
+    def _address_file(self) -> dict[str, dict[str, str]] | None:
+        """Every supplier's address of the payee type, the lowest ADID each; None when EXPORTMI
+        cannot read the table (then the payees are read one by one)."""
+        prefix = self.address_prefix
+        key = prefix + "SUNO"
+        rows = self.m3.select(
+            self.address_table,
+            tuple(prefix + name for name in self.ADDRESS_FIELDS),
+            key=key,
+            where=[f"{prefix}ADTE={m3_literal(self.address_type)}"],
+            page_size=self.ADDRESS_PAGE,
+        )
+        found: dict[str, dict[str, str]] = {}
+        try:
+            for row in rows:
+                address = {name: row[prefix + name] for name in self.ADDRESS_FIELDS}
+                held = found.get(row[key])
+                if held is None or address["ADID"] < held["ADID"]:
+                    found[row[key]] = address
+        except M3TransactionError as exc:
+            if is_exportmi_refused(exc):
+                self.exportmi = False
+            else:  # e.g. the tenant's M3 has no such table or column: say so, read one by one
+                logger.warning(
+                    "M3 supplier addresses: EXPORTMI on %s failed (%s); reading each payee's with "
+                    'CRS620MI/LstAddresses. Set m3_payee_address_table ("" for none).',
+                    self.address_table,
+                    exc.target_message,
+                )
+                self.address_table = ""
             return None
-        for address in self.m3.execute("CRS620MI", "LstAddresses", maxrecs=0, SUNO=supplier_id):
-            if address.get("ADTE") == self.address_type:
-                return address
-        return None
+        return found
 
     def _with_bank(
-        self, row: Mapping[str, str], account: Mapping[str, str] | None, *, one: bool = False
+        self,
+        row: Mapping[str, str],
+        account: Mapping[str, str] | None,
+        *,
+        one: bool = False,
+        addresses: Mapping[str, dict[str, str]] | None = None,
     ) -> Supplier:
+        """The supplier with its bank account; `addresses`: the page's payee addresses, read in
+        bulk (`_payee_addresses`), else this payee's is read now if its currency needs one."""
         bank = None
         if account is None:
             # No bank account: maybe an email payee.
@@ -646,6 +716,12 @@ class M3Adapter(AdapterBase):
                 )
         else:
             currency = account.get("CUCD") or row["IDCUCD"]
+            address = None
+            if self._needs_address(currency):
+                supplier_id = row["IDSUNO"]
+                address = (
+                    addresses.get(supplier_id) if addresses is not None else self._payee_address(supplier_id)
+                )
             bank = m3_bank_account(
                 account,
                 supplier_currency=row["IDCUCD"],
@@ -655,7 +731,7 @@ class M3Adapter(AdapterBase):
                 bank_code_field=self.bank_code_field,
                 branch_code_field=self.branch_code_field,
                 clearing_number_field=self.clearing_number_field,
-                address=self._payee_address(row["IDSUNO"], currency),
+                address=address,
             )
         return m3_supplier(row, bank)
 
@@ -664,15 +740,23 @@ class M3Adapter(AdapterBase):
             "CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day, fallback=self._suppliers_listed
         )
         accounts: dict[str, dict[str, str]] | None = None
-        self._payee_emails = None
+        self._payee_emails = self._addresses = None
         for page in batched(rows, self.page_size):
             if accounts is None:  # only when there is a supplier to complete
                 accounts = self._bank_accounts()
+            addresses = self._payee_addresses(
+                row["IDSUNO"]
+                for row in page
+                if (account := accounts.get(row["IDSUNO"])) is not None
+                and self._needs_address(account.get("CUCD") or row["IDCUCD"])
+            )
             yield from self._map_rows(
                 "suppliers",
                 page,
                 ("IDSUNO",),
-                lambda row, accounts=accounts: self._with_bank(row, accounts.get(row["IDSUNO"])),
+                lambda row, accounts=accounts, addresses=addresses: self._with_bank(
+                    row, accounts.get(row["IDSUNO"]), addresses=addresses
+                ),
             )
 
     def supplier(self, supplier_id: str) -> Supplier | None:

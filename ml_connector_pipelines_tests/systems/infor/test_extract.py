@@ -112,34 +112,67 @@ def test_suppliers_carry_their_bank_accounts(server: SandboxServer, product: str
             assert account.sort_code and account.account_number and account.aba_routing is None
 
 
-def test_m3_supplier_bank_details_are_read_in_bulk(server: SandboxServer, one_tenant: str) -> None:
-    """Two bank reads per extract (CRS692MI/LstByType + CRS691MI/LstByNumber), not one per supplier."""
-    with open_for(server, one_tenant, "m3", page_size=50) as adapter:
+SUPPLIERS_IN_BULK = 400  # ~40 changed a day, several of them USD payees
+
+
+def _supplier_extract(
+    server: SandboxServer, tenant: str, page_size: int, **config: Any
+) -> tuple[list[Any], dict[str, int]]:
+    """The busiest day's suppliers and the M3 calls the extract cost, by program/transaction."""
+    with open_for(server, tenant, "m3", page_size=page_size, **config) as adapter:
         list(adapter.gl_accounts(window()[0]))
-        day = busiest_day(tenant_state(server, one_tenant), "suppliers")
-        before = tenant_state(server, one_tenant)["m3_calls"]
+        day = busiest_day(tenant_state(server, tenant), "suppliers")
+        before = tenant_state(server, tenant)["m3_calls"]
         suppliers = list(adapter.suppliers(day))
-        after = tenant_state(server, one_tenant)["m3_calls"]
+        after = tenant_state(server, tenant)["m3_calls"]
     calls = {
         name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)
     }
+    return suppliers, calls
+
+
+def test_m3_supplier_bank_details_are_read_in_bulk(server: SandboxServer, one_tenant: str) -> None:
+    """Two bank reads per extract (CRS692MI/LstByType + CRS691MI/LstByNumber), not one per supplier."""
+    control(server, "PUT", f"tenants/{one_tenant}/seed", suppliers=SUPPLIERS_IN_BULK)
+    suppliers, calls = _supplier_extract(server, one_tenant, page_size=500)
     assert suppliers and any(supplier.bank_account and supplier.bank_account.bic for supplier in suppliers)
     assert calls.get("CRS692MI/LstByType") == 1 and calls.get("CRS691MI/LstByNumber") == 1
     assert "CRS692MI/LstByAccHolder" not in calls and "CRS692MI/GetBankAccount" not in calls
     # Email payees' addresses come from the e-mail register in one read, not a call per payee.
     assert any(s.bank_account and s.bank_account.kind == "email" for s in suppliers)
     assert calls.get("MDBREADMI/LstCEMAIL00") == 1 and "CRS620MI/LstSupplierRef" not in calls
-    # Addresses cost one CRS620MI/LstAddresses per USD payee (m3_payee_address_currencies).
+    # USD payees' addresses (m3_payee_address_currencies) come from the supplier address file, one
+    # EXPORTMI read per page of suppliers, not a CRS620MI/LstAddresses per payee.
     usd = [
         s
         for s in suppliers
         if s.bank_account and s.bank_account.kind != "email" and s.bank_account.currency == "USD"
     ]
-    assert calls.get("CRS620MI/LstAddresses", 0) == len(usd)
-    print(
-        f"M3 supplier extract: {sum(calls.values())} MI calls for {len(suppliers)} suppliers"
-        f" ({calls.get('CRS620MI/LstAddresses', 0)} of them address reads)"
+    assert len(usd) > 1 and all(s.bank_account.address_line and s.bank_account.city for s in usd)
+    assert "CRS620MI/LstAddresses" not in calls
+    assert calls["EXPORTMI/Select"] == 2  # the day's suppliers, and their addresses
+    print(f"M3 supplier extract: {sum(calls.values())} MI calls for {len(suppliers)} suppliers")
+
+
+def test_m3_payee_addresses_read_in_bulk_or_one_by_one_are_the_same(
+    server: SandboxServer, one_tenant: str
+) -> None:
+    control(server, "PUT", f"tenants/{one_tenant}/seed", suppliers=SUPPLIERS_IN_BULK)
+    # Pages of 50 suppliers: the address file is still read once for the extract.
+    bulk, bulk_calls = _supplier_extract(server, one_tenant, page_size=50)
+    each, each_calls = _supplier_extract(server, one_tenant, page_size=50, m3_payee_address_table="")
+    # A tenant whose M3 has no such table: EXPORTMI refuses it, and the payees are read one by one.
+    missing, missing_calls = _supplier_extract(
+        server, one_tenant, page_size=50, m3_payee_address_table="NOSUCH"
     )
+    usd = sum(
+        1
+        for s in each
+        if s.bank_account and s.bank_account.kind != "email" and s.bank_account.currency == "USD"
+    )
+    assert bulk == each == missing
+    assert each_calls["CRS620MI/LstAddresses"] == missing_calls["CRS620MI/LstAddresses"] == usd
+    assert "CRS620MI/LstAddresses" not in bulk_calls
 
 
 @pytest.mark.parametrize("issue_refresh_token", [True, False])
