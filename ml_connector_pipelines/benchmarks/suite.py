@@ -724,23 +724,18 @@ def bench_receiver(report: Report, events: int, home: str, workers: int = 2) -> 
 
 # Why a goal is out of reach on this machine, shown beside a figure that misses it.
 NOT_MET_REASONS = {
-    "M3 supplier extract": "bank accounts, branches and payee e-mails come in bulk, once per extract "
-    "(CRS692MI/LstByType, CRS691MI/LstByNumber, MDBREADMI/LstCEMAIL00); what remains per record is the "
-    "address Wise needs for a USD recipient (tenant key m3_payee_address_currencies, default USD): "
-    "CRS620MI/LstAddresses requires SUNO, and no transaction in the M3 MI metadata lists supplier "
-    "addresses in bulk (GetAddress needs SUNO too; LstSuppliers, LstByNumber and LstByName return only "
-    "CSCD/ECAR; APS130MI's payee lists need a payment proposal, ARS300MI's a remittance). So the figure "
-    "is the share of USD payees (20% in this seed; a tenant's own share decides it) plus the fixed reads "
-    "spread over a day's changed suppliers (200 a day here; <= 0.01 needs about 500 a day and no USD "
-    "payees). Not done: reading the address at push time, only for a USD recipient being created",
-    "push ": "the ledger is no longer the cost: claims are committed a page of workers at a time (group "
-    "commit, claims taken ahead), completions and audit rows in one statement each, so it costs ~0.1 ms of "
-    "CPU per record (it was ~1.5 ms). What is left is work the bare loop does not do, under one GIL on 2 "
-    "shared cores (CPU per record, time.thread_time over the workers): Wise: the mapping and IBAN checks "
-    "0.12 ms, response parsing and the HTTP layer 0.07 ms, and httpx itself at 0.97 ms per request with "
-    "32 busy threads against 0.66 ms in the bare loop (GIL contention: single-threaded both cost 0.42 ms); "
-    "Stripe: the official SDK (request building, StripeObject answers) 0.53 ms per request. 1.3x would "
-    "need the SDK off the write path and less Python per request",
+    "M3 supplier extract": "no call is per record any more (bank accounts, branches, payee e-mails and "
+    "addresses are read in bulk once per extract: CRS692MI/LstByType, CRS691MI/LstByNumber, "
+    "MDBREADMI/LstCEMAIL00, EXPORTMI on CIDADR), so the figure is about 5 calls an extract over the "
+    "day's changed suppliers: <= 0.01 from about 500-600 a day",
+    "push ": "a push at 0 ms is CPU-bound on one GIL, and the detail splits its CPU per record: the HTTP "
+    "layer and httpx cost about what the bare loop's requests cost, and the rest is work the bare loop "
+    "does not do (measured with time.thread_time per step, Wise, ms per record): the mapping and the "
+    "IBAN/BIC/country checks ~0.25, the ledger (claims committed in groups and ahead, completions and "
+    "audit rows one statement each per group) ~0.35, the thread pool ~0.15, response parsing and "
+    "validation ~0.08; Stripe adds the SDK's request building (its StripeObject answers are no longer "
+    "built). That rest is near half the cost of an httpx request, hence ~1.4-1.6x; 1.3x needs it under "
+    "a third. The ratios of one run's rounds spread by +-0.3 on this shared machine",
     "webhook receiver": "the bare Starlette reference itself reaches only this rate and p99 here: the "
     "load generator runs on the same 2 cores, shared with other sessions, and sets the pace, so the "
     "absolute goals are not measurable on this machine, and events/s and its ratio to the bare app move "
