@@ -5,6 +5,7 @@ import re
 import pytest
 
 from ml_connector_pipelines.cli import main
+from ml_connector_pipelines.sandbox.infor.data import VIOLATIONS_IN_PROCESS
 
 
 def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -14,10 +15,13 @@ def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.Monke
     monkeypatch.delenv("ML_CONNECTOR_MASTER_KEY", raising=False)
     monkeypatch.delenv("ML_CONNECTOR_DB_URL", raising=False)
 
+    seen_before = len(VIOLATIONS_IN_PROCESS)
     code = main(["demo", "--port", "0"])
 
     out = capsys.readouterr().out
     assert code == 0, out
+    # The demo starts its own sandbox: its record of M3 calls the MI metadata refuses stays empty.
+    assert VIOLATIONS_IN_PROCESS[seen_before:] == []
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^(\w+)\s+(\d+(?:\s+\d+)+)\s*$", out, re.M)}
     for flow in [
         "wise_recipients",

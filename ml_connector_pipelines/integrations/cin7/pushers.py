@@ -131,21 +131,33 @@ class SupplierSync:
 
 
 class ProductCatalogue:
-    """Cin7 products by SKU, read on demand and kept for the run."""
+    """Cin7 products by SKU, kept for the run. The first lookup reads a page of the catalogue (one
+    call for up to 1,000 products): when that is the whole catalogue, every SKU is answered from it,
+    a missing one included; else a SKU not on it costs a lookup of its own, as before. At 60 calls
+    a minute, a run's SKUs one by one were most of a purchase push's time."""
 
     def __init__(self, client: Cin7Client) -> None:
         self.client = client
         self._by_sku: dict[str, Product | None] = {}
+        self._page: dict[str, Product] | None = None  # SKU (Cin7 matches any case) -> product
+        self._complete = False
         self._lock = threading.Lock()
 
     def resolve(self, skus: Iterable[str]) -> dict[str, Product | None]:
-        for sku in skus:
+        for sku in dict.fromkeys(skus):
             with self._lock:
-                known = sku in self._by_sku
-            if not known:
-                product = self.client.product_by_sku(sku)
-                with self._lock:
-                    self._by_sku[sku] = product
+                if sku in self._by_sku:
+                    continue
+                if self._page is None:
+                    products, self._complete = self.client.product_page()
+                    self._page = {product.sku.lower(): product for product in products}
+                listed = self._page.get(sku.lower())
+                if listed is not None or self._complete:
+                    self._by_sku[sku] = listed
+                    continue
+            product = self.client.product_by_sku(sku)
+            with self._lock:
+                self._by_sku[sku] = product
         with self._lock:
             return dict(self._by_sku)
 

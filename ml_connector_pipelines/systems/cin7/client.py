@@ -175,6 +175,12 @@ class Cin7Client:
 
     # Products ------------------------------------------------------------------------------------
 
+    def product_page(self) -> tuple[list[Product], bool]:
+        """The first PAGE_LIMIT products, and whether they are the whole catalogue (one call)."""
+        body = self._call("GET", "/product", params={"Page": 1, "Limit": PAGE_LIMIT})
+        items = [Product.model_validate(item) for item in body.get("Products") or []]
+        return items, len(items) >= int(body.get("Total") or 0)
+
     def product_by_sku(self, sku: str) -> Product | None:
         body = self._call("GET", "/product", params={"Sku": sku, "Page": 1, "Limit": 1})
         items = body.get("Products") or []

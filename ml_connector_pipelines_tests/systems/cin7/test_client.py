@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from ml_connector_pipelines.core.errors import AuthenticationFailed, TargetRejected
+from ml_connector_pipelines.integrations.cin7.pushers import ProductCatalogue
 from ml_connector_pipelines.systems.cin7.client import Cin7Client
 from ml_connector_pipelines.systems.cin7.models import (
     AccountPayload,
@@ -122,3 +123,15 @@ def test_throttling_503_is_waited_out_never_an_unknown_outcome(company: Cin7Comp
     names = sorted(s["Name"] for s in company.state()["suppliers"])
     assert names == [f"Throttled {n}" for n in range(8)]  # each exactly once
     assert_valid(company.transport.exchanges)
+
+
+def test_a_runs_products_come_from_one_catalogue_page(company: Cin7Company) -> None:
+    added = {p["SKU"]: p["ID"] for p in company.add_products("BOLT-1", "BOLT-2", "BOLT-3")}
+    with company.client() as cin7:
+        catalogue = ProductCatalogue(cin7)
+        first = catalogue.resolve(["BOLT-1", "bolt-2"])  # Cin7 matches a SKU in any case
+        again = catalogue.resolve(["BOLT-3", "NO-SUCH", "BOLT-1"])
+        # One page held the whole catalogue: no lookup per SKU, and a missing one is known missing.
+        assert cin7.requests_made == 1
+    assert first["BOLT-1"].id == added["BOLT-1"] and first["bolt-2"].id == added["BOLT-2"]
+    assert again["BOLT-3"].id == added["BOLT-3"] and again["NO-SUCH"] is None

@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
-
-from ml_connector_pipelines.cli import main
 from ml_connector_pipelines.sandbox.host import SandboxServer
-from ml_connector_pipelines.sandbox.infor.data import VIOLATIONS_IN_PROCESS
 from ml_connector_pipelines.sandbox.infor.mi_metadata import METADATA_FILE, lookup
 from ml_connector_pipelines.systems.infor.m3 import SAFE_TO_RETRY
 from ml_connector_pipelines.systems.infor.models import (
@@ -124,16 +119,4 @@ def test_every_m3_flow_sends_only_calls_the_metadata_allows(server: SandboxServe
     print(f"{sum(calls.values())} M3 calls over {len(calls)} transactions, 0 refused by the metadata")
 
 
-def test_the_demo_sends_only_calls_the_metadata_allows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`ml-connector demo` starts its own sandbox; the simulator's process-wide record of metadata
-    violations must stay empty while it runs every flow."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ML_CONNECTOR_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    monkeypatch.delenv("ML_CONNECTOR_MASTER_KEY", raising=False)
-    monkeypatch.delenv("ML_CONNECTOR_DB_URL", raising=False)
-    seen_before = len(VIOLATIONS_IN_PROCESS)
-    assert main(["demo", "--port", "0"]) == 0, capsys.readouterr().out
-    assert VIOLATIONS_IN_PROCESS[seen_before:] == []
+# The demo's own M3 calls are checked against the metadata by platform/test_demo.py (one demo run).
