@@ -620,9 +620,13 @@ class M3Adapter(AdapterBase):
             }
         return self._payee_emails.get(supplier_id)
 
-    def _needs_address(self, currency: str) -> bool:
-        """Whether payees in `currency` get their address (`m3_payee_address_currencies`)."""
-        return "*" in self.address_currencies or currency.upper() in self.address_currencies
+    def _needs_address(self, row: Mapping[str, str], account: Mapping[str, str] | None) -> bool:
+        """Whether this supplier is a bank payee whose payout currency (the account's, else the
+        supplier's) gets its address (`m3_payee_address_currencies`)."""
+        if account is None:
+            return False
+        currency = (account.get("CUCD") or row["IDCUCD"]).upper()
+        return "*" in self.address_currencies or currency in self.address_currencies
 
     def _payee_address(self, supplier_id: str) -> dict[str, str] | None:
         """The supplier's address of `m3_payee_address_type` (CRS620MI/LstAddresses: ADR1 TOWN PONO
@@ -715,9 +719,8 @@ class M3Adapter(AdapterBase):
                     state=None,
                 )
         else:
-            currency = account.get("CUCD") or row["IDCUCD"]
             address = None
-            if self._needs_address(currency):
+            if self._needs_address(row, account):
                 supplier_id = row["IDSUNO"]
                 address = (
                     addresses.get(supplier_id) if addresses is not None else self._payee_address(supplier_id)
@@ -745,10 +748,7 @@ class M3Adapter(AdapterBase):
             if accounts is None:  # only when there is a supplier to complete
                 accounts = self._bank_accounts()
             addresses = self._payee_addresses(
-                row["IDSUNO"]
-                for row in page
-                if (account := accounts.get(row["IDSUNO"])) is not None
-                and self._needs_address(account.get("CUCD") or row["IDCUCD"])
+                row["IDSUNO"] for row in page if self._needs_address(row, accounts.get(row["IDSUNO"]))
             )
             yield from self._map_rows(
                 "suppliers",
