@@ -6,6 +6,7 @@ tests share one server without seeing each other's objects.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -280,6 +281,20 @@ def test_ids_are_one_path_segment_and_params_never_pass_as_sdk_options(gateway: 
     assert caught.value.status == 404
     with pytest.raises(ValueError, match="headers"):
         gateway.create_customer({"name": "X", "headers": {"a": "b"}}, "k-clash")
+
+
+def test_no_telemetry_or_host_platform_is_sent_to_stripe(gateway: StripeGateway) -> None:
+    sent: list[httpx.Request] = []
+    inner = gateway._http._client
+    original = inner.send
+    inner.send = lambda request, **kw: sent.append(request) or original(request, **kw)  # type: ignore[method-assign]
+    for n in range(3):  # the SDK would report each request's metrics on the next one
+        gateway.create_customer({"name": f"Quiet {n}"}, f"k-quiet-{n}")
+    assert len(sent) == 3
+    for request in sent:
+        assert "x-stripe-client-telemetry" not in request.headers
+        agent = json.loads(request.headers["x-stripe-client-user-agent"])
+        assert "platform" not in agent and "telemetry_id" not in agent
 
 
 def test_bad_api_key_is_authentication_failed(server: SandboxServer, gateway: StripeGateway) -> None:
