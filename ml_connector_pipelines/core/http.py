@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -275,6 +276,14 @@ class _NoCookies(httpx.Cookies):
         return None
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The one TLS context every client verifies with: certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR
+    as found when the first client is made. Building one loads every CA (about 50 ms), and a run
+    opens a client per system and tenant; an SSLContext is safe to share between connections."""
+    return httpx.create_ssl_context()
+
+
 class HttpClient:
     """A thread-safe client for one system and one credential. Use one per tenant and system.
 
@@ -330,6 +339,7 @@ class HttpClient:
             headers=headers,
             timeout=httpx.Timeout(timeout),
             transport=transport,
+            verify=_tls_context(),
         )
         # Assigned, not passed: httpx copies a `cookies=` argument into a jar of its own.
         self._client._cookies = _NoCookies()

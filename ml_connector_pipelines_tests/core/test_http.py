@@ -643,3 +643,67 @@ def test_a_hanging_target_costs_at_most_the_retry_budget(server, sim, method) ->
             client.request(method, "/scripted")
     assert time.monotonic() - started < 5 * budget.max_total  # a generous ceiling, from config
     assert isinstance(raised.value, OutcomeUnknown if method == "POST" else RetryExhausted)
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA signed, and its key."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def test_clients_share_one_tls_context_and_still_refuse_an_unsigned_certificate(tmp_path: Path) -> None:
+    import http.server
+    import ssl
+    import threading
+
+    cert, key = _self_signed(tmp_path)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        with (
+            HttpClient(SYSTEM, url, retry=RetryPolicy(max_attempts=1)) as first,
+            HttpClient(SYSTEM, url) as second,
+        ):
+            # One context for every client: its CAs are loaded once per process, not per client.
+            assert first._client._transport._pool._ssl_context is second._client._transport._pool._ssl_context
+            with pytest.raises(RetryExhausted, match="ConnectError"):
+                first.get("/")
+    finally:
+        server.shutdown()
+        server.server_close()
