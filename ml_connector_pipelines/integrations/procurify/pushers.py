@@ -80,14 +80,16 @@ class PushSettings:
 def infor_master_data(
     adapter: InforAdapter, today: date, lookback_days: int, supplier_numbers: set[str]
 ) -> tuple[list[Supplier], list[GLAccount]]:
-    """Infor suppliers and GL accounts changed in the lookback window, plus the named suppliers."""
+    """Infor suppliers and GL accounts changed in the lookback window, plus the named suppliers.
+    The window is read at once: a read per day repeated the suppliers' bank, e-mail and address
+    reads for each day, against the tenant's Infor request budget."""
     suppliers: dict[str, Supplier] = {}
     accounts: dict[tuple[int, str], GLAccount] = {}
-    for back in range(lookback_days):
-        day = today - timedelta(days=back)
-        for supplier in adapter.suppliers(day):
+    if lookback_days > 0:
+        first = today - timedelta(days=lookback_days - 1)
+        for supplier in adapter.suppliers_changed(first, today):
             suppliers.setdefault(supplier.supplier_id, supplier)
-        for account in adapter.gl_accounts(day):
+        for account in adapter.gl_accounts_changed(first, today):
             accounts.setdefault((account.dimension, account.account_id), account)
     for number in sorted(supplier_numbers - set(suppliers)):
         found = adapter.supplier(number)

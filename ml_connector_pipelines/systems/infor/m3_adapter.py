@@ -380,18 +380,20 @@ class M3Adapter(AdapterBase):
         day: date,
         *where: str,
         fallback: Callable[[date], Iterator[dict[str, Any]]],
+        last: date | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """A table's rows changed on `day` through EXPORTMI, or through `fallback` (rows in the same
-        columns, from list or search transactions) when the tenant locks EXPORTMI."""
+        """A table's rows changed on `day` (through `last`, if given) through EXPORTMI, or through
+        `fallback` (rows in the same columns, from list or search transactions, a day at a time)
+        when the tenant locks EXPORTMI."""
+        last = last or day
         if self.exportmi:
             prefix = columns[0][:2]  # M3 columns carry the table's two-letter prefix
-            rows = self.m3.select(
-                table,
-                columns,
-                key=key,
-                where=[f"{prefix}LMDT={m3_date(day)}", *where],
-                page_size=self.page_size,
+            changed = (
+                [f"{prefix}LMDT={m3_date(day)}"]
+                if last == day
+                else [f"{prefix}LMDT>={m3_date(day)}", f"{prefix}LMDT<={m3_date(last)}"]
             )
+            rows = self.m3.select(table, columns, key=key, where=[*changed, *where], page_size=self.page_size)
             try:
                 first = next(rows, None)  # a locked EXPORTMI refuses the first page
             except M3TransactionError as exc:
@@ -403,7 +405,8 @@ class M3Adapter(AdapterBase):
                     yield first
                     yield from rows
                 return
-        yield from fallback(day)
+        for offset in range((last - day).days + 1):
+            yield from fallback(day + timedelta(days=offset))
 
     def _changed_since(
         self, program: str, transaction: str, key: str, start: str, day: date
@@ -739,8 +742,13 @@ class M3Adapter(AdapterBase):
         return m3_supplier(row, bank)
 
     def suppliers(self, day: date) -> Iterator[Supplier]:
+        return self.suppliers_changed(day, day)
+
+    def suppliers_changed(self, first: date, last: date) -> Iterator[Supplier]:
+        """Suppliers changed on any day from `first` to `last`: one EXPORTMI read of the window, and
+        the bank accounts, e-mails and addresses read once for all of it."""
         rows = self._changed_on(
-            "CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", day, fallback=self._suppliers_listed
+            "CIDMAS", self.SUPPLIER_COLUMNS, "IDSUNO", first, fallback=self._suppliers_listed, last=last
         )
         accounts: dict[str, dict[str, str]] | None = None
         self._payee_emails = self._addresses = None
@@ -908,7 +916,12 @@ class M3Adapter(AdapterBase):
             )
 
     def gl_accounts(self, day: date) -> Iterator[GLAccount]:
-        rows = self._changed_on("FCHACC", self.GL_COLUMNS, "EAAITM", day, fallback=self._accounts_listed)
+        return self.gl_accounts_changed(day, day)
+
+    def gl_accounts_changed(self, first: date, last: date) -> Iterator[GLAccount]:
+        rows = self._changed_on(
+            "FCHACC", self.GL_COLUMNS, "EAAITM", first, fallback=self._accounts_listed, last=last
+        )
         return self._map_rows("gl_accounts", rows, ("EAAITP", "EAAITM"), m3_gl_account)
 
     # Writes -----------------------------------------------------------------------------------

@@ -54,9 +54,10 @@ IDO_SUPPLIER_STATUS = {"A": "active", "I": "inactive"}
 IDO_PO_STATUS = {"P": "open", "O": "open", "C": "closed", "H": "closed"}
 
 
-def record_date_range(day: date) -> str:
-    """The IDO filter for rows stamped at any time on `day` (RecordDate is a date-time)."""
-    start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
+def record_date_range(day: date, last: date | None = None) -> str:
+    """The IDO filter for rows stamped at any time on `day` through `last` (default: `day`);
+    RecordDate is a date-time."""
+    start, end = day.isoformat(), ((last or day) + timedelta(days=1)).isoformat()
     return (
         f"RecordDate >= {ido_literal(start + ' 00:00:00')} AND RecordDate < {ido_literal(end + ' 00:00:00')}"
     )
@@ -221,18 +222,21 @@ class SyteLineAdapter(AdapterBase):
     # Reads ------------------------------------------------------------------------------------
 
     def _changed_on(
-        self, ido: str, properties: tuple[str, ...], key: str, day: date
+        self, ido: str, properties: tuple[str, ...], key: str, day: date, last: date | None = None
     ) -> Iterator[dict[str, Any]]:
         return self.ido.load(
             ido,
             list(properties),
-            filter=record_date_range(day),
+            filter=record_date_range(day, last),
             orderby=key,
             recordcap=self.page_size,
         )
 
     def suppliers(self, day: date) -> Iterator[Supplier]:
-        rows = self._changed_on("SLVendors", self.VENDOR_PROPERTIES, "VendNum", day)
+        return self.suppliers_changed(day, day)
+
+    def suppliers_changed(self, first: date, last: date) -> Iterator[Supplier]:
+        rows = self._changed_on("SLVendors", self.VENDOR_PROPERTIES, "VendNum", first, last)
         return self._map_rows("suppliers", rows, ("VendNum",), ido_supplier)
 
     def supplier(self, supplier_id: str) -> Supplier | None:
@@ -277,7 +281,10 @@ class SyteLineAdapter(AdapterBase):
             )
 
     def gl_accounts(self, day: date) -> Iterator[GLAccount]:
-        rows = self._changed_on("SLChartAccts", ("Acct", "Description", "RecordDate"), "Acct", day)
+        return self.gl_accounts_changed(day, day)
+
+    def gl_accounts_changed(self, first: date, last: date) -> Iterator[GLAccount]:
+        rows = self._changed_on("SLChartAccts", ("Acct", "Description", "RecordDate"), "Acct", first, last)
         return self._map_rows("gl_accounts", rows, ("Acct",), ido_gl_account)
 
     # Writes -----------------------------------------------------------------------------------

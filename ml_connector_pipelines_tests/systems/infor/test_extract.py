@@ -98,6 +98,30 @@ def test_each_extract_for_a_date_returns_exactly_what_the_tenant_holds(
         assert adapter.requests_made > 10
 
 
+@pytest.mark.parametrize("entity", ["suppliers", "gl_accounts"])
+def test_a_window_of_days_reads_what_its_days_read(
+    server: SandboxServer, product: str, tenant: str, entity: str
+) -> None:
+    """The lookback read (Procurify's reference alignment): the days from first to last in one
+    window, the same records as a read per day, with each bulk read made once for the window."""
+    days = window()[:7]
+    first, last = days[-1], days[0]
+    with open_for(server, tenant, product, page_size=PAGE_SIZE) as adapter:
+        per_day = sorted(
+            (record for day in days for record in extracted(adapter, entity, day)), key=ENTITIES[entity][1]
+        )
+        before = tenant_state(server, tenant).get("m3_calls", {})
+        windowed = list(getattr(adapter, f"{entity}_changed")(first, last))
+        after = tenant_state(server, tenant).get("m3_calls", {})
+    assert len(per_day) > PAGE_SIZE and sorted(windowed, key=ENTITIES[entity][1]) == per_day
+    assert all(first <= record.modified_date <= last for record in windowed)
+    if product == "m3":
+        calls = {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
+        assert "EXPORTMI/Select" in calls
+        if entity == "suppliers":
+            assert calls["CRS692MI/LstByType"] == calls["CRS691MI/LstByNumber"] == 1
+
+
 def test_suppliers_carry_their_bank_accounts(server: SandboxServer, product: str, tenant: str) -> None:
     with open_for(server, tenant, product) as adapter:
         suppliers = [supplier for day in window() for supplier in adapter.suppliers(day)]
@@ -306,6 +330,10 @@ def test_m3_tenant_with_exportmi_locked_gives_the_same_records(
             assert any(through_exportmi[(entity, day)] for day in days), f"the seed holds {entity}"
         for (entity, day), expected in through_exportmi.items():
             assert extracted(locked, entity, day) == expected, f"{entity} on {day}"
+        # A window of days is read a day at a time, with the bank details read once.
+        key = ENTITIES["suppliers"][1]
+        both = sorted((s for day in days for s in through_exportmi[("suppliers", day)]), key=key)
+        assert sorted(locked.suppliers_changed(min(days), max(days)), key=key) == both
         # A PO created without EXPORTMI is found by its reference (Lucene characters in it), once.
         seeded = tenant_state(server, one_tenant)["purchase_orders"][0]
         order = NewPurchaseOrder(
