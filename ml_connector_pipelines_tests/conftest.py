@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +29,65 @@ def sandbox_server() -> Iterator[SandboxServer]:
     server = SandboxServer(seed=7).start()
     yield server
     server.stop()
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One `ml-connector demo` in a tmp home: what it printed, its exit code, the M3 calls the MI
+    metadata refused meanwhile, and its homes and sandbox port (the browser tests serve its
+    instance). One run per test worker, shared by the demo test and the browser tests."""
+
+    code: int
+    out: str
+    m3_violations: list[Any]
+    root: Path
+    sandbox_port: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "DAGSTER_HOME": str(self.root / "dagster_home"),
+            "ML_CONNECTOR_HOME": str(self.root / "home"),
+            "ML_CONNECTOR_ALLOW_LOOPBACK_HTTP": "1",
+        }
+
+
+def _run_demo(root: Path) -> DemoRun:
+    """The demo in this process (its sandbox's M3 checks are read here), in `root`, then the
+    environment and working directory as they were."""
+    from ml_connector_pipelines.cli import main
+    from ml_connector_pipelines.sandbox.infor.data import VIOLATIONS_IN_PROCESS
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = DemoRun(0, "", [], root, port).env
+    names = [*env, "ML_CONNECTOR_MASTER_KEY", "ML_CONNECTOR_DB_URL"]
+    saved, cwd, out = {name: os.environ.get(name) for name in names}, os.getcwd(), io.StringIO()
+    os.environ.pop("ML_CONNECTOR_MASTER_KEY", None)
+    os.environ.pop("ML_CONNECTOR_DB_URL", None)
+    os.environ.update(env)
+    seen = len(VIOLATIONS_IN_PROCESS)
+    os.chdir(root)
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(["demo", "--port", str(port)])
+    finally:
+        os.chdir(cwd)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return DemoRun(code, out.getvalue(), list(VIOLATIONS_IN_PROCESS[seen:]), root, port)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The worker's one demo run: the demo test and the browser tests on a worker share it. (Not
+    shared across xdist workers: each worker's browser tests serve it with their own webserver and
+    a sandbox on its port.)"""
+    return _run_demo(tmp_path_factory.mktemp("demo"))
 
 
 def _postgres_available() -> str | None:

@@ -23,6 +23,8 @@ import pytest
 
 from ml_connector_pipelines.sandbox.host import SandboxServer
 
+from ..conftest import DemoRun
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = os.environ.get("ML_CONNECTOR_CHROMIUM", "/usr/bin/chromium")
@@ -92,27 +94,21 @@ def _wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @pytest.fixture(scope="session")
-def dagster_ui(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
-    """`ml-connector demo` in a tmp home, then its instance served by dagster-webserver + daemon.
+def dagster_ui(chromium: str, demo_run: DemoRun) -> Iterator[DagsterUI]:
+    """The demo's instance (the run the demo test checks, conftest.demo_run) served by
+    dagster-webserver + daemon.
 
     The demo stops its sandbox when it ends; a sandbox on the same port (same seed) comes back up so
     that runs launched from the UI reach the Infor simulator the demo tenant is registered against.
     """
-    root = tmp_path_factory.mktemp("ui")
-    sandbox_port = free_port()
+    assert demo_run.code == 0, demo_run.out[-3000:]
+    root, sandbox_port = demo_run.root, demo_run.sandbox_port
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("ML_CONNECTOR_", "DAGSTER_"))}
     env = {
         **keep,
         "PYTHONPATH": os.pathsep.join([str(REPO), keep.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        "DAGSTER_HOME": str(root / "dagster_home"),
-        "ML_CONNECTOR_HOME": str(root / "home"),
-        "ML_CONNECTOR_ALLOW_LOOPBACK_HTTP": "1",
+        **demo_run.env,
     }
-    demo = subprocess.run(
-        [str(VENV_BIN / "ml-connector"), "demo", "--port", str(sandbox_port)],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
 
     sandbox = SandboxServer(port=sandbox_port, seed=7).start()
     port = free_port()

@@ -2,26 +2,14 @@
 
 import re
 
-import pytest
-
-from ml_connector_pipelines.cli import main
-from ml_connector_pipelines.sandbox.infor.data import VIOLATIONS_IN_PROCESS
+from ..conftest import DemoRun
 
 
-def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ML_CONNECTOR_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    monkeypatch.delenv("ML_CONNECTOR_MASTER_KEY", raising=False)
-    monkeypatch.delenv("ML_CONNECTOR_DB_URL", raising=False)
-
-    seen_before = len(VIOLATIONS_IN_PROCESS)
-    code = main(["demo", "--port", "0"])
-
-    out = capsys.readouterr().out
-    assert code == 0, out
+def test_demo_runs_every_flow_and_exits_zero(demo_run: DemoRun) -> None:
+    out = demo_run.out
+    assert demo_run.code == 0, out
     # The demo starts its own sandbox: its record of M3 calls the MI metadata refuses stays empty.
-    assert VIOLATIONS_IN_PROCESS[seen_before:] == []
+    assert demo_run.m3_violations == []
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^(\w+)\s+(\d+(?:\s+\d+)+)\s*$", out, re.M)}
     for flow in [
         "wise_recipients",
@@ -56,5 +44,5 @@ def test_demo_runs_every_flow_and_exits_zero(tmp_path, monkeypatch: pytest.Monke
     assert counts["cleo_acks_997_out"]["created"] == 2
     assert re.search(r"extracted from Infor: \d+ ap_invoices, \d+ ar_invoices, .*\d+ suppliers", out)
     # run history persisted in the demo's DAGSTER_HOME (SQLite), so it survives restarts
-    assert (tmp_path / "dagster_home" / "dagster.yaml").exists()
-    assert any((tmp_path / "dagster_home").rglob("*.db"))
+    assert (demo_run.root / "dagster_home" / "dagster.yaml").exists()
+    assert any((demo_run.root / "dagster_home").rglob("*.db"))
