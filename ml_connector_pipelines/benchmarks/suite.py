@@ -744,9 +744,10 @@ NOT_MET_REASONS = {
     "does not do (measured with time.thread_time per step, Wise, ms per record): the mapping and the "
     "IBAN/BIC/country checks ~0.25, the ledger (claims committed in groups and ahead, completions and "
     "audit rows one statement each per group) ~0.35, the thread pool ~0.15, response parsing and "
-    "validation ~0.08; Stripe adds the SDK's request building (its StripeObject answers are no longer "
-    "built). That rest is near half the cost of an httpx request, hence ~1.4-1.6x; 1.3x needs it under "
-    "a third. The ratios of one run's rounds spread by +-0.3 on this shared machine",
+    "validation ~0.08; Stripe adds the SDK's request building and log lines (its StripeObject answers "
+    "are no longer built, its telemetry is off). That rest is near half the cost of an httpx request, "
+    "hence ~1.4-1.6x; 1.3x needs it under a third. The ratios of one run's rounds spread by +-0.3 on "
+    "this shared machine",
     "webhook receiver": "the bare Starlette reference itself reaches only this rate and p99 here: the "
     "load generator runs on the same 2 cores, shared with other sessions, and sets the pace, so the "
     "absolute goals are not measurable on this machine, and events/s and its ratio to the bare app move "
