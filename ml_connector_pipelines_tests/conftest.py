@@ -31,6 +31,13 @@ def sandbox_server() -> Iterator[SandboxServer]:
     server.stop()
 
 
+def free_port() -> int:
+    """A loopback port free right now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass(frozen=True)
 class DemoRun:
     """One `ml-connector demo` in a tmp home: what it printed, its exit code, the M3 calls the MI
@@ -58,9 +65,7 @@ def _run_demo(root: Path) -> DemoRun:
     from ml_connector_pipelines.cli import main
     from ml_connector_pipelines.sandbox.infor.data import VIOLATIONS_IN_PROCESS
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     env = DemoRun(0, "", [], root, port).env
     names = [*env, "ML_CONNECTOR_MASTER_KEY", "ML_CONNECTOR_DB_URL"]
     saved, cwd, out = {name: os.environ.get(name) for name in names}, os.getcwd(), io.StringIO()

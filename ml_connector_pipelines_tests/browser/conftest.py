@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 
 from ml_connector_pipelines.sandbox.host import SandboxServer
 
-from ..conftest import DemoRun
+from ..conftest import DemoRun, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -51,12 +50,6 @@ def chromium() -> str:
             pytest.fail(problem + "; CI requires it (.ci/run installs chromium)")
         pytest.skip(problem)
     return CHROMIUM
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -7,7 +7,6 @@ are the live sandbox over HTTP.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from ml_connector_pipelines.sandbox.host import SandboxServer
 from ml_connector_pipelines.sandbox.infor.simulator import sandbox_ionapi
 from ml_connector_pipelines.systems.infor.ionapi import IonApi
 
+from ..conftest import free_port
 from .conftest import CliEnv
 
 
@@ -196,12 +196,6 @@ def test_sandbox_credentials_lists_every_simulator(cli: CliEnv) -> None:
     assert creds["infor"]["ionapi_template"]["iu"] == "http://127.0.0.1:8765/infor"
     assert creds["wise"]["example_token"].startswith(creds["wise"]["personal_token_prefix"])
     assert creds["stripe"]["api_base"] == "http://127.0.0.1:8765/stripe"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_sandbox_serve_with_a_fault_profile() -> None:

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from dagster._grpc.client import DagsterGrpcClient
 
 from ml_connector_pipelines.cli import build_parser
 from ml_connector_pipelines.core.vault import generate_key
+
+from ..conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -260,12 +261,6 @@ def test_workspace_yaml_loads_the_code_location(dockerfile: Dockerfile, tmp_path
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def on_free_port(command: list[str]) -> tuple[list[str], int]:

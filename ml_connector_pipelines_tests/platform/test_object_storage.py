@@ -7,7 +7,6 @@ boto3 talks to it over real HTTP through AWS_ENDPOINT_URL.
 from __future__ import annotations
 
 import pickle
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -20,16 +19,14 @@ from ml_connector_pipelines.integrations.infor.assets import infor_extracts
 from ml_connector_pipelines.integrations.partitions import partition_key
 from ml_connector_pipelines.integrations.storage import io_manager_from_env
 
-from ..conftest import TenantEnv
+from ..conftest import TenantEnv, free_port
 
 BUCKET = "ml-connector-io"
 
 
 @pytest.fixture
 def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
