@@ -279,14 +279,33 @@ def cmd_sandbox_credentials(args: argparse.Namespace) -> int:
 # webhooks, audit, demo ------------------------------------------------------------------------------
 
 
-def cmd_webhooks_serve(args: argparse.Namespace) -> int:
-    from .core.webhooks import create_webhook_app, serve_webhooks
+# What each worker process of `webhooks serve --workers N` imports to build its own receiver.
+WEBHOOK_APP_FACTORY = "ml_connector_pipelines.cli:webhook_app"
+
+
+def webhook_app() -> Any:
+    """The receiver of this installation (its state store and every tenant's verifiers)."""
+    from .core.webhooks import create_webhook_app
     from .integrations.tenancy import webhook_verifiers
 
     connector = _connector()
-    app = create_webhook_app(connector.state.inbox, webhook_verifiers(connector))
-    print(f"webhook receiver on http://{args.host}:{args.port}/webhooks/<source>/<tenant>", flush=True)
-    serve_webhooks(app, host=args.host, port=args.port)
+    return create_webhook_app(connector.state.inbox, webhook_verifiers(connector), freeze_heap=True)
+
+
+def cmd_webhooks_serve(args: argparse.Namespace) -> int:
+    from .core.webhooks import serve_webhooks
+
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    # One worker builds the app here, so a broken configuration fails before the port opens.
+    app = webhook_app() if args.workers == 1 else WEBHOOK_APP_FACTORY
+    print(
+        f"webhook receiver on http://{args.host}:{args.port}/webhooks/<source>/<tenant> "
+        f"({args.workers} worker{'s' if args.workers > 1 else ''})",
+        flush=True,
+    )
+    serve_webhooks(app, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
@@ -585,6 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="interface to listen on (a container passes 0.0.0.0)"
     )
     wserve.add_argument("--port", type=int, default=8800)
+    wserve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes on the port (each verifies and stores; on Postgres, use about one per core)",
+    )
     wserve.set_defaults(func=cmd_webhooks_serve)
 
     audit = sub.add_parser("audit", help="the record-level audit trail of a tenant")

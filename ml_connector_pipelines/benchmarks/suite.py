@@ -11,9 +11,9 @@
   its quotes still inside their rate lock).
 - memory: peak RSS of a 100k-record push (in-process target, no HTTP) / a 1k-record push, each in
   its own child process.
-- webhook receiver: verified (Stripe signatures) and stored (SQLite inbox) events/s with p50/p99,
-  against a bare Starlette app answering 200, each served by uvicorn in a child process, driven by
-  the same bounded asyncio + httpx load generator on loopback.
+- webhook receiver: verified (Stripe signatures) and stored (SQLite inbox) events/s at capacity, and
+  p50/p99 at 1,000 events/s offered, against a bare Starlette app answering 200, each served by
+  uvicorn in a child process, driven by the same bounded asyncio + aiohttp load generator on loopback.
 
 Writes docs/performance.md (the table) and docs/performance.json; `--only` runs some sections and
 only prints their figures (the table stays whole).
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import hmac
 import itertools
@@ -41,15 +42,16 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import sqlalchemy as sa
 
@@ -579,7 +581,7 @@ def receiver_app() -> Any:
 
     store = StateStore(os.environ["BENCH_DB"])
     verifier = StripeWebhookVerifier(cached_per_tenant(lambda tenant: RECEIVER_SECRET))
-    return create_webhook_app(Inbox(store), {"stripe": verifier})
+    return create_webhook_app(Inbox(store), {"stripe": verifier}, freeze_heap=True)
 
 
 def bare_app() -> Any:
@@ -592,7 +594,12 @@ def bare_app() -> Any:
         await request.body()
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/webhooks/{source}/{tenant}", ok, methods=["POST"])])
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gc.freeze()  # as the receiver does (its freeze_heap): the same imports, the same heap
+        yield
+
+    return Starlette(routes=[Route("/webhooks/{source}/{tenant}", ok, methods=["POST"])], lifespan=lifespan)
 
 
 def _free_port() -> int:
@@ -635,28 +642,65 @@ def _stripe_signed(event_id: str) -> tuple[bytes, dict[str, str]]:
     }
 
 
-async def _load(url: str, events: int, concurrency: int, time_limit: float) -> tuple[float, list[float], int]:
-    """Bounded load: `events` POSTs by `concurrency` tasks, stopping at `time_limit` seconds."""
-    prepared = [_stripe_signed(f"evt_{uuid.uuid4().hex}") for _ in range(events)]
-    latencies: list[float] = []
-    errors = 0
-    counter = itertools.count()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
-        started = time.perf_counter()
+@dataclass(frozen=True)
+class LoadPhase:
+    """`events` POSTs, as fast as answers come (`rate` None: the server's capacity) or started
+    at `rate` a second (an offered load: latency is counted from each event's due time, so a
+    server that falls behind is charged for the wait, not only for its answer)."""
 
-        async def worker() -> None:
-            nonlocal errors
-            while (n := next(counter)) < events and time.perf_counter() - started < time_limit:
-                body, headers = prepared[n]
-                sent = time.perf_counter()
-                response = await http.post("/webhooks/stripe/BENCH", content=body, headers=headers)
-                latencies.append(time.perf_counter() - sent)
-                errors += response.status_code != 200
+    name: str
+    events: int
+    rate: float | None = None
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - started
-    return seconds, latencies, errors
+
+async def _load(url: str, pid: int, phases: Sequence[LoadPhase], concurrency: int = 64) -> dict[str, Any]:
+    """Bounded load by `concurrency` senders on one aiohttp session (its connections stay open from
+    phase to phase, as a real sender's do), each phase stopped after 120 s; the server's CPU is read
+    around each phase. aiohttp, not httpx: httpx's async pool spends ~5 ms of CPU a request at this
+    concurrency, so it, not the server, set the pace."""
+    total = sum(phase.events for phase in phases)
+    prepared = iter([_stripe_signed(f"evt_{uuid.uuid4().hex}") for _ in range(total)])
+    results: dict[str, Any] = {}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(url, connector=connector) as http:
+        for phase in phases:
+            latencies: list[float] = []
+            errors = 0
+            counter = itertools.count()
+            started = time.perf_counter()
+
+            async def sender(
+                phase: LoadPhase = phase,
+                started: float = started,
+                counter: Iterator[int] = counter,
+                latencies: list[float] = latencies,
+            ) -> None:
+                nonlocal errors
+                while (n := next(counter)) < phase.events and time.perf_counter() - started < 120:
+                    body, headers = next(prepared)
+                    due = time.perf_counter() if phase.rate is None else started + n / phase.rate
+                    if (wait := due - time.perf_counter()) > 0:
+                        await asyncio.sleep(wait)
+                    async with http.post("/webhooks/stripe/BENCH", data=body, headers=headers) as response:
+                        await response.read()
+                    latencies.append(time.perf_counter() - due)
+                    errors += response.status != 200
+
+            cpu_before = _cpu_seconds(pid)
+            await asyncio.gather(*(sender() for _ in range(concurrency)))
+            seconds = time.perf_counter() - started
+            cpu_after = _cpu_seconds(pid)
+            cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+            results[phase.name] = {
+                "events": len(latencies),
+                "offered_per_second": phase.rate,
+                "per_second": len(latencies) / seconds,
+                "p50_ms": _percentile(latencies, 50) * 1000,
+                "p99_ms": _percentile(latencies, 99) * 1000,
+                "errors": errors,
+                "server_cpu_ms_per_event": float("nan") if cpu is None else cpu / len(latencies) * 1000,
+            }
+    return results
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -678,56 +722,71 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def bench_receiver(report: Report, events: int, home: str, workers: int = 2) -> None:
+# The issue's goal: the rate the receiver must take; its p99 is measured at that offered rate.
+RECEIVER_GOAL_PER_SECOND = 1000
+
+
+def bench_receiver(report: Report, events: int, home: str) -> None:
+    """Capacity (senders as fast as answers come) and p99 at the goal's rate, for the receiver with
+    1 and 2 workers and a bare Starlette app with 2, all on one SQLite inbox file."""
     db = f"sqlite:///{home}/inbox.db"
     StateStore(db).migrate()
-    measured: dict[str, dict[str, float]] = {}
-    for name, factory in (
-        ("bare", "ml_connector_pipelines.benchmarks.suite:bare_app"),
-        ("receiver", "ml_connector_pipelines.benchmarks.suite:receiver_app"),
+    phases = [
+        LoadPhase("warm-up", min(1000, events)),
+        LoadPhase("capacity", events),
+        LoadPhase("at goal rate", events // 2, rate=RECEIVER_GOAL_PER_SECOND),
+    ]
+    measured: dict[str, dict[str, Any]] = {}
+    for name, factory, workers in (
+        ("bare", "ml_connector_pipelines.benchmarks.suite:bare_app", 2),
+        ("receiver, 1 worker", "ml_connector_pipelines.benchmarks.suite:receiver_app", 1),
+        ("receiver", "ml_connector_pipelines.benchmarks.suite:receiver_app", 2),
     ):
         with served(factory, workers, {"BENCH_DB": db}) as (url, pid):
-            asyncio.run(_load(url, min(200, events), 32, 30))  # warm-up
-            cpu_before = _cpu_seconds(pid)
-            seconds, latencies, errors = asyncio.run(_load(url, events, 64, 120))
-            cpu_after = _cpu_seconds(pid)
-        cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-        measured[name] = {
-            "events": len(latencies),
-            "per_second": len(latencies) / seconds,
-            "p50_ms": _percentile(latencies, 50) * 1000,
-            "p99_ms": _percentile(latencies, 99) * 1000,
-            "errors": errors,
-            "server_cpu_ms_per_event": float("nan") if cpu is None else cpu / len(latencies) * 1000,
-        }
+            # The generator's own full collections (this process holds Dagster) would stall it.
+            gc.freeze()
+            try:
+                measured[name] = asyncio.run(_load(url, pid, phases))
+            finally:
+                gc.unfreeze()
     with StateStore(db).read() as conn:
         stored = int(conn.execute(sa.text("SELECT count(*) FROM inbox")).scalar_one())
-    receiver, bare = measured["receiver"], measured["bare"]
-    ratio = receiver["per_second"] / bare["per_second"]
+    sent = sum(phase.events for phase in phases) * 2
+    capacity, paced = measured["receiver"]["capacity"], measured["receiver"]["at goal rate"]
+    bare, single = measured["bare"]["capacity"], measured["receiver, 1 worker"]["capacity"]
+    errors = sum(m[phase.name]["errors"] for m in measured.values() for phase in phases)
     report.add(
         Figure(
-            f"webhook receiver ({workers} workers): events/s",
-            receiver["per_second"],
-            ">= 1000/s",
-            receiver["per_second"] >= 1000,
+            "webhook receiver (2 workers): events/s",
+            capacity["per_second"],
+            f">= {RECEIVER_GOAL_PER_SECOND}/s",
+            capacity["per_second"] >= RECEIVER_GOAL_PER_SECOND,
             "/s",
-            f"p50 {receiver['p50_ms']:.1f} ms, {receiver['errors']:.0f} errors, {stored} stored; "
-            f"{ratio:.2f} of a bare Starlette app ({bare['per_second']:.0f}/s, p99 {bare['p99_ms']:.1f} ms); "
-            f"server CPU per event {receiver['server_cpu_ms_per_event']:.2f} ms vs "
-            f"{bare['server_cpu_ms_per_event']:.2f} ms bare (verifying and storing: the receiver's own cost; "
-            f"about {1000 / receiver['server_cpu_ms_per_event']:.0f} events/s per core at that cost)",
+            f"64 senders as fast as answers come, {capacity['events']} events: "
+            f"p50 {capacity['p50_ms']:.1f} ms, p99 {capacity['p99_ms']:.1f} ms (a queue of 64 at full "
+            f"speed); 1 worker {single['per_second']:.0f}/s; a bare Starlette app answering 200 (2 workers) "
+            f"{bare['per_second']:.0f}/s, {capacity['per_second'] / bare['per_second']:.2f} of it. "
+            f"Server CPU per event {capacity['server_cpu_ms_per_event']:.2f} ms vs "
+            f"{bare['server_cpu_ms_per_event']:.2f} ms bare (the signature check and the durable SQLite "
+            f"commit). {errors:.0f} errors; "
+            f"{stored} of the receivers' {sent} events in the inbox",
         )
     )
     report.add(
         Figure(
-            "webhook receiver p99 latency (64 concurrent senders)",
-            receiver["p99_ms"],
+            f"webhook receiver p99 latency at {RECEIVER_GOAL_PER_SECOND} events/s offered",
+            paced["p99_ms"],
             "< 50 ms",
-            receiver["p99_ms"] < 50,
+            paced["p99_ms"] < 50,
             " ms",
+            f"{paced['events']} events started at {RECEIVER_GOAL_PER_SECOND}/s by up to 64 senders, each "
+            f"timed from when it was due: p50 {paced['p50_ms']:.1f} ms, "
+            f"achieved {paced['per_second']:.0f}/s; "
+            f"1 worker p99 {measured['receiver, 1 worker']['at goal rate']['p99_ms']:.1f} ms, "
+            f"bare app p99 {measured['bare']['at goal rate']['p99_ms']:.1f} ms",
         )
     )
-    report.raw["receiver"] = {**measured, "stored": stored, "ratio": ratio, "workers": workers}
+    report.raw["receiver"] = {**measured, "stored": stored}
 
 
 # Output -----------------------------------------------------------------------------------------------
@@ -748,13 +807,9 @@ NOT_MET_REASONS = {
     "are no longer built, its telemetry is off). That rest is near half the cost of an httpx request, "
     "hence ~1.4-1.6x; 1.3x needs it under a third. The ratios of one run's rounds spread by +-0.3 on "
     "this shared machine",
-    "webhook receiver": "the bare Starlette reference itself reaches only this rate and p99 here: the "
-    "load generator runs on the same 2 cores, shared with other sessions, and sets the pace, so the "
-    "absolute goals are not measurable on this machine, and events/s and its ratio to the bare app move "
-    "by about 30% from run to run. Server CPU per event (in the events/s row) is the figure that "
-    "transfers; what the receiver adds to the bare app is a durable SQLite commit (SQLAlchemy) for "
-    "every one or two events, since this load never offers more at once, and the hand-off to the inbox "
-    "writer thread and back",
+    "webhook receiver": "the load generator runs on the same 2 cores as the receiver, and other "
+    "sessions share them: a stall of the machine lands in the tail; the server CPU per event (in the "
+    "events/s row) is the figure that transfers",
 }
 
 
@@ -810,7 +865,7 @@ def main(argv: list[str] | None = None) -> None:
         report = Report([Figure(**f) for f in saved["figures"]], saved["raw"])
         write(report, Path(args.out), saved["quick"], saved.get("seconds", 0.0))
         return
-    records, events, large = (200, 1000, 20_000) if args.quick else (1000, 5000, 100_000)
+    records, events, large = (200, 5000, 20_000) if args.quick else (1000, 20_000, 100_000)
     started = time.perf_counter()
     report = Report()
     sections = args.only or SECTIONS

@@ -307,8 +307,9 @@ def test_audit_filters_by_flow_and_record(cli: CliEnv) -> None:
     assert len(whole) == 4 and not any("R-99" in row for row in whole)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_webhooks_serve_stores_verified_events_once_and_rejects_the_rest(
-    cli: CliEnv, sandbox_server: SandboxServer
+    cli: CliEnv, sandbox_server: SandboxServer, workers: int
 ) -> None:
     name = new_name()
     # A tenant on Wise's own sandbox: it trusts Wise's sandbox key, which signed the published vector.
@@ -318,6 +319,7 @@ def test_webhooks_serve_stores_verified_events_once_and_rejects_the_rest(
     port = free_port()
     cli_path = Path(sys.executable).with_name("ml-connector")
     command = [str(cli_path), "webhooks", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers)]  # with 2, each delivery may land on either process
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}/webhooks"
     try:
@@ -335,7 +337,8 @@ def test_webhooks_serve_stores_verified_events_once_and_rejects_the_rest(
         unknown = httpx.post(f"{base}/wise/NOBODY", content=body, headers=headers, timeout=10)
     finally:
         process.terminate()
-        process.wait(timeout=15)
+        output = process.communicate(timeout=15)[0]
+    assert f"({workers} worker" in output, output
     assert (first.status_code, first.json()["status"]) == (200, "stored")
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     assert (tampered.status_code, unknown.status_code) == (400, 404)
