@@ -700,10 +700,37 @@ def test_clients_share_one_tls_context_and_still_refuse_an_unsigned_certificate(
             HttpClient(SYSTEM, url, retry=RetryPolicy(max_attempts=1)) as first,
             HttpClient(SYSTEM, url) as second,
         ):
-            # One context for every client: its CAs are loaded once per process, not per client.
-            assert first._client._transport._pool._ssl_context is second._client._transport._pool._ssl_context
             with pytest.raises(RetryExhausted, match="ConnectError"):
                 first.get("/")
+            # One context for every client and thread: its CAs are loaded once per process.
+            [pool] = first._client._transport._pools.values()
+            assert pool._pool._ssl_context is second._client._transport._verify is http_module._tls_context()
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_each_worker_thread_has_its_own_connections_and_an_ended_thread_gives_them_back(
+    make_client, sim
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = make_client(max_concurrency=4)
+    transport = client._client._transport
+
+    def fetch(n: int) -> int:
+        return client.get("/slow", params={"n": n}).json()["n"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(fetch, range(8))) == list(range(8))
+        first_pools = list(transport._pools.values())
+    # Four threads, four pools, each with its one kept-alive connection; and the requests did overlap.
+    assert len(first_pools) == 4 and sim.max_in_flight == 4
+    assert all(len(p._pool.connections) == 1 for p in first_pools)
+    # The next new thread closes the pools of the ended ones: no connection outlives its thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(fetch, 9).result() == 9
+    assert all(p._pool.connections == [] for p in first_pools)
+    assert len(transport._pools) == 1
+    client.close()
+    assert transport._pools == {}
