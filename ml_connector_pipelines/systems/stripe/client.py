@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -29,6 +30,8 @@ from urllib.parse import quote_plus
 
 import httpx
 import stripe
+from stripe import _api_requestor as stripe_requestor
+from stripe import _util as stripe_util
 
 from ml_connector_pipelines.core.errors import (
     AuthenticationFailed,
@@ -65,6 +68,28 @@ SYSTEM = "stripe"
 # and this host's platform string in every user agent, and building them was a tenth of the SDK's
 # cost per request. A process-wide SDK setting; no other part of the connector uses the SDK.
 stripe.enable_telemetry = False
+
+
+def _format_only_when_shown(level: int, log: Callable[..., None]) -> Callable[..., None]:
+    """`log` (the SDK's log_info or log_debug), called only when its line would be shown."""
+
+    def maybe_log(message: str, **params: Any) -> None:
+        if stripe_util._console_log_level() is not None or stripe_util.logger.isEnabledFor(level):
+            log(message, **params)
+
+    return maybe_log
+
+
+# The SDK formats a logfmt line for each of its five log calls per request before it asks the
+# "stripe" logger whether anyone listens (a tenth of a push's CPU). Its request path then calls
+# these: the lines are the same, built only when the "stripe" logger, STRIPE_LOG or stripe.log
+# shows them. Only where the SDK has them (it is the SDK's private module; a newer SDK without
+# these names logs as it always did).
+_SDK_LOG_NAMES = [(stripe_util, "_console_log_level"), (stripe_util, "logger"),
+                  (stripe_requestor, "log_info"), (stripe_requestor, "log_debug")]  # fmt: skip
+if all(hasattr(module, name) for module, name in _SDK_LOG_NAMES):
+    stripe_requestor.log_info = _format_only_when_shown(logging.INFO, stripe_util.log_info)
+    stripe_requestor.log_debug = _format_only_when_shown(logging.DEBUG, stripe_util.log_debug)
 # Pinned so that an SDK upgrade never silently changes the shape of the objects we read.
 STRIPE_API_VERSION = "2026-10-28.endive"
 REQUEST_TIMEOUT_SECONDS = 30.0

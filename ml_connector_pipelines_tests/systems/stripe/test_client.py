@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from stripe import _util as stripe_util
 
 from ml_connector_pipelines.core.errors import AuthenticationFailed, OutcomeUnknown, TargetRejected
 from ml_connector_pipelines.integrations.stripe.mapping import (
@@ -295,6 +296,25 @@ def test_no_telemetry_or_host_platform_is_sent_to_stripe(gateway: StripeGateway)
         assert "x-stripe-client-telemetry" not in request.headers
         agent = json.loads(request.headers["x-stripe-client-user-agent"])
         assert "platform" not in agent and "telemetry_id" not in agent
+
+
+def test_the_sdk_logs_its_request_lines_only_when_its_logger_shows_them(
+    gateway: StripeGateway, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK's lines are built only when shown (client.py); shown, they are the SDK's own.
+    formatted: list[dict[str, Any]] = []
+    original = stripe_util.logfmt
+    monkeypatch.setattr(stripe_util, "logfmt", lambda props: formatted.append(props) or original(props))
+    with caplog.at_level(logging.WARNING, logger="stripe"):
+        gateway.create_customer({"name": "Unlogged"}, "k-unlogged")
+    assert formatted == [] and not [r for r in caplog.records if r.name == "stripe"]
+    with caplog.at_level(logging.INFO, logger="stripe"):
+        gateway.create_customer({"name": "Logged"}, "k-logged")
+    lines = [r.getMessage() for r in caplog.records if r.name == "stripe"]
+    assert any("message='Request to Stripe api'" in line and "/v1/customers" in line for line in lines)
+    assert any("message='Stripe API response'" in line and "response_code=200" in line for line in lines)
+    # INFO shown, DEBUG not: the request body (a DEBUG line) is never even formatted.
+    assert not any("post_data" in props or "body" in props for props in formatted)
 
 
 def test_bad_api_key_is_authentication_failed(server: SandboxServer, gateway: StripeGateway) -> None:
