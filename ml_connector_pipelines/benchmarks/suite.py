@@ -250,7 +250,7 @@ FLOWS = (
 )
 
 
-PUSH_ROUNDS = 3
+PUSH_ROUNDS = 7  # the rounds of one run spread by +-0.3 on this shared machine: a median of 7
 WARM_UP = 50
 
 
@@ -302,7 +302,7 @@ def bench_pushes(report: Report, records: int, home: str) -> None:
                             f"{workers} threads, after a {WARM_UP}-record warm-up. CPU per record: push "
                             f"{run.cpu_seconds * per:.2f} ms ({http_cpu * per:.2f} in the HTTP layer and "
                             f"httpx, {(run.cpu_seconds - http_cpu) * per:.2f} the rest), bare loop "
-                            f"{bare_cpu * per:.2f} ms",
+                            f"{bare_cpu * per:.2f} ms (CPU ratio {run.cpu_seconds / bare_cpu:.2f})",
                         )
                     )
                     per_record = run.commits / run.records
@@ -798,15 +798,13 @@ NOT_MET_REASONS = {
     "addresses are read in bulk once per extract: CRS692MI/LstByType, CRS691MI/LstByNumber, "
     "MDBREADMI/LstCEMAIL00, EXPORTMI on CIDADR), so the figure is about 5 calls an extract over the "
     "day's changed suppliers: <= 0.01 from about 500-600 a day",
-    "push ": "a push at 0 ms is CPU-bound on one GIL, and the detail splits its CPU per record: the HTTP "
-    "layer and httpx cost about what the bare loop's requests cost, and the rest is work the bare loop "
-    "does not do (measured with time.thread_time per step, Wise, ms per record): the mapping and the "
-    "IBAN/BIC/country checks ~0.25, the ledger (claims committed in groups and ahead, completions and "
-    "audit rows one statement each per group) ~0.35, the thread pool ~0.15, response parsing and "
-    "validation ~0.08; Stripe adds the SDK's request building and log lines (its StripeObject answers "
-    "are no longer built, its telemetry is off). That rest is near half the cost of an httpx request, "
-    "hence ~1.4-1.6x; 1.3x needs it under a third. The ratios of one run's rounds spread by +-0.3 on "
-    "this shared machine",
+    "push ": "at 0 ms a push is CPU-bound on one GIL, and the rest in the detail is work the bare loop "
+    "does not do: the mapping and its checks (IBAN, BIC, country), the ledger's claims, completions and "
+    "audit rows (in groups, a commit per 20-40 records), the thread pool and, for Stripe, the SDK's "
+    "request building (form encoding, headers). The HTTP layer costs less than the bare loop's requests "
+    "(a connection pool per worker thread, where the bare loop's threads share httpx's one), which pays "
+    "for part of that. The rounds of one run spread by +-0.3 on this shared machine, hence 7 and their "
+    "median",
     "webhook receiver": "the load generator runs on the same 2 cores as the receiver, and other "
     "sessions share them: a stall of the machine lands in the tail; the server CPU per event (in the "
     "events/s row) is the figure that transfers",
