@@ -587,7 +587,7 @@ def receiver_app() -> Any:
 def bare_app() -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
     async def ok(request: Request) -> JSONResponse:
@@ -599,7 +599,11 @@ def bare_app() -> Any:
         gc.freeze()  # as the receiver does (its freeze_heap): the same imports, the same heap
         yield
 
-    return Starlette(routes=[Route("/webhooks/{source}/{tenant}", ok, methods=["POST"])], lifespan=lifespan)
+    async def healthz(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    routes = [Route("/healthz", healthz), Route("/webhooks/{source}/{tenant}", ok, methods=["POST"])]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _free_port() -> int:
@@ -620,7 +624,7 @@ def served(factory: str, workers: int, env: dict[str, str]) -> Iterator[tuple[st
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.post(f"{url}/webhooks/stripe/warmup", content=b"{}", timeout=1)
+                httpx.get(f"{url}/healthz", timeout=1).raise_for_status()
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or process.poll() is not None:
