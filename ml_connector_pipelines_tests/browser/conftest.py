@@ -130,8 +130,12 @@ def dagster_ui(chromium: str, demo_run: DemoRun) -> Iterator[DagsterUI]:
         sandbox.stop()
 
 
-@pytest.fixture(scope="session")
-def browser(chromium: str) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def browser(chromium: str, dagster_ui: DagsterUI) -> Iterator[Any]:
+    # Playwright's sync API keeps an event loop running on this thread while it is open; Dagster's
+    # in-process runs (the demo behind `dagster_ui`, other modules' tests on this worker) then cannot
+    # shut theirs down (a RuntimeWarning each). So the demo runs first, and the browser closes with
+    # this module.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
