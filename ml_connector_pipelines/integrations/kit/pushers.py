@@ -33,6 +33,7 @@ from ...systems.infor.adapter import InforAdapter
 from .dependencies import Dependencies
 
 R = TypeVar("R")
+T = TypeVar("T")
 R_contra = TypeVar("R_contra", contravariant=True)
 
 
@@ -183,5 +184,25 @@ def push_all(
                 [key for key, members in page if will_claim(members[0])] if will_claim and size > 1 else []
             )
             session.prefetch([key for key, _ in page], claim_ahead=size, will_claim=certain)
-            batches.extend(map(push_group, page) if size == 1 else pool.map(push_group, page))
+            batches.extend(map(push_group, page) if size == 1 else _on_workers(pool, size, push_group, page))
     return [result for batch in batches for result in batch]
+
+
+def _on_workers(pool: ThreadPoolExecutor, workers: int, work: Callable[[T], R], items: list[T]) -> list[R]:
+    """`pool.map(work, items)` as `workers` loops that each take the next item: a future per
+    worker, not per item (a future, its queue hand-off and wake-up were 7% of a push's CPU)."""
+    results: list[Any] = [None] * len(items)
+    taken = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while True:
+            with lock:
+                n = next(taken, None)
+            if n is None:
+                return
+            results[n] = work(items[n])
+
+    for future in [pool.submit(loop) for _ in range(min(workers, len(items)))]:
+        future.result()  # an exception in `work` (push_one catches all but BaseException) propagates
+    return results

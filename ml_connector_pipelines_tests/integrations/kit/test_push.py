@@ -224,3 +224,34 @@ def test_workers_claim_ahead_only_the_records_the_pusher_will_claim(tmp_path) ->
     assert all(ledger.get("ACME", "things", r).status == "done" for r in records if not r.startswith("skip"))
     assert all(ledger.get("ACME", "things", r) is None for r in records if r.startswith("skip"))
     store.dispose()
+
+
+def test_push_all_runs_workers_at_once_keeps_record_order_and_one_id_on_one_worker(tmp_path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    session = SyncSession(store, tenant="ACME", flow="things", run_id="run-1", partition=None)
+    lock = threading.Lock()
+    in_flight, most, seen = [0], [0], []
+    all_busy = threading.Barrier(4, timeout=10)  # passes only once 4 records are in flight together
+
+    class Pusher:
+        def sync(self, record: tuple[str, int]) -> SyncResult:
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+                seen.append(record)
+            if record[1] < 4:
+                all_busy.wait()
+            with lock:
+                in_flight[0] -= 1
+            return session.note(record[0], "created", target_id=f"T{record[1]}")
+
+    # 1,203 records: three pages of 500 and more; "dup" twice, in its order, on one worker.
+    records = [(f"r{n}", n) for n in range(1200)] + [("dup", 1200), ("r5", 1201), ("dup", 1202)]
+    results = push_all(Pusher(), session, records, lambda r: r[0], workers=4)
+    assert [r.target_id for r in results] == [
+        f"T{n}" for n in [*range(5), 5, 1201, *range(6, 1200), 1200, 1202]
+    ]  # grouped by id (r5's second record right after its first), else in record order
+    assert most[0] == 4 and len(seen) == len(records)
+    assert [n for source_id, n in seen if source_id == "dup"] == [1200, 1202]
+    store.dispose()
