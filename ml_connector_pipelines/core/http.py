@@ -25,6 +25,9 @@ own typed errors. Transport failures still raise.
 ``read_only = True`` (set by the write preview, `ml-connector plan`) refuses every write with
 ``WriteRefused`` before anything is sent. A write is any method but GET/HEAD/OPTIONS, unless the
 caller says otherwise with ``writes=`` (an RPC-style API may run its writes as GETs).
+
+Connections: a client is shared by a push's worker threads, and each thread keeps its own
+connection pool (``_PerThreadTransport``); one TLS context serves every client in the process.
 """
 
 from __future__ import annotations
