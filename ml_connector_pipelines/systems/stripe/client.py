@@ -30,8 +30,6 @@ from urllib.parse import quote_plus
 
 import httpx
 import stripe
-from stripe import _api_requestor as stripe_requestor
-from stripe import _util as stripe_util
 
 from ml_connector_pipelines.core.errors import (
     AuthenticationFailed,
@@ -72,24 +70,34 @@ stripe.enable_telemetry = False
 
 def _format_only_when_shown(level: int, log: Callable[..., None]) -> Callable[..., None]:
     """`log` (the SDK's log_info or log_debug), called only when its line would be shown."""
+    from stripe import _util
 
     def maybe_log(message: str, **params: Any) -> None:
-        if stripe_util._console_log_level() is not None or stripe_util.logger.isEnabledFor(level):
+        if _util._console_log_level() is not None or _util.logger.isEnabledFor(level):
             log(message, **params)
 
     return maybe_log
 
 
-# The SDK formats a logfmt line for each of its five log calls per request before it asks the
-# "stripe" logger whether anyone listens (a tenth of a push's CPU). Its request path then calls
-# these: the lines are the same, built only when the "stripe" logger, STRIPE_LOG or stripe.log
-# shows them. Only where the SDK has them (it is the SDK's private module; a newer SDK without
-# these names logs as it always did).
-_SDK_LOG_NAMES = [(stripe_util, "_console_log_level"), (stripe_util, "logger"),
-                  (stripe_requestor, "log_info"), (stripe_requestor, "log_debug")]  # fmt: skip
-if all(hasattr(module, name) for module, name in _SDK_LOG_NAMES):
-    stripe_requestor.log_info = _format_only_when_shown(logging.INFO, stripe_util.log_info)
-    stripe_requestor.log_debug = _format_only_when_shown(logging.DEBUG, stripe_util.log_debug)
+def _sdk_logs_only_when_shown() -> None:
+    """The SDK formats a logfmt line for each of its five log calls per request before it asks
+    the "stripe" logger whether anyone listens (a tenth of a push's CPU). Its request path then
+    calls these instead: the same lines, built only when the "stripe" logger, STRIPE_LOG or
+    stripe.log shows them. These are the SDK's private modules: an SDK without them (renamed in
+    a later version) is left as it is and logs as it always did."""
+    try:
+        from stripe import _api_requestor, _util
+    except ImportError:
+        return
+    if all(
+        hasattr(_util, name) for name in ("_console_log_level", "logger", "log_info", "log_debug")
+    ) and all(hasattr(_api_requestor, name) for name in ("log_info", "log_debug")):
+        _api_requestor.log_info = _format_only_when_shown(logging.INFO, _util.log_info)
+        _api_requestor.log_debug = _format_only_when_shown(logging.DEBUG, _util.log_debug)
+
+
+_sdk_logs_only_when_shown()
+
 # Pinned so that an SDK upgrade never silently changes the shape of the objects we read.
 STRIPE_API_VERSION = "2026-10-28.endive"
 REQUEST_TIMEOUT_SECONDS = 30.0
